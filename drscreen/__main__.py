@@ -1,0 +1,3 @@
+from drscreen.cli import main
+
+main()

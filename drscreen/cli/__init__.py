@@ -1,0 +1,35 @@
+"""The `drscreen` command: `drscreen <command> [--flag=value ...]`.
+
+Each command is a module of this package defining its absl flags and a `main(argv)`.
+Only the chosen command's module is imported, so commands never see each other's flags.
+Commands parse flags into a config and call the library; they hold no logic of their own.
+"""
+
+import importlib
+import sys
+
+from absl import app
+
+COMMANDS = {
+    "synth": "Generate the synthetic fundus benchmark.",
+    "prepare": "Convert a dataset into sharded TFRecords with a manifest.",
+}
+
+
+def _usage() -> str:
+    lines = ["usage: drscreen <command> [--flag=value ...]   (drscreen <command> --help)", ""]
+    lines += [f"  {name:<10} {summary}" for name, summary in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv if argv is None else argv)
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(_usage())
+        sys.exit(0 if len(argv) >= 2 else 2)
+    command = argv[1]
+    if command not in COMMANDS:
+        print(f"drscreen: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
+        sys.exit(2)
+    module = importlib.import_module(f"drscreen.cli.{command}")
+    app.run(module.main, argv=[f"drscreen {command}", *argv[2:]])

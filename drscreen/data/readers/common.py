@@ -1,0 +1,115 @@
+"""Helpers shared by the dataset readers: problem reporting, layout checks, CSV rows, grades.
+
+Owns nothing dataset-specific: each reader module names its own files and columns.
+"""
+
+import csv
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+from drscreen.data.lesions import NUM_GRADES
+from drscreen.data.records import FundusRecord
+
+
+class Problem(NamedTuple):
+    """A listed image that could not become a record.
+
+    Attributes
+    ----------
+    source:
+        The offending file, or ``"<csv path>:<line>"`` for a row of a label file.
+    reason:
+        Why the row or file was skipped.
+    """
+
+    source: str
+    reason: str
+
+
+class DatasetProblemsError(ValueError):
+    """Raised by `read_dataset` when rows were skipped and the caller did not collect them."""
+
+    def __init__(self, dataset: str, problems: Sequence[Problem], shown: int = 10):
+        self.problems = list(problems)
+        lines = [f"  {source}: {reason}" for source, reason in self.problems[:shown]]
+        if len(self.problems) > shown:
+            lines.append(f"  ... and {len(self.problems) - shown} more")
+        super().__init__(
+            f"{dataset}: {len(self.problems)} listed image(s) skipped; pass problems=[] to "
+            "read_dataset to skip them and collect the reasons:\n" + "\n".join(lines)
+        )
+
+
+def require(path: Path, dataset: str, layout: str) -> Path:
+    """Return ``path``, or raise FileNotFoundError naming it and the dataset's layout."""
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{dataset}: expected {path} but it does not exist.\nExpected layout:\n{layout}"
+        )
+    return path
+
+
+class CsvRow(NamedTuple):
+    """One data row of a label file: ``source`` is ``"<path>:<line>"`` for problem reports."""
+
+    source: str
+    values: dict[str, str]
+
+
+def read_csv_rows(path: Path, columns: Iterable[str], delimiter: str = ",") -> list[CsvRow]:
+    """Read a label file whose header names at least ``columns``.
+
+    Header names and values are stripped of surrounding spaces (IDRiD's header has a trailing
+    space), a UTF-8 byte-order mark is ignored and blank rows are skipped.
+
+    Raises
+    ------
+    ValueError
+        When the header lacks one of ``columns``.
+    """
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        reader = csv.reader(file, delimiter=delimiter)
+        header = [name.strip() for name in next(reader, [])]
+        missing = [name for name in columns if name not in header]
+        if missing:
+            raise ValueError(f"{path}: header {header} lacks column(s) {missing}")
+        rows = []
+        for line, cells in enumerate(reader, start=2):
+            if not any(cell.strip() for cell in cells):
+                continue
+            values = dict(zip(header, (cell.strip() for cell in cells), strict=False))
+            rows.append(CsvRow(f"{path}:{line}", values))
+    return rows
+
+
+def parse_grade(text: str | None) -> int:
+    """Parse an ICDR grade 0-4 written as ``"3"`` or ``"3.0"``.
+
+    Raises
+    ------
+    ValueError
+        With the reason (missing, not a number, not an integer, out of range).
+    """
+    if text is None or not text.strip():
+        raise ValueError("missing grade")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"grade {text!r} is not a number") from None
+    if not value.is_integer():
+        raise ValueError(f"grade {text!r} is not an integer")
+    if not 0 <= value < NUM_GRADES:
+        raise ValueError(f"grade {text!r} is not an ICDR grade 0-{NUM_GRADES - 1}")
+    return int(value)
+
+
+def natural_key(text: str) -> tuple[str | int, ...]:
+    """Sort key ordering embedded numbers by value: ``"2_left"`` before ``"10_left"``."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
+def sort_records(records: Iterable[FundusRecord]) -> list[FundusRecord]:
+    """Records in the package's deterministic order: natural order of ``image_id``."""
+    return sorted(records, key=lambda record: (natural_key(record.image_id), record.image_id))

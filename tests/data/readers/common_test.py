@@ -1,0 +1,48 @@
+"""Shared reader helpers: grade parsing, CSV rows, natural order."""
+
+import pytest
+
+from drscreen.data.readers.common import natural_key, parse_grade, read_csv_rows
+
+
+@pytest.mark.parametrize("text, grade", [("0", 0), ("4", 4), (" 3 ", 3), ("2.0", 2)])
+def test_parse_grade_accepts_integral_values(text, grade):
+    assert parse_grade(text) == grade
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        (None, "missing"),
+        ("", "missing"),
+        ("abc", "not a number"),
+        ("2.5", "not an integer"),
+        ("7", "not an ICDR grade"),
+        ("-1", "not an ICDR grade"),
+    ],
+)
+def test_parse_grade_rejects_with_reason(text, reason):
+    with pytest.raises(ValueError, match=reason):
+        parse_grade(text)
+
+
+def test_read_csv_rows_strips_bom_header_spaces_and_blank_rows(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("\ufeffImage name , grade ,,\n a ,1,,\n,,,\nb,2\n", encoding="utf-8")
+    rows = read_csv_rows(path, ("Image name", "grade"))
+    assert [(r.source, r.values["Image name"], r.values["grade"]) for r in rows] == [
+        (f"{path}:2", "a", "1"),
+        (f"{path}:4", "b", "2"),
+    ]
+
+
+def test_read_csv_rows_names_missing_columns(tmp_path):
+    path = tmp_path / "labels.csv"
+    path.write_text("image,grade\n")
+    with pytest.raises(ValueError, match=r"labels.csv: header \['image', 'grade'\] lacks.*'level'"):
+        read_csv_rows(path, ("image", "level"))
+
+
+def test_natural_key_orders_numbers_by_value():
+    names = ["10_left", "2_right", "2_left", "1_left"]
+    assert sorted(names, key=natural_key) == ["1_left", "2_left", "2_right", "10_left"]

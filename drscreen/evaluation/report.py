@@ -1,0 +1,217 @@
+"""The evaluation report: `metrics.json` (machine-readable) and `report.md` (for people).
+
+`report.md` states what was evaluated, summarises the headline metrics, embeds the figures
+and shows the heatmap-method comparison table. Owns formatting only; computes no metric.
+"""
+
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+# (key in a comparison row, column header); rows come from `comparison_row`.
+COMPARISON_COLUMNS = (
+    ("method", "Heatmap method"),
+    ("froc_red_lesions", "FROC score, red lesions"),
+    ("froc_bright_lesions", "FROC score, bright lesions"),
+    ("sensitivity_at_1fp_red_lesions", "Sens. @ 1 FP/image, red"),
+    ("sensitivity_at_1fp_bright_lesions", "Sens. @ 1 FP/image, bright"),
+    ("image_auc_red_lesions", "Lesion-type image AUC, red"),
+    ("image_auc_bright_lesions", "Lesion-type image AUC, bright"),
+    ("relevance_mass", "Relevance mass"),
+    ("pointing_game", "Pointing game"),
+    ("deletion_auc", "Deletion AUC (↓)"),
+    ("insertion_auc", "Insertion AUC (↑)"),
+    ("seconds_per_image", "Time / image (s)"),
+)
+_GROUPS = ("red_lesions", "bright_lesions")
+
+
+def json_safe(value: object) -> object:
+    """Convert numpy scalars/arrays and tuples to JSON types; NaN and ±inf become None."""
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, float | np.floating):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def comparison_row(
+    method: str,
+    lesion_metrics: Mapping,
+    perturbation_metrics: Mapping | None = None,
+    seconds_per_image: float | None = None,
+    quality_target: str = "red_lesions",
+) -> dict:
+    """One comparison-table row from `LesionAccumulator.metrics()` and friends.
+
+    Relevance mass and pointing game are read from `quality_target` (a lesion type or group).
+    """
+
+    def read(target: str, *keys: str) -> object:
+        entry = lesion_metrics.get(target, {})
+        for key in keys:
+            entry = entry.get(key) if isinstance(entry, Mapping) else None
+        return entry
+
+    row: dict = {"method": method}
+    for group in _GROUPS:
+        row[f"froc_{group}"] = read(group, "froc_score")
+        row[f"sensitivity_at_1fp_{group}"] = read(group, "sensitivity_at_fp", "1")
+        row[f"image_auc_{group}"] = read(group, "image_auc")
+    row["relevance_mass"] = read(quality_target, "relevance_mass")
+    row["pointing_game"] = read(quality_target, "pointing_game")
+    perturbation_metrics = perturbation_metrics or {}
+    row["deletion_auc"] = perturbation_metrics.get("deletion_auc")
+    row["insertion_auc"] = perturbation_metrics.get("insertion_auc")
+    row["seconds_per_image"] = seconds_per_image
+    return row
+
+
+def _cell(value) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.4f}" if 0 < abs(value) < 0.01 else f"{value:.3f}"
+    return str(value).replace("|", "\\|")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
+    return lines
+
+
+def _summary_rows(metrics: Mapping) -> list[tuple[str, str]]:
+    rows = []
+    screening = metrics.get("screening", {})
+    for task, title in (("referable_dr", "Referable DR"), ("any_dr", "Any DR")):
+        entry = screening.get(task)
+        if entry is None:
+            continue
+        low, high = entry["auc_ci"]
+        level = round(100 * entry["ci_level"])
+        rows.append(
+            (f"{title} AUC", f"{_cell(entry['auc'])} ({level}% CI {_cell(low)}–{_cell(high)})")
+        )
+        for target, point in entry["operating_points"].items():
+            rows.append(
+                (
+                    f"{title} @ val. sensitivity {target} (threshold {_cell(point['threshold'])})",
+                    f"sens. {_cell(point['sensitivity'])}, spec. {_cell(point['specificity'])}, "
+                    f"PPV {_cell(point['ppv'])}, NPV {_cell(point['npv'])}",
+                )
+            )
+    if "kappa" in screening:
+        kappa = screening["kappa"]
+        thresholds = "/".join(f"{t:.2f}" for t in kappa["grade_thresholds"])
+        rows.append(
+            (
+                "Quadratic weighted kappa",
+                f"{_cell(kappa['quadratic_weighted_kappa'])} (thresholds {thresholds}; "
+                f"{_cell(kappa['kappa_default_thresholds'])} at 0.5/1.5/2.5/3.5)",
+            )
+        )
+    for task, entry in metrics.get("patients", {}).items():
+        if isinstance(entry, Mapping):
+            rows.append(
+                (
+                    f"Patient-level AUC, {task.replace('_', ' ')}",
+                    f"max of eyes {_cell(entry['auc_max'])}, mean {_cell(entry['auc_mean'])}",
+                )
+            )
+    if "calibration" in metrics:
+        ece = metrics["calibration"]["expected_calibration_error"]
+        rows.append(("Expected calibration error", _cell(ece)))
+    for target, entry in metrics.get("lesions", {}).items():
+        if "froc_score" in entry:
+            rows.append(
+                (
+                    f"FROC score, {target.replace('_', ' ')}",
+                    f"{_cell(entry['froc_score'])} (sens. @ 1 FP/image "
+                    f"{_cell(entry['sensitivity_at_fp']['1'])}, image AUC "
+                    f"{_cell(entry['image_auc'])})",
+                )
+            )
+    return rows
+
+
+def write_report(
+    out_dir: str,
+    metrics: Mapping,
+    figures: Mapping[str, str],
+    comparison_rows: Sequence[Mapping] | None,
+    context: Mapping[str, str],
+) -> tuple[str, str]:
+    """Write `metrics.json` and `report.md` into `out_dir`.
+
+    Parameters
+    ----------
+    out_dir:
+        Output folder, created if needed; figure paths are linked relative to it.
+    metrics:
+        Nested dict, by convention with sections `screening`, `patients`, `calibration`,
+        `lesions`, `perturbation`; numpy values and non-finite floats are made JSON-safe.
+    figures:
+        Caption to PNG path.
+    comparison_rows:
+        Rows keyed like `COMPARISON_COLUMNS` (see `comparison_row`), or None.
+    context:
+        At least `dataset`, `model` and `command`.
+
+    Returns
+    -------
+    Paths of `metrics.json` and `report.md`.
+    """
+    missing = [key for key in ("dataset", "model", "command") if key not in context]
+    if missing:
+        raise ValueError(f"report context lacks {missing}")
+    os.makedirs(out_dir, exist_ok=True)
+    safe = json_safe(
+        {"context": dict(context), "metrics": metrics, "comparison": list(comparison_rows or [])}
+    )
+    metrics_path = os.path.join(out_dir, "metrics.json")
+    with open(metrics_path, "w") as f:
+        json.dump(safe, f, indent=2, allow_nan=False)
+        f.write("\n")
+
+    lines = [
+        f"# Evaluation of `{context['model']}` on {context['dataset']}",
+        "",
+        f"Command: `{context['command']}`",
+        "",
+    ]
+    lines += [
+        f"- {key}: {value}"
+        for key, value in context.items()
+        if key not in ("dataset", "model", "command")
+    ]
+    summary = _summary_rows(safe["metrics"])
+    if summary:
+        lines += ["", "## Summary", ""] + _table(("Metric", "Value"), summary)
+    if comparison_rows:
+        lines += ["", "## Heatmap methods compared", ""]
+        lines += _table(
+            [header for _, header in COMPARISON_COLUMNS],
+            [[row.get(key) for key, _ in COMPARISON_COLUMNS] for row in safe["comparison"]],
+        )
+    if figures:
+        lines += ["", "## Figures", ""]
+        for caption, path in figures.items():
+            relative = os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
+            lines += [f"### {caption}", "", f"![{caption}]({relative})", ""]
+    lines += ["", "Full numbers: [metrics.json](metrics.json)."]
+    report_path = os.path.join(out_dir, "report.md")
+    with open(report_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return metrics_path, report_path

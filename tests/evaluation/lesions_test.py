@@ -1,0 +1,108 @@
+"""Tests of lesion candidates, matching and FROC on a hand-made 6x8 heatmap.
+
+The heatmap (row, column): candidate A = (1,1) 1.0 + (1,2) 0.6; candidate B = (4,1) 0.8;
+candidate C = (3,5) 0.7 + (2,6) 0.55, joined only diagonally (8-connectivity); (0,4) 0.4
+is below half the maximum; (5,7) 0.9 lies outside the field of view (last column).
+Hemorrhage mask: L1 = (1,2)+(1,3) overlaps A, L2 = (5,4) is missed, L3 = (2,6) overlaps C.
+"""
+
+import numpy as np
+import pytest
+
+from drscreen.evaluation import lesions
+
+
+def hand_heatmap() -> np.ndarray:
+    heatmap = np.zeros((6, 8), np.float32)
+    heatmap[1, 1], heatmap[1, 2] = 1.0, 0.6
+    heatmap[4, 1] = 0.8
+    heatmap[3, 5], heatmap[2, 6] = 0.7, 0.55
+    heatmap[0, 4] = 0.4
+    heatmap[5, 7] = 0.9
+    return heatmap
+
+
+def hand_fov() -> np.ndarray:
+    fov = np.ones((6, 8), bool)
+    fov[:, 7] = False
+    return fov
+
+
+def hand_mask() -> np.ndarray:
+    mask = np.zeros((6, 8), np.uint8)
+    mask[1, 2:4] = 1  # L1
+    mask[5, 4] = 1  # L2
+    mask[2, 6] = 1  # L3
+    return mask
+
+
+def test_candidates_by_hand():
+    """Three candidates A, B, C with scores 1.0, 0.8, 0.7 (C is one 8-connected component)."""
+    candidates = lesions.extract_candidates(hand_heatmap(), hand_fov())
+    assert sorted(candidates.scores.tolist(), reverse=True) == pytest.approx([1.0, 0.8, 0.7])
+    assert candidates.label_map[3, 5] == candidates.label_map[2, 6] > 0
+    assert candidates.label_map[0, 4] == 0 and candidates.label_map[5, 7] == 0
+
+
+def test_absolute_threshold_is_one_level_for_all_images():
+    """At a global level of 0.75 only A (1.0) and B (0.8) remain."""
+    config = lesions.CandidateConfig(absolute_threshold=0.75)
+    candidates = lesions.extract_candidates(hand_heatmap(), hand_fov(), config)
+    assert sorted(candidates.scores.tolist()) == pytest.approx([0.8, 1.0])
+
+
+def test_flat_heatmap_has_no_candidate():
+    """A heatmap without positive relevance yields no candidate."""
+    assert lesions.extract_candidates(np.zeros((4, 4))).scores.size == 0
+
+
+def test_matching_by_hand():
+    """A and C hit (L1, L3), B is a false positive; L1 scored 1.0, L2 missed, L3 0.7."""
+    candidates = lesions.extract_candidates(hand_heatmap(), hand_fov())
+    matched = lesions.match_candidates(candidates, hand_mask(), hand_fov())
+    hits = dict(zip(np.round(matched.scores, 2).tolist(), matched.hits.tolist(), strict=True))
+    assert hits == {1.0: True, 0.8: False, 0.7: True}
+    assert sorted(matched.lesion_scores.tolist()) == pytest.approx([-np.inf, 0.7, 1.0])
+
+
+def test_froc_by_hand():
+    """Thresholds 1.0, 0.8, 0.7 give (FP, sens) = (0, 1/3), (1, 1/3), (1, 2/3).
+
+    Sensitivity at 1/8, 1/4, 1/2 FP/image is 1/3 and at 1, 2, 4, 8 it is 2/3, so the
+    FROC score is (3 * 1/3 + 4 * 2/3) / 7 = 11/21.
+    """
+    candidates = lesions.extract_candidates(hand_heatmap(), hand_fov())
+    curve = lesions.froc_curve([lesions.match_candidates(candidates, hand_mask(), hand_fov())])
+    np.testing.assert_allclose(curve.false_positives_per_image, [0, 0, 1, 1])
+    np.testing.assert_allclose(curve.sensitivity, [0, 1 / 3, 1 / 3, 2 / 3])
+    assert (curve.lesions, curve.images) == (3, 1)
+    assert curve.sensitivity_at(0.5) == pytest.approx(1 / 3)
+    assert curve.sensitivity_at(1.0) == pytest.approx(2 / 3)
+    assert curve.score() == pytest.approx(11 / 21)
+
+
+def test_lesion_overlapped_by_two_candidates_is_detected_once():
+    """Two candidates on one lesion: both hits, one lesion detected at the higher score."""
+    heatmap = np.zeros((3, 7), np.float32)
+    heatmap[1, 1], heatmap[1, 5] = 1.0, 0.9
+    mask = np.zeros((3, 7), np.uint8)
+    mask[1, 1:6] = 1
+    matched = lesions.match_candidates(lesions.extract_candidates(heatmap), mask)
+    assert matched.hits.tolist() == [True, True]
+    assert matched.lesion_scores.tolist() == pytest.approx([1.0])
+    curve = lesions.froc_curve([matched])
+    np.testing.assert_allclose(curve.sensitivity, [0, 1, 1])
+
+
+def test_image_score_ignores_outside_fov():
+    """The 0.9 outside the FOV does not count; 1.0 is the maximum inside."""
+    heatmap = hand_heatmap()
+    heatmap[1, 1] = 0.3
+    assert lesions.image_score(heatmap, hand_fov()) == pytest.approx(0.8)
+
+
+def test_shape_mismatch_names_the_input():
+    """A mask of another size is refused with its name."""
+    candidates = lesions.extract_candidates(hand_heatmap())
+    with pytest.raises(ValueError, match="lesion mask"):
+        lesions.match_candidates(candidates, np.zeros((5, 5)))

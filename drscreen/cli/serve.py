@@ -1,0 +1,79 @@
+"""`drscreen serve`: serve an exported model over TensorFlow Serving's gRPC and REST APIs.
+
+    drscreen serve --model_base_path=runs/export --model_name=drscreen \
+        --port=8500 --rest_api_port=8501 [--enable_batching]
+
+Flag names follow TensorFlow Serving's ``tensorflow_model_server`` where it has one.
+"""
+
+import os
+
+from absl import app, flags
+
+from drscreen.serving.batching import BatchingConfig, parse_batching_parameters
+from drscreen.serving.server import ServerConfig, serve
+
+_MODEL_BASE_PATH = flags.DEFINE_string(
+    "model_base_path", None, "Directory of integer version subdirectories (SavedModels)."
+)
+_MODEL_NAME = flags.DEFINE_string("model_name", "drscreen", "Name clients use for the model.")
+_PORT = flags.DEFINE_integer("port", 8500, "gRPC port.")
+_REST_API_PORT = flags.DEFINE_integer("rest_api_port", 8501, "REST port (0 disables REST).")
+_HOST = flags.DEFINE_string(
+    "host", "127.0.0.1", "Address to bind; loopback unless you mean to expose the server."
+)
+_ENABLE_BATCHING = flags.DEFINE_boolean(
+    "enable_batching", False, "Batch concurrent requests into one model call."
+)
+_BATCHING_PARAMETERS_FILE = flags.DEFINE_string(
+    "batching_parameters_file", None, "TensorFlow Serving batching parameters (text proto)."
+)
+_POLL_SECONDS = flags.DEFINE_float(
+    "file_system_poll_wait_seconds", 1.0, "Seconds between polls for new versions (0: once)."
+)
+_MAX_REQUEST_BYTES = flags.DEFINE_integer(
+    "max_request_bytes", 64 * 1024 * 1024, "Largest accepted request (gRPC message, REST body)."
+)
+_GRPC_MAX_THREADS = flags.DEFINE_integer("grpc_max_threads", 8, "Threads serving gRPC.")
+_REST_API_NUM_THREADS = flags.DEFINE_integer("rest_api_num_threads", 8, "Threads serving REST.")
+
+
+def _batching() -> BatchingConfig | None:
+    path = _BATCHING_PARAMETERS_FILE.value
+    if path and not _ENABLE_BATCHING.value:
+        raise app.UsageError("--batching_parameters_file needs --enable_batching")
+    if not _ENABLE_BATCHING.value:
+        return None
+    if not path:
+        return BatchingConfig()
+    try:
+        with open(path, encoding="utf-8") as file:
+            return parse_batching_parameters(file.read(), source=path)
+    except (OSError, ValueError) as error:
+        raise app.UsageError(f"--batching_parameters_file: {error}") from error
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    base_path = _MODEL_BASE_PATH.value
+    if not base_path:
+        raise app.UsageError("--model_base_path is required")
+    if not os.path.isdir(base_path):
+        raise app.UsageError(f"--model_base_path {base_path!r} is not a directory")
+    try:
+        config = ServerConfig(
+            model_name=_MODEL_NAME.value,
+            model_base_path=os.path.abspath(base_path),
+            port=_PORT.value,
+            rest_api_port=_REST_API_PORT.value,
+            host=_HOST.value,
+            batching=_batching(),
+            file_system_poll_wait_seconds=_POLL_SECONDS.value,
+            max_request_bytes=_MAX_REQUEST_BYTES.value,
+            grpc_max_threads=_GRPC_MAX_THREADS.value,
+            rest_api_num_threads=_REST_API_NUM_THREADS.value,
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    serve(config)

@@ -1,0 +1,158 @@
+"""The model server: one model store, one predictor, gRPC and REST front ends.
+
+Owns the server's configuration and life cycle: load the newest version, start both front
+ends on the configured address, run until SIGTERM/SIGINT, then shut down gracefully (stop
+accepting, let in-flight requests finish, drain the batch queue, stop polling).
+"""
+
+import dataclasses
+import logging
+import signal
+import threading
+
+from drscreen.serving.batching import BatchingConfig
+from drscreen.serving.grpc_server import start_grpc_server
+from drscreen.serving.model_store import ModelStore
+from drscreen.serving.predictor import Predictor
+from drscreen.serving.rest_server import RestServer
+
+_LOG = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    """What `ModelServer` serves and how (names follow TensorFlow Serving's flags).
+
+    Attributes
+    ----------
+    model_name:
+        Name clients put in their requests.
+    model_base_path:
+        Directory of integer version subdirectories, each a SavedModel.
+    port:
+        gRPC port.
+    rest_api_port:
+        REST port; 0 disables the REST API, as in TensorFlow Serving.
+    host:
+        Address both front ends bind (loopback by default).
+    batching:
+        Server-side batching parameters, or ``None`` to run requests one by one.
+    file_system_poll_wait_seconds:
+        Seconds between polls for new versions; 0 polls once at start.
+    max_request_bytes:
+        Largest accepted request (gRPC message or REST body).
+    grpc_max_threads:
+        Threads serving gRPC requests.
+    rest_api_num_threads:
+        Threads serving REST requests.
+    shutdown_grace_seconds:
+        How long in-flight requests may take to finish at shutdown.
+    """
+
+    model_name: str
+    model_base_path: str
+    port: int = 8500
+    rest_api_port: int = 8501
+    host: str = "127.0.0.1"
+    batching: BatchingConfig | None = None
+    file_system_poll_wait_seconds: float = 1.0
+    max_request_bytes: int = 64 * 1024 * 1024
+    grpc_max_threads: int = 8
+    rest_api_num_threads: int = 8
+    shutdown_grace_seconds: float = 5.0
+
+    def __post_init__(self):
+        if not self.model_name:
+            raise ValueError("model_name must not be empty")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port} is not a TCP port")
+        if not 0 <= self.rest_api_port < 65536:
+            raise ValueError(f"rest_api_port {self.rest_api_port} is not a TCP port (0: off)")
+        if self.rest_api_port == self.port:
+            raise ValueError(f"port and rest_api_port are both {self.port}")
+        for name in ("max_request_bytes", "grpc_max_threads", "rest_api_num_threads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.file_system_poll_wait_seconds < 0:
+            raise ValueError("file_system_poll_wait_seconds must be >= 0")
+
+
+class ModelServer:
+    """Starts and stops the gRPC and REST front ends over one model.
+
+    Parameters
+    ----------
+    config:
+        The server configuration.
+    """
+
+    def __init__(self, config: ServerConfig):
+        self.config = config
+        self.store = ModelStore(
+            config.model_name, config.model_base_path, config.file_system_poll_wait_seconds
+        )
+        self.predictor = Predictor(self.store, config.batching)
+        self._grpc = None
+        self._rest: RestServer | None = None
+        self._rest_thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Load the newest version and start serving (returns once both ports listen)."""
+        config = self.config
+        self.store.start()
+        self._grpc = start_grpc_server(
+            self.predictor,
+            config.host,
+            config.port,
+            config.grpc_max_threads,
+            config.max_request_bytes,
+        )
+        if config.rest_api_port:
+            self._rest = RestServer(
+                (config.host, config.rest_api_port),
+                self.predictor,
+                config.rest_api_num_threads,
+                config.max_request_bytes,
+            )
+            self._rest_thread = threading.Thread(
+                target=self._rest.serve_forever, name="rest", daemon=True
+            )
+            self._rest_thread.start()
+        rest = f", REST on {config.host}:{config.rest_api_port}" if self._rest else ""
+        _LOG.info(
+            "serving model %r: gRPC on %s:%d%s", config.model_name, config.host, config.port, rest
+        )
+
+    def stop(self) -> None:
+        """Stop accepting requests, finish in-flight ones, then release everything."""
+        if self._rest is not None:
+            self._rest.shutdown()
+            self._rest.server_close()
+        if self._grpc is not None:
+            self._grpc.stop(self.config.shutdown_grace_seconds).wait()
+        self.predictor.close()
+        self.store.stop()
+        _LOG.info("server stopped")
+
+
+def serve(config: ServerConfig) -> None:
+    """Run a `ModelServer` until SIGTERM or SIGINT, then stop it gracefully.
+
+    Must be called from the main thread (it installs the signal handlers).
+    """
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame) -> None:
+        _LOG.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    server = ModelServer(config)
+    try:
+        server.start()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

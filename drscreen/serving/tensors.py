@@ -1,0 +1,218 @@
+"""Tensor encodings of TensorFlow Serving's APIs: TensorProto for gRPC, JSON for REST.
+
+Owns the conversions between numpy arrays and the wire formats, exactly as TensorFlow
+Serving documents them: `TensorProto` through `tf.make_tensor_proto` / `tf.make_ndarray`, the
+REST request formats row (``"instances"``) and columnar (``"inputs"``), the ``{"b64": ...}``
+encoding of binary strings, and the response formats ``"predictions"`` / ``"outputs"``.
+Knows nothing about models or signatures beyond the input dtypes it is given.
+"""
+
+import base64
+import binascii
+from collections.abc import Mapping
+from typing import Any
+
+import grpc
+import numpy as np
+import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
+
+from drscreen.serving.errors import ServingError
+
+DEFAULT_SIGNATURE = "serving_default"
+
+
+def to_tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """Encode a numpy array (numeric, or object/bytes for strings) as a `TensorProto`."""
+    return tf.make_tensor_proto(array)
+
+
+def to_ndarray(proto: tensor_pb2.TensorProto, name: str) -> np.ndarray:
+    """Decode a `TensorProto`; strings come back as an object array of ``bytes``.
+
+    Raises
+    ------
+    ServingError
+        ``INVALID_ARGUMENT`` naming the tensor when the proto is malformed.
+    """
+    try:
+        return tf.make_ndarray(proto)
+    except (TypeError, ValueError, KeyError) as error:
+        raise _invalid(f"input '{name}': malformed TensorProto ({error})") from error
+
+
+def request_signature_name(body: Any) -> str:
+    """The ``signature_name`` of a REST predict body (``serving_default`` when absent)."""
+    if not isinstance(body, dict):
+        raise _invalid("request body must be a JSON object")
+    name = body.get("signature_name", DEFAULT_SIGNATURE)
+    if not isinstance(name, str):
+        raise _invalid("'signature_name' must be a string")
+    return name
+
+
+def parse_predict_inputs(
+    body: Mapping[str, Any], input_dtypes: Mapping[str, np.dtype]
+) -> tuple[dict[str, np.ndarray], bool]:
+    """Decode the inputs of a REST predict body in row or columnar format.
+
+    Parameters
+    ----------
+    body:
+        The parsed JSON request, holding exactly one of ``"instances"`` (row format: one
+        entry per example, an object of named inputs when the signature has several) or
+        ``"inputs"`` (columnar: one batched value, or an object of named batched values).
+    input_dtypes:
+        Input name to numpy dtype of the target signature (``object`` for strings).
+
+    Returns
+    -------
+    inputs, row_format:
+        Input name to array, and whether the body used the row format (the response must
+        then use ``"predictions"``, otherwise ``"outputs"``).
+    """
+    if ("instances" in body) == ("inputs" in body):
+        raise _invalid("request body must hold exactly one of 'instances' or 'inputs'")
+    if "instances" in body:
+        return _parse_rows(body["instances"], input_dtypes), True
+    return _parse_columns(body["inputs"], input_dtypes), False
+
+
+def json_to_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
+    """Convert a JSON value (nested lists) to an array of ``dtype``.
+
+    For strings (``dtype`` object) a leaf is either a text string (UTF-8 encoded) or
+    ``{"b64": "<base64>"}`` (binary). Ragged lists and values of the wrong type raise
+    ``INVALID_ARGUMENT`` naming the tensor.
+    """
+    if np.dtype(dtype) == np.dtype(object):
+        leaves, shape = _string_leaves(value, name)
+        array = np.empty(len(leaves), dtype=object)
+        array[:] = leaves
+        return array.reshape(shape)
+    try:
+        return np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as error:
+        raise _invalid(
+            f"input '{name}': cannot read the JSON value as a rectangular {np.dtype(dtype).name}"
+            f" tensor ({error})"
+        ) from error
+
+
+def format_predict_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict:
+    """Build the REST predict response body from named output arrays.
+
+    Row format answers ``{"predictions": [...]}`` with one entry per example (an object of
+    named outputs when there are several); columnar answers ``{"outputs": value}`` or
+    ``{"outputs": {name: value}}``. String outputs whose name ends in ``_bytes`` are
+    base64-encoded as ``{"b64": ...}``, as TensorFlow Serving does.
+    """
+    names = sorted(outputs)
+    if not row_format:
+        if len(names) == 1:
+            return {"outputs": _array_to_json(outputs[names[0]], names[0])}
+        return {"outputs": {name: _array_to_json(outputs[name], name) for name in names}}
+    batch_sizes = {outputs[name].shape[0] if outputs[name].ndim else None for name in names}
+    if len(batch_sizes) != 1 or None in batch_sizes:
+        raise _invalid(
+            "outputs do not share one batch size, so they cannot be returned in the row"
+            " ('instances') format; use the columnar ('inputs') format"
+        )
+    if len(names) == 1:
+        return {"predictions": _array_to_json(outputs[names[0]], names[0])}
+    columns = {name: _array_to_json(outputs[name], name) for name in names}
+    (batch_size,) = batch_sizes
+    return {"predictions": [{name: columns[name][i] for name in names} for i in range(batch_size)]}
+
+
+def _parse_rows(instances: Any, input_dtypes: Mapping[str, np.dtype]) -> dict[str, np.ndarray]:
+    if not isinstance(instances, list) or not instances:
+        raise _invalid("'instances' must be a non-empty list")
+    named = [isinstance(row, dict) and not _is_b64(row) for row in instances]
+    if any(named) and not all(named):
+        raise _invalid("'instances' mixes objects of named inputs with plain values")
+    if not all(named):
+        name = _single_input(input_dtypes)
+        return {name: json_to_array(instances, input_dtypes[name], name)}
+    names = set(instances[0])
+    for index, row in enumerate(instances):
+        if set(row) != names:
+            raise _invalid(
+                f"instance {index} has inputs {sorted(row)} but instance 0 has {sorted(names)}"
+            )
+    return {
+        name: json_to_array([row[name] for row in instances], _dtype_of(input_dtypes, name), name)
+        for name in sorted(names)
+    }
+
+
+def _parse_columns(inputs: Any, input_dtypes: Mapping[str, np.dtype]) -> dict[str, np.ndarray]:
+    if isinstance(inputs, dict) and not _is_b64(inputs):
+        return {
+            name: json_to_array(value, _dtype_of(input_dtypes, name), name)
+            for name, value in inputs.items()
+        }
+    name = _single_input(input_dtypes)
+    return {name: json_to_array(inputs, input_dtypes[name], name)}
+
+
+def _single_input(input_dtypes: Mapping[str, np.dtype]) -> str:
+    if len(input_dtypes) != 1:
+        raise _invalid(
+            f"the signature has {len(input_dtypes)} inputs ({', '.join(sorted(input_dtypes))}):"
+            " name each one"
+        )
+    return next(iter(input_dtypes))
+
+
+def _dtype_of(input_dtypes: Mapping[str, np.dtype], name: str) -> np.dtype:
+    if name not in input_dtypes:
+        raise _invalid(
+            f"input '{name}' is not an input of the signature (expected:"
+            f" {', '.join(sorted(input_dtypes))})"
+        )
+    return input_dtypes[name]
+
+
+def _is_b64(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"b64"}
+
+
+def _string_leaves(value: Any, name: str) -> tuple[list[bytes], tuple[int, ...]]:
+    if isinstance(value, list):
+        parts = [_string_leaves(item, name) for item in value]
+        shapes = {shape for _, shape in parts}
+        if len(shapes) > 1:
+            raise _invalid(f"input '{name}': ragged nested lists are not a tensor")
+        inner = shapes.pop() if shapes else ()
+        return [leaf for leaves, _ in parts for leaf in leaves], (len(value), *inner)
+    if isinstance(value, str):
+        return [value.encode("utf-8")], ()
+    if _is_b64(value) and isinstance(value["b64"], str):
+        try:
+            return [base64.b64decode(value["b64"], validate=True)], ()
+        except binascii.Error as error:
+            raise _invalid(f"input '{name}': invalid base64 in 'b64' ({error})") from error
+    raise _invalid(
+        f"input '{name}' is a string tensor: each value must be a string or {{\"b64\": ...}},"
+        f" got {type(value).__name__}"
+    )
+
+
+def _array_to_json(array: np.ndarray, name: str) -> Any:
+    if array.dtype != np.dtype(object) and array.dtype.kind != "S":
+        return array.tolist()
+    encode = _b64_leaf if name.endswith("_bytes") else _text_leaf
+    return np.vectorize(encode, otypes=[object])(array).tolist() if array.size else array.tolist()
+
+
+def _b64_leaf(value: bytes) -> dict:
+    return {"b64": base64.b64encode(value).decode("ascii")}
+
+
+def _text_leaf(value: bytes) -> str:
+    return value.decode("utf-8", errors="replace")
+
+
+def _invalid(message: str) -> ServingError:
+    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, message)

@@ -1,0 +1,69 @@
+"""Send fundus photographs to a drscreen / TensorFlow Serving server; save heatmap overlays.
+
+    python serving/query_example.py --server=127.0.0.1:8500 --protocol=grpc \
+        --output_dir=/tmp/overlays photo1.jpg photo2.png
+
+For REST use ``--server=http://127.0.0.1:8501 --protocol=rest``. Prints each image's
+referable-DR score and grade, and writes ``<output_dir>/<image stem>_heatmap.png``: the
+heatmap, normalised to its maximum, colour-mapped (JET) and blended over the photograph.
+"""
+
+import os
+import sys
+
+import cv2
+import numpy as np
+from absl import app, flags
+
+from drscreen.serving.client import GrpcClient, RestClient
+
+_SERVER = flags.DEFINE_string("server", "127.0.0.1:8500", "gRPC host:port, or REST base URL.")
+_PROTOCOL = flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "API to query.")
+_MODEL_NAME = flags.DEFINE_string("model_name", "drscreen", "Served model name.")
+_OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the overlay PNGs go.")
+_ALPHA = flags.DEFINE_float("alpha", 0.5, "Heatmap opacity in the overlay.")
+
+
+def overlay_heatmap(image_bgr: np.ndarray, heatmap: np.ndarray, alpha: float) -> np.ndarray:
+    """Blend a JET-coloured heatmap (normalised to its maximum) over a BGR uint8 image."""
+    peak = float(heatmap.max())
+    scaled = np.uint8(np.clip(255.0 * heatmap / peak, 0, 255)) if peak > 0 else np.uint8(heatmap)
+    height, width = image_bgr.shape[:2]
+    resized = cv2.resize(scaled, (width, height), interpolation=cv2.INTER_LINEAR)
+    coloured = cv2.applyColorMap(resized, cv2.COLORMAP_JET)
+    return cv2.addWeighted(image_bgr, 1.0 - alpha, coloured, alpha, 0.0)
+
+
+def main(argv: list[str]) -> None:
+    paths = argv[1:]
+    if not paths:
+        raise app.UsageError("give at least one image path")
+    if not _OUTPUT_DIR.value:
+        raise app.UsageError("--output_dir is required")
+    images, encoded = [], []
+    for path in paths:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        if image is None:
+            raise app.UsageError(f"{path}: not a readable image")
+        images.append(image)
+        with open(path, "rb") as file:
+            encoded.append(file.read())
+    if _PROTOCOL.value == "grpc":
+        with GrpcClient(_SERVER.value, _MODEL_NAME.value) as client:
+            outputs = client.predict(encoded)
+    else:
+        outputs = RestClient(_SERVER.value, _MODEL_NAME.value).predict(encoded)
+    os.makedirs(_OUTPUT_DIR.value, exist_ok=True)
+    for index, (path, image) in enumerate(zip(paths, images, strict=True)):
+        stem = os.path.splitext(os.path.basename(path))[0]
+        target = os.path.join(_OUTPUT_DIR.value, f"{stem}_heatmap.png")
+        cv2.imwrite(target, overlay_heatmap(image, outputs["heatmap"][index], _ALPHA.value))
+        print(
+            f"{path}: score={outputs['score'][index]:.4f} grade={outputs['grade'][index]:.3f}"
+            f" -> {target}",
+            file=sys.stdout,
+        )
+
+
+if __name__ == "__main__":
+    app.run(main)

@@ -1,0 +1,71 @@
+"""Version discovery, loading, pick-up of new versions and status of the model store."""
+
+import os
+import shutil
+
+import grpc
+import pytest
+
+from drscreen.serving.errors import ServingError
+from drscreen.serving.model_store import ModelStore, VersionStatus, list_versions
+
+
+def _add(exports: str, base: str, version: int) -> None:
+    shutil.copytree(os.path.join(exports, str(version)), os.path.join(base, str(version)))
+
+
+def test_list_versions_keeps_integer_directories_with_a_saved_model(exports, tmp_path):
+    """Only digit-named directories holding saved_model.pb count; newest last."""
+    base = str(tmp_path)
+    _add(exports, base, 2)
+    _add(exports, base, 1)
+    os.makedirs(os.path.join(base, "10"))
+    os.makedirs(os.path.join(base, "latest"))
+    assert list_versions(base) == [1, 2]
+    assert list_versions(os.path.join(base, "missing")) == []
+
+
+def test_store_serves_newest_and_follows_new_versions(exports, tmp_path):
+    """Version 1 is served, then version 2 replaces it after a poll; 1 becomes END."""
+    base = str(tmp_path)
+    _add(exports, base, 1)
+    store = ModelStore("drscreen", base, poll_wait_seconds=0)
+    store.start()
+    model = store.get(None)
+    assert model.version == 1 and store.get(1) is model
+    assert {"serving_default", "predict_float", "predict_score"} <= set(model.functions)
+    assert model.signature_defs["predict_float"].method_name == "tensorflow/serving/predict"
+    _add(exports, base, 2)
+    store.poll_once()
+    assert store.get(None).version == 2
+    assert store.statuses() == [VersionStatus(2, "AVAILABLE"), VersionStatus(1, "END")]
+    with pytest.raises(ServingError) as raised:
+        store.get(1)
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND
+    store.stop()
+
+
+def test_broken_version_is_reported_and_the_old_one_kept(exports, tmp_path):
+    """A version that fails to load is END with its error; serving continues on version 1."""
+    base = str(tmp_path)
+    _add(exports, base, 1)
+    store = ModelStore("drscreen", base, poll_wait_seconds=0)
+    store.start()
+    os.makedirs(os.path.join(base, "3"))
+    with open(os.path.join(base, "3", "saved_model.pb"), "wb") as file:
+        file.write(b"not a protobuf")
+    store.poll_once()
+    assert store.get(None).version == 1
+    (status,) = store.statuses(3)
+    assert status.state == "END" and "failed to load" in status.error
+    with pytest.raises(ServingError, match="could not find version 9"):
+        store.statuses(9)
+
+
+def test_empty_base_path_has_no_available_version(tmp_path):
+    """Before any version exists, requests are NOT_FOUND with the base path named."""
+    store = ModelStore("drscreen", str(tmp_path), poll_wait_seconds=0)
+    store.start()
+    with pytest.raises(ServingError, match="no available version") as raised:
+        store.get(None)
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND

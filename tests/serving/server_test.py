@@ -1,0 +1,430 @@
+"""End-to-end: `drscreen serve` in a subprocess, queried as a TensorFlow Serving client would.
+
+Tests run in order against one server: queries, errors, batching, version pick-up, SIGTERM.
+"""
+
+import base64
+import concurrent.futures
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from drscreen.serving.client import GrpcClient, RestClient
+from drscreen.serving.errors import ServingError
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAX_REQUEST_BYTES = 256 * 1024
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str) -> tuple[int, dict]:
+    return _http(urllib.request.Request(url))
+
+
+def _post(url: str, body: bytes) -> tuple[int, dict]:
+    return _http(urllib.request.Request(url, data=body, method="POST"))
+
+
+def _http(request: urllib.request.Request) -> tuple[int, dict]:
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def _copy_version(exports: str, base: str, version: int) -> None:
+    staging = os.path.join(base, f".copy-{version}")
+    shutil.copytree(os.path.join(exports, str(version)), staging)
+    os.rename(staging, os.path.join(base, str(version)))
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen, grpc_port: int, rest_port: int, base: str):
+        self.process = process
+        self.target = f"127.0.0.1:{grpc_port}"
+        self.rest_base = f"http://127.0.0.1:{rest_port}"
+        self.url = f"{self.rest_base}/v1/models"
+        self.base = base
+        self.channel = grpc.insecure_channel(self.target)
+        self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
+        self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
+
+
+@pytest.fixture(scope="module")
+def server(exports, tmp_path_factory):
+    base = str(tmp_path_factory.mktemp("base"))
+    _copy_version(exports, base, 1)
+    batching_file = os.path.join(base, "..", "batching.txt")
+    with open(batching_file, "w") as file:
+        file.write("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 20000 }\n")
+    grpc_port, rest_port = _free_port(), _free_port()
+    log = open(os.path.join(base, "..", "server.log"), "w+")  # noqa: SIM115 - closed below
+    command = [
+        sys.executable, "-m", "drscreen", "serve", f"--model_base_path={base}",
+        "--model_name=drscreen", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+        "--enable_batching", f"--batching_parameters_file={batching_file}",
+        "--file_system_poll_wait_seconds=0.2", f"--max_request_bytes={MAX_REQUEST_BYTES}",
+    ]  # fmt: skip
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    process = subprocess.Popen(command, stdout=log, stderr=log, cwd=REPO, env=env)
+    url = f"http://127.0.0.1:{rest_port}/v1/models/drscreen"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if _get(url)[1]["model_version_status"][0]["state"] == "AVAILABLE":
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        process.kill()
+        log.seek(0)
+        pytest.fail(f"server did not become ready:\n{log.read()}")
+    running = Server(process, grpc_port, rest_port, base)
+    yield running
+    running.channel.close()
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def direct(exports):
+    """The same SavedModels loaded in this process, by version."""
+    return {v: tf.saved_model.load(os.path.join(exports, str(v))) for v in (1, 2)}
+
+
+def _images(count: int, seed: int) -> tuple[list[bytes], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, (count, 16, 16, 3), dtype=np.uint8)
+    encoded = [cv2.imencode(".png", image)[1].tobytes() for image in pixels]
+    return encoded, pixels[..., ::-1].astype(np.float32)
+
+
+def _direct(model, signature: str, images) -> dict[str, np.ndarray]:
+    outputs = model.signatures[signature](images=tf.constant(images))
+    return {name: value.numpy() for name, value in outputs.items()}
+
+
+def _predict_request(images, signature="serving_default", name="drscreen", input_name="images"):
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = name
+    request.model_spec.signature_name = signature
+    request.inputs[input_name].CopyFrom(tf.make_tensor_proto(images))
+    return request
+
+
+def _assert_outputs_close(actual: dict, expected: dict) -> None:
+    assert sorted(actual) == sorted(expected)
+    for name in expected:
+        np.testing.assert_allclose(actual[name], expected[name], rtol=1e-5, atol=1e-6)
+
+
+def test_grpc_predict_encoded_images_matches_direct_call(server, direct):
+    """serving_default over the official stubs equals the SavedModel called in-process."""
+    encoded, _ = _images(3, seed=0)
+    response = server.predictions.Predict(_predict_request(encoded), timeout=30)
+    assert response.model_spec.version.value == 1
+    assert response.model_spec.signature_name == "serving_default"
+    outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+    assert outputs["heatmap"].shape == (3, 16, 16)
+    _assert_outputs_close(outputs, _direct(direct[1], "serving_default", encoded))
+
+
+def test_grpc_float_signatures_and_output_filter(server, direct):
+    """predict_float and predict_score answer their own outputs; output_filter selects."""
+    _, pixels = _images(2, seed=1)
+    for signature in ("predict_float", "predict_score"):
+        response = server.predictions.Predict(_predict_request(pixels, signature), timeout=30)
+        outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+        _assert_outputs_close(outputs, _direct(direct[1], signature, pixels))
+    request = _predict_request(pixels, "predict_float")
+    request.output_filter.append("score")
+    response = server.predictions.Predict(request, timeout=30)
+    assert list(response.outputs) == ["score"]
+
+
+def test_rest_row_and_columnar_formats(server, direct):
+    """Row format answers 'predictions' per instance, columnar answers 'outputs'."""
+    encoded, pixels = _images(2, seed=2)
+    expected = _direct(direct[1], "serving_default", encoded)
+    rows = {"instances": [{"b64": base64.b64encode(e).decode()} for e in encoded]}
+    status, body = _post(f"{server.url}/drscreen:predict", json.dumps(rows).encode())
+    assert status == 200 and len(body["predictions"]) == 2
+    for index, prediction in enumerate(body["predictions"]):
+        assert sorted(prediction) == ["grade", "heatmap", "score"]
+        np.testing.assert_allclose(prediction["score"], expected["score"][index], rtol=1e-6)
+        np.testing.assert_allclose(prediction["heatmap"], expected["heatmap"][index], rtol=1e-5)
+    columns = {"signature_name": "predict_score", "inputs": {"images": pixels.tolist()}}
+    status, body = _post(f"{server.url}/drscreen/versions/1:predict", json.dumps(columns).encode())
+    assert status == 200
+    _assert_outputs_close(
+        {k: np.float32(v) for k, v in body["outputs"].items()},
+        _direct(direct[1], "predict_score", pixels),
+    )
+
+
+def test_clients_agree_with_direct_call_and_each_other(server, direct):
+    """GrpcClient and RestClient return the same arrays, metadata and status."""
+    encoded, pixels = _images(2, seed=3)
+    rest = RestClient(server.rest_base, "drscreen")
+    with GrpcClient(server.target, "drscreen") as grpc_client:
+        for client in (grpc_client, rest):
+            _assert_outputs_close(
+                client.predict(encoded), _direct(direct[1], "serving_default", encoded)
+            )
+            outputs = client.predict(pixels, signature="predict_float")
+            assert outputs["heatmap"].dtype == np.float32
+            _assert_outputs_close(outputs, _direct(direct[1], "predict_float", pixels))
+        assert grpc_client.metadata() == rest.metadata()
+        assert grpc_client.status() == rest.status()
+
+
+def test_metadata_describes_the_signatures(server):
+    """Metadata lists every signature with its inputs' dtype and shape, as TF Serving does."""
+    status, body = _get(f"{server.url}/drscreen/metadata")
+    assert status == 200
+    assert body["model_spec"] == {"name": "drscreen", "signature_name": "", "version": "1"}
+    signatures = body["metadata"]["signature_def"]["signature_def"]
+    assert {"serving_default", "predict_float", "predict_score"} <= set(signatures)
+    image_input = signatures["serving_default"]["inputs"]["images"]
+    assert image_input["dtype"] == "DT_STRING"
+    assert signatures["serving_default"]["method_name"] == "tensorflow/serving/predict"
+    float_input = signatures["predict_float"]["inputs"]["images"]
+    assert [d["size"] for d in float_input["tensor_shape"]["dim"]] == ["-1", "16", "16", "3"]
+    assert sorted(signatures["predict_score"]["outputs"]) == ["grade", "score"]
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
+    request.model_spec.name = "drscreen"
+    response = server.predictions.GetModelMetadata(request, timeout=30)
+    signature_map = get_model_metadata_pb2.SignatureDefMap()
+    assert response.metadata["signature_def"].Unpack(signature_map)
+    assert signature_map.signature_def["predict_float"].inputs["images"].dtype == tf.float32
+    assert response.model_spec.version.value == 1
+
+
+def test_status_reports_the_available_version(server):
+    """GetModelStatus and GET /v1/models/<name> report version 1 AVAILABLE."""
+    expected = {
+        "model_version_status": [
+            {
+                "version": "1",
+                "state": "AVAILABLE",
+                "status": {"error_code": "OK", "error_message": ""},
+            }
+        ]
+    }
+    assert _get(f"{server.url}/drscreen") == (200, expected)
+    assert _get(f"{server.url}/drscreen/versions/1") == (200, expected)
+    request = get_model_status_pb2.GetModelStatusRequest()
+    request.model_spec.name = "drscreen"
+    response = server.models.GetModelStatus(request, timeout=30)
+    (entry,) = response.model_version_status
+    assert entry.version == 1 and entry.state == get_model_status_pb2.ModelVersionStatus.AVAILABLE
+
+
+BAD_GRPC_REQUESTS = {
+    "malformed image": (
+        lambda: _predict_request([b"not an image"]),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "Unknown image file format",
+    ),
+    "wrong signature": (
+        lambda: _predict_request(_images(1, 0)[0], signature="classify"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "signature 'classify' not found",
+    ),
+    "wrong input name": (
+        lambda: _predict_request(_images(1, 0)[0], input_name="image"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "unexpected ['image']",
+    ),
+    "wrong dtype": (
+        lambda: _predict_request(np.zeros((1, 16, 16, 3), np.int32), "predict_float"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "must be float32, got int32",
+    ),
+    "wrong shape": (
+        lambda: _predict_request(np.zeros((1, 8, 8, 3), np.float32), "predict_float"),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "must have shape (None, 16, 16, 3), got (1, 8, 8, 3)",
+    ),
+    "unknown model": (
+        lambda: _predict_request(_images(1, 0)[0], name="other"),
+        grpc.StatusCode.NOT_FOUND,
+        "model 'other' is not served",
+    ),
+    "oversized": (
+        lambda: _predict_request(np.zeros((30, 16, 16, 3), np.float64)),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_GRPC_REQUESTS))
+def test_grpc_bad_request_is_rejected_and_server_keeps_serving(server, case):
+    """Each bad request gets its status code and a clear message; the next request works."""
+    make_request, code, message = BAD_GRPC_REQUESTS[case]
+    request = make_request()
+    if case == "oversized":
+        request.inputs["images"].tensor_content = b"\0" * (MAX_REQUEST_BYTES + 1)
+    with pytest.raises(grpc.RpcError) as raised:
+        server.predictions.Predict(request, timeout=30)
+    assert raised.value.code() == code
+    assert message in raised.value.details()
+    response = server.predictions.Predict(_predict_request(_images(1, 0)[0]), timeout=30)
+    assert response.outputs["score"].float_val
+
+
+def test_grpc_unknown_version_is_not_found(server):
+    """A version that is not served is NOT_FOUND."""
+    request = _predict_request(_images(1, 0)[0])
+    request.model_spec.version.value = 7
+    with pytest.raises(grpc.RpcError) as raised:
+        server.predictions.Predict(request, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "version 7" in raised.value.details()
+
+
+def _b64_rows(encoded: list[bytes]) -> bytes:
+    return json.dumps({"instances": [{"b64": base64.b64encode(e).decode()} for e in encoded]})
+
+
+BAD_REST_REQUESTS = {
+    "malformed image": ("drscreen:predict", _b64_rows([b"junk"]), 400, "Unknown image file"),
+    "malformed json": ("drscreen:predict", "{", 400, "JSON Parse error"),
+    "wrong signature": (
+        "drscreen:predict",
+        json.dumps({"signature_name": "nope", "instances": [[0.0]]}),
+        400,
+        "signature 'nope' not found",
+    ),
+    "wrong input name": (
+        "drscreen:predict",
+        json.dumps({"inputs": {"pixels": [{"b64": ""}]}}),
+        400,
+        "input 'pixels' is not an input",
+    ),
+    "wrong dtype": (
+        "drscreen:predict",
+        json.dumps({"signature_name": "predict_float", "instances": [[["a"] * 3] * 16] * 1}),
+        400,
+        "cannot read the JSON value as a rectangular float32",
+    ),
+    "wrong shape": (
+        "drscreen:predict",
+        json.dumps({"signature_name": "predict_float", "inputs": [[[0.0, 0.0, 0.0]]]}),
+        400,
+        "must have shape (None, 16, 16, 3), got (1, 1, 3)",
+    ),
+    "unknown model": ("other:predict", _b64_rows([b"x"]), 404, "model 'other' is not served"),
+    "unknown version": ("drscreen/versions/7:predict", _b64_rows([b"x"]), 404, "version 7"),
+    "oversized": ("drscreen:predict", " " * (MAX_REQUEST_BYTES + 1), 413, "exceeds the limit"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_REST_REQUESTS))
+def test_rest_bad_request_is_rejected_and_server_keeps_serving(server, case):
+    """Each bad REST request gets TF Serving's HTTP status and {"error": ...}."""
+    path, body, status, message = BAD_REST_REQUESTS[case]
+    code, answer = _post(f"{server.url}/{path}", body.encode())
+    assert code == status
+    assert message in answer["error"]
+    code, answer = _post(f"{server.url}/drscreen:predict", _b64_rows(_images(1, 0)[0]).encode())
+    assert code == 200 and len(answer["predictions"]) == 1
+
+
+def test_concurrent_requests_are_batched_and_split_correctly(server, direct):
+    """Eight concurrent clients (one sending a corrupt image) each get their own answer."""
+    requests = [_images(1 + i % 3, seed=10 + i)[0] for i in range(8)]
+    requests[5] = [b"corrupt"]
+
+    def send(images: list[bytes]):
+        try:
+            response = server.predictions.Predict(_predict_request(images), timeout=60)
+        except grpc.RpcError as error:
+            return error.code()
+        return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(send, requests))
+    assert results[5] == grpc.StatusCode.INVALID_ARGUMENT
+    for index, (images, result) in enumerate(zip(requests, results, strict=True)):
+        if index != 5:
+            _assert_outputs_close(result, _direct(direct[1], "serving_default", images))
+
+
+def test_query_example_writes_overlays(server, tmp_path):
+    """serving/query_example.py saves one overlay PNG per photograph, at its size."""
+    photo = np.random.default_rng(4).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    path = str(tmp_path / "eye.jpg")
+    cv2.imwrite(path, photo)
+    output_dir = str(tmp_path / "out")
+    command = [
+        sys.executable, os.path.join(REPO, "serving", "query_example.py"),
+        f"--server={server.target}", f"--output_dir={output_dir}", path,
+    ]  # fmt: skip
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "score=" in result.stdout
+    overlay = cv2.imread(os.path.join(output_dir, "eye_heatmap.png"))
+    assert overlay.shape == (40, 30, 3)
+
+
+def test_new_version_is_picked_up_while_running(server, direct, exports):
+    """Adding base/2 makes the server answer with version 2 and retire version 1."""
+    _copy_version(exports, server.base, 2)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        states = {
+            s["version"]: s["state"]
+            for s in _get(f"{server.url}/drscreen")[1]["model_version_status"]
+        }
+        if states.get("2") == "AVAILABLE":
+            break
+        time.sleep(0.2)
+    assert states == {"2": "AVAILABLE", "1": "END"}
+    encoded, _ = _images(2, seed=5)
+    response = server.predictions.Predict(_predict_request(encoded), timeout=30)
+    assert response.model_spec.version.value == 2
+    outputs = {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+    _assert_outputs_close(outputs, _direct(direct[2], "serving_default", encoded))
+    assert not np.allclose(
+        outputs["score"], _direct(direct[1], "serving_default", encoded)["score"]
+    )
+    with GrpcClient(server.target, "drscreen") as client, pytest.raises(ServingError) as raised:
+        client.predict(encoded, version=1)
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_sigterm_shuts_down_cleanly(server):
+    """SIGTERM stops the server gracefully with exit code 0."""
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=30) == 0

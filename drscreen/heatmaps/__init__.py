@@ -1,5 +1,27 @@
 """Heatmap methods: the paper's sensitivity map and competing methods, one module each.
 
-Owns the backward pass over a model's layers and the methods built on it. Must not read
-files or know about datasets.
+Owns the backward pass over a model's layers (`backprop`, the engine) and the methods built
+on it; `compute(model, images, method=...)` is the entry point. Each method's maths is a
+pure function in its module (`channel_map`, `attribution_map`, `gradcam_map`,
+`trapezoid_weights`, `noisy_copies`). `overlay` draws heatmaps onto photographs; `predict`
+runs a saved model over image files (the library side of `drscreen predict`). Must not know
+about datasets or training.
+
+Methods (`METHODS`): ``sensitivity`` (Quellec et al. 2017; default), ``gradient_input``,
+``guided_backprop``, ``deconvnet``, ``lrp`` (epsilon rule), ``gradcam``,
+``integrated_gradients``, ``smoothgrad``.
 """
+
+from drscreen.heatmaps.api import METHODS, compute, method_options
+from drscreen.heatmaps.overlay import heatmap_overlay, save_overlay
+from drscreen.heatmaps.sensitivity import channel_map, sensitivity
+
+__all__ = [
+    "METHODS",
+    "channel_map",
+    "compute",
+    "heatmap_overlay",
+    "method_options",
+    "save_overlay",
+    "sensitivity",
+]

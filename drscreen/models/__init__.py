@@ -1,4 +1,25 @@
 """Model zoo: the o_O networks of Kaggle DR 2015 and a small CPU-trainable network.
 
-Owns architectures built from `drscreen.layers`. Must not compute heatmaps or train.
+Owns architectures built from `drscreen.layers` and the grade -> referable-probability
+mapping. Must not compute heatmaps or train.
+
+Every network is a `keras.Sequential` of drscreen layers: `InputNormalization` first (inputs
+are float32 RGB in [0, 255]), grade regression (N, 1) last, so the backward engine
+(`drscreen.heatmaps.backprop`) can walk it as a chain and `.keras` files reload it.
 """
+
+from drscreen.models.calibration import DEFAULT_MIDPOINT, DEFAULT_SCALE, referable_probability
+from drscreen.models.oO import net_a, net_b
+from drscreen.models.small import small_net
+from drscreen.models.zoo import MODELS, build
+
+__all__ = [
+    "DEFAULT_MIDPOINT",
+    "DEFAULT_SCALE",
+    "MODELS",
+    "build",
+    "net_a",
+    "net_b",
+    "referable_probability",
+    "small_net",
+]

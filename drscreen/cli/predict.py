@@ -1,0 +1,46 @@
+"""`drscreen predict`: grade, referable-DR probability and heatmap overlay for image files.
+
+    drscreen predict --model=RUN_DIR_OR_MODEL.keras --images=FILE_OR_DIR --out=DIR \
+        [--method=sensitivity] [--batch_size=8]
+
+Writes DIR/predictions.csv, DIR/<image>_heatmap.png and, for unusable images,
+DIR/failures.csv (image, reason).
+"""
+
+import sys
+
+from absl import app, flags
+
+from drscreen.heatmaps.api import METHODS
+from drscreen.heatmaps.predict import PredictConfig, predict
+
+_MODEL = flags.DEFINE_string("model", None, "A .keras model, or a run directory with best.keras.")
+_IMAGES = flags.DEFINE_string("images", None, "An image file or a directory of images.")
+_OUT = flags.DEFINE_string("out", None, "Output directory.")
+_METHOD = flags.DEFINE_enum("method", "sensitivity", list(METHODS), "Heatmap method.")
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per network batch.")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    for flag in (_MODEL, _IMAGES, _OUT):
+        if not flag.value:
+            raise app.UsageError(f"--{flag.name} is required")
+    try:
+        config = PredictConfig(
+            model_path=_MODEL.value,
+            images=_IMAGES.value,
+            out_dir=_OUT.value,
+            method=_METHOD.value,
+            batch_size=_BATCH_SIZE.value,
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    try:
+        result = predict(config)
+    except FileNotFoundError as error:
+        sys.exit(f"drscreen predict: {error}")
+    for path, reason in result.failures:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    print(f"wrote {len(result.predictions)} predictions to {config.out_dir}")

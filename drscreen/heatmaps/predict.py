@@ -1,0 +1,189 @@
+"""Grades, referable-DR probabilities and heatmap overlays for image files (`drscreen predict`).
+
+Loads a saved model (a ``.keras`` file, or a run directory holding ``best.keras``), then for
+every photograph: `drscreen.data.image_io.load_rgb`, `drscreen.data.fundus.
+crop_to_field_of_view` to the model's input size, `compute` in batches, and writes
+``predictions.csv`` (image, grade, referable_probability), ``<stem>_heatmap.png`` overlays
+and, when some images cannot be used, ``failures.csv`` (image, reason). Bad images never
+stop the others.
+"""
+
+import csv
+import dataclasses
+import os
+import sys
+from typing import TextIO
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from drscreen.data.fundus import crop_to_field_of_view
+from drscreen.data.image_io import ImageError, load_rgb
+from drscreen.heatmaps.api import METHODS, compute
+from drscreen.heatmaps.overlay import save_overlay
+from drscreen.models.calibration import DEFAULT_MIDPOINT, DEFAULT_SCALE, referable_probability
+
+BEST_MODEL_FILE = "best.keras"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
+PREDICTIONS_FILE = "predictions.csv"
+FAILURES_FILE = "failures.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictConfig:
+    """What `predict` runs and where it writes.
+
+    Attributes
+    ----------
+    model_path:
+        A ``.keras`` file, or a run directory containing ``best.keras``.
+    images:
+        One image file, or a directory whose image files (by extension) are all used.
+    out_dir:
+        Output directory (created when missing).
+    method:
+        Heatmap method, one of `drscreen.heatmaps.METHODS`.
+    batch_size:
+        Images per network batch.
+    referable_midpoint, referable_scale:
+        Parameters of `drscreen.models.referable_probability`.
+    """
+
+    model_path: str
+    images: str
+    out_dir: str
+    method: str = "sensitivity"
+    batch_size: int = 8
+    referable_midpoint: float = DEFAULT_MIDPOINT
+    referable_scale: float = DEFAULT_SCALE
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise ValueError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.referable_scale > 0:
+            raise ValueError(f"referable_scale must be > 0, got {self.referable_scale}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    """One image's result."""
+
+    image: str
+    grade: float
+    referable_probability: float
+    overlay_path: str
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictResult:
+    """All results of a run: predictions in input order, and the images that failed."""
+
+    predictions: tuple[Prediction, ...]
+    failures: tuple[tuple[str, str], ...]
+
+
+def resolve_model_path(path: str) -> str:
+    """``path`` itself for a file, ``path/best.keras`` for a run directory."""
+    resolved = os.path.join(path, BEST_MODEL_FILE) if os.path.isdir(path) else path
+    if not os.path.isfile(resolved):
+        raise FileNotFoundError(f"{resolved}: no such model file")
+    return resolved
+
+
+def list_images(images: str) -> list[str]:
+    """The image files named by ``images`` (a file, or a directory's image files, sorted)."""
+    if os.path.isfile(images):
+        return [images]
+    if not os.path.isdir(images):
+        raise FileNotFoundError(f"{images}: no such image file or directory")
+    paths = sorted(
+        os.path.join(images, name)
+        for name in os.listdir(images)
+        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(images, name))
+    )
+    if not paths:
+        raise FileNotFoundError(f"{images}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+    return paths
+
+
+def _overlay_name(path: str, taken: set[str]) -> str:
+    """``<stem>_heatmap.png``, or ``<file name>_heatmap.png`` when two images share a stem."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    name = stem if stem not in taken else os.path.basename(path)
+    taken.add(name)
+    return f"{name}_heatmap.png"
+
+
+def _write_csv(path: str, header: tuple[str, ...], rows: list[tuple]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictResult:
+    """Run ``config``'s model over its images; write the CSV files and overlays.
+
+    A progress line goes to ``progress`` (default: standard error).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the model or the images are missing (bad individual images are recorded in
+        the result and ``failures.csv`` instead).
+    """
+    progress = progress or sys.stderr
+    model = keras.models.load_model(resolve_model_path(config.model_path), compile=False)
+    size = int(model.input_shape[1])
+    paths = list_images(config.images)
+    os.makedirs(config.out_dir, exist_ok=True)
+    heatmap_fn = tf.function(
+        lambda images, masks: compute(model, images, config.method, masks),
+        input_signature=[
+            tf.TensorSpec((None, size, size, 3), tf.float32),
+            tf.TensorSpec((None, size, size), tf.float32),
+        ],
+    )
+    predictions: list[Prediction] = []
+    failures: list[tuple[str, str]] = []
+    overlay_names: set[str] = set()
+    for start in range(0, len(paths), config.batch_size):
+        batch_paths, images, masks = [], [], []
+        for path in paths[start : start + config.batch_size]:
+            try:
+                image, mask = crop_to_field_of_view(load_rgb(path), size)
+            except ImageError as error:
+                failures.append((path, error.reason))
+                continue
+            batch_paths.append(path)
+            images.append(image.numpy())
+            masks.append(mask.numpy())
+        if batch_paths:
+            grades, heatmaps = heatmap_fn(np.stack(images), np.stack(masks))
+            probabilities = referable_probability(
+                grades.numpy(), config.referable_midpoint, config.referable_scale
+            )
+            for index, path in enumerate(batch_paths):
+                overlay_path = os.path.join(config.out_dir, _overlay_name(path, overlay_names))
+                photo = np.clip(np.rint(images[index]), 0, 255).astype(np.uint8)
+                save_overlay(overlay_path, photo, heatmaps[index].numpy(), masks[index])
+                predictions.append(
+                    Prediction(
+                        path, float(grades[index]), float(probabilities[index]), overlay_path
+                    )
+                )
+        done = min(start + config.batch_size, len(paths))
+        progress.write(f"\rdrscreen predict: {done}/{len(paths)} images, {len(failures)} bad")
+        progress.flush()
+    progress.write("\n")
+    _write_csv(
+        os.path.join(config.out_dir, PREDICTIONS_FILE),
+        ("image", "grade", "referable_probability"),
+        [(p.image, f"{p.grade:.6f}", f"{p.referable_probability:.6f}") for p in predictions],
+    )
+    if failures:
+        _write_csv(os.path.join(config.out_dir, FAILURES_FILE), ("image", "reason"), failures)
+    return PredictResult(tuple(predictions), tuple(failures))

@@ -1,0 +1,42 @@
+"""The model registry: `build(name, ...)` for every network of the zoo."""
+
+from collections.abc import Callable
+
+import keras
+
+from drscreen.models.oO import net_a, net_b
+from drscreen.models.small import small_net
+
+MODELS: dict[str, Callable[..., keras.Sequential]] = {
+    "small": small_net,
+    "oO_netA": net_a,
+    "oO_netB": net_b,
+}
+
+
+def build(
+    name: str, input_size: int | None = None, width: int | None = None, **kwargs
+) -> keras.Sequential:
+    """Build the zoo network ``name`` (one of `MODELS`).
+
+    Parameters
+    ----------
+    name:
+        ``"small"``, ``"oO_netA"`` or ``"oO_netB"``.
+    input_size, width:
+        Override the network's default input side and first-stage width.
+    **kwargs:
+        Passed to the network's builder (``dropout_rate``, ``kernel_regularizer``).
+
+    Returns
+    -------
+    An uncompiled `keras.Sequential` mapping float32 RGB (N, S, S, 3) in [0, 255] to the
+    grade regression (N, 1).
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    if input_size is not None:
+        kwargs["input_size"] = input_size
+    if width is not None:
+        kwargs["width"] = width
+    return MODELS[name](**kwargs)

@@ -1,0 +1,74 @@
+"""Tests of `drscreen predict`: CSV, overlays and bad images, through the command line."""
+
+import csv
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from drscreen import cli
+from drscreen.heatmaps.predict import PredictConfig, list_images, resolve_model_path
+from drscreen.models import build, referable_probability
+
+
+def _fundus_png(path: str, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:48, :48] - 23.5
+    disc = (np.hypot(yy, xx) < 20)[..., None]
+    image = (rng.uniform(40, 230, (48, 48, 3)) * disc).astype(np.uint8)
+    cv2.imwrite(path, image)
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A run directory with best.keras (small model, 64 px, width 4) and 3 images."""
+    run = tmp_path / "run"
+    run.mkdir()
+    build("small", input_size=64, width=4).save(str(run / "best.keras"))
+    images = tmp_path / "images"
+    images.mkdir()
+    _fundus_png(str(images / "a.png"), 0)
+    _fundus_png(str(images / "b.png"), 1)
+    with open(images / "c.jpg", "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0 truncated")
+    return tmp_path
+
+
+def test_predict_command_writes_csv_overlays_and_failures(run_dir, capsys):
+    """2 good images -> 2 CSV rows and overlays; the corrupt JPEG is listed with its reason."""
+    out = run_dir / "out"
+    argv = ["drscreen", "predict", f"--model={run_dir / 'run'}", f"--images={run_dir / 'images'}"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, f"--out={out}", "--batch_size=2"])
+    assert exit_info.value.code in (0, None)
+    with open(out / "predictions.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [os.path.basename(row["image"]) for row in rows] == ["a.png", "b.png"]
+    for row in rows:
+        grade = float(row["grade"])
+        expected = referable_probability(grade)
+        assert float(row["referable_probability"]) == pytest.approx(expected, abs=1e-6)
+    for name in ("a", "b"):
+        overlay = cv2.imread(str(out / f"{name}_heatmap.png"))
+        assert overlay.shape == (64, 64, 3)
+    with open(out / "failures.csv") as f:
+        failures = list(csv.DictReader(f))
+    assert len(failures) == 1 and failures[0]["image"].endswith("c.jpg")
+    assert "truncated" in failures[0]["reason"]
+    captured = capsys.readouterr()
+    assert "drscreen predict: 3/3 images, 1 bad" in captured.err
+    assert "skipped" in captured.err and "c.jpg" in captured.err
+
+
+def test_bad_configuration_is_named(run_dir):
+    """Unknown method, bad batch size, missing model or images give clear errors."""
+    with pytest.raises(ValueError, match="method 'x' is not one of sensitivity"):
+        PredictConfig("m", "i", "o", method="x")
+    with pytest.raises(ValueError, match="batch_size"):
+        PredictConfig("m", "i", "o", batch_size=0)
+    with pytest.raises(FileNotFoundError, match="best.keras: no such model file"):
+        resolve_model_path(str(run_dir / "images"))
+    with pytest.raises(FileNotFoundError, match="no such image file or directory"):
+        list_images(str(run_dir / "missing"))
+    assert list_images(str(run_dir / "images" / "a.png")) == [str(run_dir / "images" / "a.png")]

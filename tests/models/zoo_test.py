@@ -1,0 +1,143 @@
+"""Tests of the model zoo: architectures, serialization, and exact heatmaps on every model."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from drscreen.heatmaps.sensitivity import sensitivity
+from drscreen.models import MODELS, build
+
+# Smallest valid inputs (see stack_test.test_min_input_sizes), width 4: fast on a CPU.
+SMALL_CONFIGS = {"small": 64, "oO_netA": 245, "oO_netB": 245}
+
+
+def _images(size: int, count: int = 2, seed: int = 0) -> tf.Tensor:
+    rng = np.random.default_rng(seed)
+    return tf.constant(rng.uniform(0, 255, (count, size, size, 3)), tf.float32)
+
+
+def test_net_a_shapes_and_parameters_at_448():
+    """Golden per-layer output shapes of o_O net A at 448 px, n = 32, and its parameter count.
+
+    Conv kernels k·k·c_in·c_out plus untied biases h·w·c_out:
+    conv1 5·5·3·32 + 224·224·32 = 1,608,032     conv2 3·3·32·32 + 224·224·32 = 1,614,848
+    conv3 5·5·32·64 + 56·56·64 = 251,904        conv4, conv5 3·3·64·64 + 56·56·64 = 237,568
+    conv6 3·3·64·128 + 27·27·128 = 167,040      conv7, conv8 3·3·128·128 + 93,312 = 240,768
+    conv9 3·3·128·256 + 13·13·256 = 338,176     conv10, conv11 589,824 + 43,264 = 633,088
+    conv12 3·3·256·512 + 6·6·512 = 1,198,080    conv13 2,359,296 + 18,432 = 2,377,728
+    dense1 2048·1024 + 1024 = 2,098,176         dense2 512·1024 + 1024 = 525,312
+    grade 512 + 1 = 513                         total 12,402,657
+    """
+    model = build("oO_netA")
+    shapes = {layer.name: tuple(layer.output.shape[1:]) for layer in model.layers}
+    expected = {
+        "normalization": (448, 448, 3),
+        "conv1": (224, 224, 32), "conv2": (224, 224, 32), "pool1": (111, 111, 32),
+        "conv3": (56, 56, 64), "conv4": (56, 56, 64), "conv5": (56, 56, 64),
+        "pool2": (27, 27, 64),
+        "conv6": (27, 27, 128), "conv7": (27, 27, 128), "conv8": (27, 27, 128),
+        "pool3": (13, 13, 128),
+        "conv9": (13, 13, 256), "conv10": (13, 13, 256), "conv11": (13, 13, 256),
+        "pool4": (6, 6, 256),
+        "conv12": (6, 6, 512), "conv13": (6, 6, 512), "pool5": (2, 2, 512),
+        "flatten": (2048,), "dropout1": (2048,), "dense1": (1024,), "maxout1": (512,),
+        "dropout2": (512,), "dense2": (1024,), "maxout2": (512,), "grade": (1,),
+    }  # fmt: skip
+    for name, shape in expected.items():
+        assert shapes[name] == shape, name
+    assert isinstance(model.get_layer("pool5"), __import__("drscreen").layers.RMSPooling2D)
+    convs = [
+        1_608_032, 1_614_848, 251_904, 237_568, 237_568, 167_040, 240_768, 240_768,
+        338_176, 633_088, 633_088, 1_198_080, 2_377_728,
+    ]  # fmt: skip
+    assert model.count_params() == sum(convs) + 2_098_176 + 525_312 + 513 == 12_402_657
+
+
+def test_net_b_shapes_at_448():
+    """Net B (width 4 for speed): 4x4 kernels, one 16n conv, RMS pool 3/2: 6x6x64 -> 2x2x64."""
+    model = build("oO_netB", width=4)
+    assert model.get_layer("conv1").kernel.shape == (4, 4, 3, 4)
+    assert model.get_layer("conv12").output.shape[1:] == (6, 6, 64)
+    assert model.get_layer("pool5").output.shape[1:] == (2, 2, 64)
+    assert "conv13" not in [layer.name for layer in model.layers]
+
+
+def test_small_model_size():
+    """~225k parameters at the default width; tied biases; default 192 px input."""
+    model = build("small")
+    assert model.input_shape == (None, 192, 192, 3)
+    assert 100_000 <= model.count_params() <= 300_000
+    assert build("small", input_size=128).count_params() == model.count_params()
+
+
+def test_unknown_name_lists_models():
+    """An unknown model name names the known ones."""
+    with pytest.raises(ValueError, match="small, oO_netA, oO_netB"):
+        build("resnet")
+
+
+def test_too_small_input_names_the_minimum():
+    """Net A needs at least 245 px."""
+    with pytest.raises(ValueError, match="oO_netA: input_size 200 is too small.*minimum is 245"):
+        build("oO_netA", input_size=200)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_sensitivity_equals_tape(name):
+    """sum_c |d grade / d image| from the engine equals tf.GradientTape's (1e-5 x scale)."""
+    model = build(name, input_size=SMALL_CONFIGS[name], width=4)
+    images = _images(SMALL_CONFIGS[name])
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        grades = model(images)[:, 0]
+        total = tf.reduce_sum(grades)
+    expected = tf.reduce_sum(tf.abs(tape.gradient(total, images)), axis=-1).numpy()
+    scores, heatmaps = sensitivity(model, images)
+    np.testing.assert_array_equal(scores.numpy(), grades.numpy())
+    np.testing.assert_allclose(heatmaps.numpy(), expected, atol=1e-5 * expected.max())
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_second_order_equals_nested_tapes(name):
+    """d mean(H) / d weights through the engine equals nested tapes."""
+    model = build(name, input_size=SMALL_CONFIGS[name], width=4)
+    images = _images(SMALL_CONFIGS[name], seed=1)
+    weights = model.trainable_variables
+    with tf.GradientTape() as outer:
+        with tf.GradientTape() as inner:
+            inner.watch(images)
+            total = tf.reduce_sum(model(images))
+        expected_loss = tf.reduce_mean(tf.reduce_sum(tf.abs(inner.gradient(total, images)), -1))
+    expected = outer.gradient(expected_loss, weights)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(sensitivity(model, images)[1])
+    actual = tape.gradient(loss, weights)
+    np.testing.assert_allclose(float(loss), float(expected_loss), rtol=1e-5)
+    for variable, got, want in zip(weights, actual, expected, strict=True):
+        if "kernel" in variable.path:
+            assert got is not None, variable.path
+        # A bias feeding only a piecewise-linear activation has a zero second derivative:
+        # the tape says zeros, the engine's graph is disconnected (None).
+        got = np.zeros(variable.shape) if got is None else tf.convert_to_tensor(got).numpy()
+        want = np.zeros(variable.shape) if want is None else tf.convert_to_tensor(want).numpy()
+        np.testing.assert_allclose(
+            got,
+            want,
+            atol=1e-4 * np.abs(want).max() + 1e-12,
+            err_msg=variable.path,
+        )
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_keras_save_reload_identical(name, tmp_path):
+    """A .keras round trip gives identical outputs (and the same layer classes)."""
+    model = build(name, input_size=SMALL_CONFIGS[name], width=4)
+    images = _images(SMALL_CONFIGS[name], seed=2)
+    path = os.path.join(tmp_path, f"{name}.keras")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    assert [type(layer) for layer in reloaded.layers] == [type(layer) for layer in model.layers]
+    np.testing.assert_array_equal(reloaded(images).numpy(), model(images).numpy())

@@ -1,0 +1,53 @@
+"""`drscreen prepare`: convert a dataset into pre-processed, sharded TFRecords with a manifest.
+
+    drscreen prepare --dataset=kaggle --data=/data/kaggle --out=/data/kaggle-512 \
+        [--size=512] [--shard_size=256] [--strict] [--val_fraction=0.15 --test_fraction=0.15]
+        [--seed=0] [--workers=0]
+"""
+
+import sys
+
+from absl import app, flags
+
+from drscreen.data.prepare import PrepareConfig, PrepareError, prepare_dataset
+from drscreen.data.readers import DATASET_NAMES, DatasetProblemsError
+
+_DATASET = flags.DEFINE_enum("dataset", None, DATASET_NAMES, "Dataset reader to use.")
+_DATA = flags.DEFINE_string("data", None, "The dataset's local folder.")
+_OUT = flags.DEFINE_string("out", None, "Output folder for shards and manifest.json.")
+_SIZE = flags.DEFINE_integer("size", 512, "Side of the pre-processed square images (px).")
+_SHARD_SIZE = flags.DEFINE_integer("shard_size", 256, "Images per TFRecord shard.")
+_STRICT = flags.DEFINE_boolean("strict", False, "Stop at the first bad input instead of skipping.")
+_VAL_FRACTION = flags.DEFINE_float("val_fraction", 0.15, "Share of patients in validation.")
+_TEST_FRACTION = flags.DEFINE_float("test_fraction", 0.15, "Share of patients in test.")
+_SEED = flags.DEFINE_integer("seed", 0, "Seed of the patient split and shard order.")
+_WORKERS = flags.DEFINE_integer("workers", 0, "Shards processed at once (0: one per core).")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    for flag in (_DATASET, _DATA, _OUT):
+        if not flag.value:
+            raise app.UsageError(f"--{flag.name} is required")
+    try:
+        config = PrepareConfig(
+            dataset=_DATASET.value,
+            data_dir=_DATA.value,
+            out_dir=_OUT.value,
+            image_size=_SIZE.value,
+            shard_size=_SHARD_SIZE.value,
+            strict=_STRICT.value,
+            val_fraction=_VAL_FRACTION.value,
+            test_fraction=_TEST_FRACTION.value,
+            seed=_SEED.value,
+            num_workers=_WORKERS.value,
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+    try:
+        manifest = prepare_dataset(config)
+    except (PrepareError, DatasetProblemsError, FileNotFoundError) as error:
+        sys.exit(f"drscreen prepare: {error}")
+    counts = ", ".join(f"{name} {split['count']}" for name, split in manifest.splits.items())
+    print(f"wrote {counts} images to {config.out_dir} ({len(manifest.skipped)} skipped)")

@@ -1,0 +1,314 @@
+"""Fundus pre-processing as pure TensorFlow functions: field of view, o_O crop, normalisations.
+
+The ONE implementation of pre-processing, used by `drscreen prepare`, by tf.data pipelines and
+by exported serving signatures. Only TensorFlow ops (no `py_function`), so every function runs
+eagerly on numpy input, inside `tf.data.Dataset.map` and inside a `tf.function` with unknown
+input shape. Images are float32 or uint8 RGB in [0, 255].
+
+Must not know about files (see `drscreen.data.image_io`) or augmentation
+(see `drscreen.data.augment`).
+"""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+# Team o_O's per-channel statistics of 0-255 RGB fundus images (Kaggle DR 2015). The model's
+# in-graph normalisation layer imports these; keep them here only.
+OO_MEAN = (108.65, 75.87, 54.34)
+OO_STD = (70.54, 51.71, 43.03)
+
+FOV_THRESHOLD = 10.0  # o_O: foreground is brighter than the border level + 10
+MAX_BACKGROUND = 30.0  # corners brighter than this are retina, not background
+MIN_FOV_FRACTION = 0.4  # a field of view narrower than this share of the short side is noise
+_MORPHOLOGY_SIZE = 3
+_CORNER_FRACTION = 16  # corner patches are 1/16 of the short side
+_EDGE_TOLERANCE = 0.0  # pixels: an extent this close to the frame is cut by it
+
+
+def _as_float_images(images: tf.Tensor | np.ndarray, name: str) -> tuple[tf.Tensor, bool]:
+    images = tf.convert_to_tensor(images)
+    rank = images.shape.rank
+    if rank not in (3, 4) or images.shape[-1] not in (3, None):
+        raise ValueError(
+            f"{name}: expected an RGB image (H, W, 3) or a batch (N, H, W, 3), "
+            f"got shape {images.shape}"
+        )
+    images = tf.cast(images, tf.float32)
+    single = rank == 3
+    return (images[tf.newaxis] if single else images), single
+
+
+def _background_level(intensity: tf.Tensor) -> tf.Tensor:
+    """Per-image background level (N,): the darkest of the four corner patch means."""
+    height, width = tf.shape(intensity)[1], tf.shape(intensity)[2]
+    k = tf.maximum(1, tf.minimum(height, width) // _CORNER_FRACTION)
+    corners = (
+        intensity[:, :k, :k],
+        intensity[:, :k, width - k :],
+        intensity[:, height - k :, :k],
+        intensity[:, height - k :, width - k :],
+    )
+    levels = tf.stack([tf.reduce_mean(c, axis=[1, 2, 3]) for c in corners], axis=1)
+    return tf.minimum(tf.reduce_min(levels, axis=1), MAX_BACKGROUND)
+
+
+def field_of_view_mask(
+    images: tf.Tensor | np.ndarray, threshold: float = FOV_THRESHOLD
+) -> tf.Tensor:
+    """The illuminated disc of fundus photographs.
+
+    The o_O rule made robust: a pixel belongs to the field of view when its brightest channel
+    is above the background level plus `threshold`; the background level is the darkest of
+    the four corner patch means (corners lie outside the disc even when the disc is cut by
+    the frame), capped at `MAX_BACKGROUND` so that a photograph without dark corners is all
+    field of view. A 3x3 morphological opening then closing removes noise specks outside and
+    fills dark holes inside without moving the disc edge (o_O's blur would widen the disc).
+
+    Parameters
+    ----------
+    images:
+        One image (H, W, 3) or a batch (N, H, W, 3), float or uint8 RGB in [0, 255].
+    threshold:
+        Intensity above the background level, in 0-255 units.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 mask of 0/1, shape (H, W) or (N, H, W).
+    """
+    batch, single = _as_float_images(images, "field_of_view_mask")
+    intensity = tf.reduce_max(batch, axis=-1, keepdims=True)
+    level = _background_level(intensity)[:, tf.newaxis, tf.newaxis, tf.newaxis]
+    mask = tf.cast(intensity > level + threshold, tf.float32)
+    mask = _dilate(_erode(mask))
+    mask = _erode(_dilate(mask))[..., 0]
+    return mask[0] if single else mask
+
+
+def _dilate(mask: tf.Tensor) -> tf.Tensor:
+    return tf.nn.max_pool2d(mask, _MORPHOLOGY_SIZE, 1, "SAME")
+
+
+def _erode(mask: tf.Tensor) -> tf.Tensor:
+    return -tf.nn.max_pool2d(-mask, _MORPHOLOGY_SIZE, 1, "SAME")
+
+
+def _extent(profile: tf.Tensor, min_count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """First and last index (float32) where `profile >= min_count`, and whether any exists."""
+    index = tf.cast(tf.where(profile >= min_count)[:, 0], tf.float32)
+    found = tf.size(index) > 0
+    first = tf.where(found, tf.reduce_min(index), 0.0)
+    last = tf.where(found, tf.reduce_max(index), 0.0)
+    return first, last, found
+
+
+def _disc_centre(
+    first: tf.Tensor, last: tf.Tensor, diameter: tf.Tensor, length: tf.Tensor
+) -> tf.Tensor:
+    """Centre of a disc of `diameter` along one axis, given its visible extent."""
+    cut_low = first <= _EDGE_TOLERANCE
+    cut_high = last >= length - 1.0 - _EDGE_TOLERANCE
+    return tf.where(
+        cut_low & ~cut_high,
+        last + 1.0 - diameter / 2.0,
+        tf.where(cut_high & ~cut_low, first + diameter / 2.0, (first + last + 1.0) / 2.0),
+    )
+
+
+def field_of_view_box(mask: tf.Tensor) -> tf.Tensor:
+    """The square around the field-of-view disc: the o_O crop rule, improved.
+
+    The disc diameter is the larger extent of the mask. Along an axis where the disc is cut by
+    the frame on one side only (Kaggle photographs clipped at the top or bottom), the centre is
+    placed one radius from the uncut edge, so the square is centred on the disc and reaches
+    outside the frame (padded with black by `crop_square`). Rows and columns with fewer than 1%
+    of mask pixels are ignored (noise). When no disc of at least `MIN_FOV_FRACTION` of the
+    short side is found, the box is the centre square.
+
+    Parameters
+    ----------
+    mask:
+        float32 mask (H, W) from `field_of_view_mask`.
+
+    Returns
+    -------
+    tf.Tensor
+        int32 (3,): top row, left column and side of the square, in pixels; top and left may
+        be negative and the square may extend past the frame.
+    """
+    mask = tf.convert_to_tensor(mask, tf.float32)
+    height = tf.cast(tf.shape(mask)[0], tf.float32)
+    width = tf.cast(tf.shape(mask)[1], tf.float32)
+    top, bottom, found_rows = _extent(
+        tf.reduce_sum(mask, axis=1), tf.maximum(1.0, tf.floor(width / 100.0))
+    )
+    left, right, found_cols = _extent(
+        tf.reduce_sum(mask, axis=0), tf.maximum(1.0, tf.floor(height / 100.0))
+    )
+    diameter = tf.maximum(bottom - top + 1.0, right - left + 1.0)
+    short_side = tf.minimum(height, width)
+    valid = found_rows & found_cols & (diameter >= MIN_FOV_FRACTION * short_side)
+    centre_y = _disc_centre(top, bottom, diameter, height)
+    centre_x = _disc_centre(left, right, diameter, width)
+    side = tf.where(valid, diameter, short_side)
+    centre_y = tf.where(valid, centre_y, height / 2.0)
+    centre_x = tf.where(valid, centre_x, width / 2.0)
+    box = tf.stack([centre_y - side / 2.0, centre_x - side / 2.0, side])
+    return tf.cast(tf.round(box), tf.int32)
+
+
+def crop_square(image: tf.Tensor, box: tf.Tensor, size: int) -> tf.Tensor:
+    """Crops a square `box` from `image` (black outside the frame) and resizes it.
+
+    Parameters
+    ----------
+    image:
+        (H, W, C) float or integer tensor, any number of channels (cropped in its dtype).
+    box:
+        int32 (3,) top, left, side from `field_of_view_box`.
+    size:
+        Output side in pixels.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 (size, size, C). Bilinear resizing with antialiasing, so it averages like an
+        area filter when shrinking and interpolates when enlarging.
+    """
+    image = tf.convert_to_tensor(image)
+    height, width = tf.shape(image)[0], tf.shape(image)[1]
+    top, left, side = box[0], box[1], box[2]
+    pad_top = tf.maximum(0, -top)
+    pad_left = tf.maximum(0, -left)
+    pad_bottom = tf.maximum(0, top + side - height)
+    pad_right = tf.maximum(0, left + side - width)
+    padded = tf.pad(image, [[pad_top, pad_bottom], [pad_left, pad_right], [0, 0]])
+    square = tf.slice(padded, [top + pad_top, left + pad_left, 0], [side, side, -1])
+    square = tf.cast(square, tf.float32)
+    return tf.image.resize(square, [size, size], method="bilinear", antialias=True)
+
+
+def crop_to_field_of_view(image: tf.Tensor | np.ndarray, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Crops a fundus photograph to the square around its field of view and resizes it.
+
+    Parameters
+    ----------
+    image:
+        (H, W, 3) float or uint8 RGB in [0, 255], any size (dynamic shapes allowed).
+    size:
+        Output side in pixels.
+
+    Returns
+    -------
+    image:
+        float32 (size, size, 3) in [0, 255].
+    mask:
+        float32 (size, size) field-of-view mask of 0/1.
+    """
+    image = tf.convert_to_tensor(image)
+    if image.shape.rank != 3 or image.shape[-1] not in (3, None):
+        raise ValueError(
+            f"crop_to_field_of_view: expected one image (H, W, 3), got shape {image.shape}"
+        )
+    mask = field_of_view_mask(image)
+    box = field_of_view_box(mask)
+    # Image and mask are cropped together, in the input's dtype (less memory than float32).
+    stacked = tf.concat([image, tf.cast(mask[..., tf.newaxis] * 255.0, image.dtype)], axis=-1)
+    cropped = crop_square(stacked, box, size)
+    cropped_image = tf.clip_by_value(cropped[..., :3], 0.0, 255.0)
+    cropped_mask = tf.cast(cropped[..., 3] > 127.5, tf.float32)
+    cropped_image.set_shape([size, size, 3])
+    cropped_mask.set_shape([size, size])
+    return cropped_image, cropped_mask
+
+
+def decode_and_preprocess(encoded_bytes: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Decodes a JPEG/PNG/BMP/GIF string and crops it with `crop_to_field_of_view`.
+
+    Parameters
+    ----------
+    encoded_bytes:
+        Scalar string tensor holding the encoded file.
+    size:
+        Output side in pixels.
+
+    Returns
+    -------
+    tuple[tf.Tensor, tf.Tensor]
+        float32 image (size, size, 3) in [0, 255] and float32 mask (size, size).
+    """
+    image = tf.io.decode_image(encoded_bytes, channels=3, expand_animations=False)
+    return crop_to_field_of_view(image, size)
+
+
+def normalize_oO(images: tf.Tensor | np.ndarray) -> tf.Tensor:
+    """Per-channel z-score with team o_O's statistics `OO_MEAN` and `OO_STD`.
+
+    Parameters
+    ----------
+    images:
+        (..., 3) RGB in [0, 255].
+
+    Returns
+    -------
+    tf.Tensor
+        float32, same shape.
+    """
+    images = tf.cast(tf.convert_to_tensor(images), tf.float32)
+    return (images - tf.constant(OO_MEAN)) / tf.constant(OO_STD)
+
+
+def _gaussian_kernel(sigma: float) -> np.ndarray:
+    radius = max(1, math.ceil(3.0 * sigma))
+    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-(offsets**2) / (2.0 * sigma**2))
+    return (kernel / kernel.sum()).astype(np.float32)
+
+
+def graham(
+    image: tf.Tensor | np.ndarray,
+    scale: float,
+    mask: tf.Tensor | np.ndarray | None = None,
+    outside: float = 128.0,
+) -> tf.Tensor:
+    """Ben Graham's local-average subtraction (Kaggle DR 2015 winner).
+
+    Computes clip(4·I − 4·G_σ * I + 128, 0, 255) with a Gaussian blur of σ = scale / 30;
+    Graham used the field-of-view radius as `scale` (σ = 10 px at radius 300), so for an image
+    from `crop_to_field_of_view(..., size)` pass `scale = size / 2`. The blur reflects at the
+    border like OpenCV's default (BORDER_REFLECT_101), so the kernel radius ceil(3σ) must be
+    smaller than the image side. Outside the field of view (where `mask` is 0) the result is
+    set to `outside`: 128 (Graham's neutral grey, default) or 0 (black).
+
+    Parameters
+    ----------
+    image:
+        (H, W, 3) or (N, H, W, 3) RGB in [0, 255].
+    scale:
+        Python number (the kernel is built once, statically).
+    mask:
+        Optional field-of-view mask, (H, W) or (N, H, W).
+    outside:
+        Value given to pixels outside the field of view.
+
+    Returns
+    -------
+    tf.Tensor
+        float32 in [0, 255], same shape as `image`.
+    """
+    batch, single = _as_float_images(image, "graham")
+    kernel = _gaussian_kernel(scale / 30.0)
+    radius = (kernel.size - 1) // 2
+    kernel_x = tf.constant(np.tile(kernel.reshape(1, -1, 1, 1), (1, 1, 3, 1)))
+    kernel_y = tf.constant(np.tile(kernel.reshape(-1, 1, 1, 1), (1, 1, 3, 1)))
+    padded = tf.pad(batch, [[0, 0], [radius, radius], [radius, radius], [0, 0]], "REFLECT")
+    blurred = tf.nn.depthwise_conv2d(padded, kernel_x, [1, 1, 1, 1], "VALID")
+    blurred = tf.nn.depthwise_conv2d(blurred, kernel_y, [1, 1, 1, 1], "VALID")
+    result = tf.clip_by_value(4.0 * batch - 4.0 * blurred + 128.0, 0.0, 255.0)
+    if mask is not None:
+        mask = tf.cast(tf.convert_to_tensor(mask), tf.float32)
+        mask = mask[tf.newaxis] if single else mask
+        result = tf.where(mask[..., tf.newaxis] > 0.5, result, outside)
+    return result[0] if single else result

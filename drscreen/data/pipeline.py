@@ -1,0 +1,527 @@
+"""tf.data input pipelines: from records or TFRecord shards to batches of images and grades.
+
+Owns decoding in parallel, caching, shuffling, o_O class resampling, augmentation, batching,
+prefetching and sharding for distributed training. Training and evaluation batches are
+``(images float32 (B, S, S, 3) in [0, 255], grades float32 (B,))``; `dataset_for_evaluation`
+yields dicts that keep identifiers and the field-of-view mask. Pipelines seeded with
+`PipelineConfig.seed` produce the same batches every time they are built.
+
+Images travel as uint8 until batching (a quarter of the memory in caches and shuffle
+buffers). Must not know about models or training loops.
+"""
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from drscreen.data import tfrecords
+from drscreen.data.augment import AugmentConfig, augment_image
+from drscreen.data.fundus import decode_and_preprocess
+from drscreen.data.lesions import NUM_GRADES
+from drscreen.data.records import FundusRecord
+
+# o_O's per-image sampling weights: the inverse grade frequencies of Kaggle DR 2015 at first,
+# decaying towards a mild over-sampling of disease.
+OO_INITIAL_WEIGHTS = (1.36, 14.38, 6.64, 40.24, 49.61)
+OO_FINAL_WEIGHTS = (1.0, 2.0, 2.0, 2.0, 2.0)
+OO_WEIGHT_DECAY = 0.975
+_SCHEDULE_EPOCHS = 2000  # r^2000 < 1e-21: the weights have reached their final value
+
+Element = dict[str, tf.Tensor]
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    """How batches are built.
+
+    Attributes
+    ----------
+    image_size:
+        Side of the square images, in pixels.
+    batch_size:
+        Global batch size (divided among replicas when an input context is given).
+    augment:
+        o_O augmentation for training; None for none.
+    shuffle_buffer:
+        Size of the shuffle buffer of decoded images in training (paths are also shuffled
+        fully before decoding).
+    cache:
+        Cache decoded images: False, True (in memory) or a file path prefix.
+    seed:
+        Seed of every random choice; None for a non-deterministic, slightly faster pipeline.
+    resample:
+        o_O class resampling in training: an infinite dataset whose grade mix follows
+        `class_weights_at_epoch`. Needs `steps_per_epoch`.
+    resample_initial, resample_final, resample_decay:
+        w0, wf and r of the schedule (per-image weights for grades 0-4).
+    steps_per_epoch:
+        Batches per epoch, to know the epoch of each sampled image.
+    num_shards, shard_index:
+        Read only this shard of the data (multi-worker training without an input context).
+    """
+
+    image_size: int = 512
+    batch_size: int = 32
+    augment: AugmentConfig | None = AugmentConfig()
+    shuffle_buffer: int = 256
+    cache: bool | str = False
+    seed: int | None = 0
+    resample: bool = False
+    resample_initial: tuple[float, ...] = OO_INITIAL_WEIGHTS
+    resample_final: tuple[float, ...] = OO_FINAL_WEIGHTS
+    resample_decay: float = OO_WEIGHT_DECAY
+    steps_per_epoch: int | None = None
+    num_shards: int = 1
+    shard_index: int = 0
+
+    def __post_init__(self):
+        if self.image_size < 1 or self.batch_size < 1:
+            raise ValueError(
+                f"image_size {self.image_size} and batch_size {self.batch_size} must be >= 1"
+            )
+        if self.shuffle_buffer < 0:
+            raise ValueError(f"shuffle_buffer {self.shuffle_buffer} must be >= 0")
+        if self.resample and (self.steps_per_epoch is None or self.steps_per_epoch < 1):
+            raise ValueError("resample=True needs steps_per_epoch >= 1")
+        for name in ("resample_initial", "resample_final"):
+            weights = getattr(self, name)
+            if len(weights) != NUM_GRADES or min(weights) < 0:
+                raise ValueError(f"{name} {weights} must be {NUM_GRADES} weights >= 0")
+        if not 0.0 <= self.resample_decay <= 1.0:
+            raise ValueError(f"resample_decay {self.resample_decay} must be in [0, 1]")
+        if not 0 <= self.shard_index < self.num_shards:
+            raise ValueError(
+                f"shard_index {self.shard_index} must be in [0, num_shards={self.num_shards})"
+            )
+
+
+def class_weights_at_epoch(
+    epoch: int,
+    initial: Sequence[float] = OO_INITIAL_WEIGHTS,
+    final: Sequence[float] = OO_FINAL_WEIGHTS,
+    decay: float = OO_WEIGHT_DECAY,
+) -> np.ndarray:
+    """o_O's per-image sampling weight of each grade: w_t = r^(t−1)·w0 + (1 − r^(t−1))·wf.
+
+    Parameters
+    ----------
+    epoch:
+        t, 1-based.
+    initial, final, decay:
+        w0, wf and r.
+
+    Returns
+    -------
+    np.ndarray
+        float64 (len(initial),). A grade with n images is drawn with probability ∝ w·n.
+    """
+    if epoch < 1:
+        raise ValueError(f"epoch {epoch} must be >= 1 (1-based)")
+    factor = decay ** (epoch - 1)
+    return factor * np.asarray(initial, np.float64) + (1.0 - factor) * np.asarray(final, np.float64)
+
+
+def _grade_probabilities(
+    config: PipelineConfig, grades: Sequence[int], counts: Sequence[int]
+) -> np.ndarray:
+    """(epochs, len(grades)) table of the probabilities of `grades`, epoch 1 in row 0."""
+    weights = np.stack(
+        [
+            class_weights_at_epoch(
+                t, config.resample_initial, config.resample_final, config.resample_decay
+            )
+            for t in range(1, _SCHEDULE_EPOCHS + 1)
+        ]
+    )
+    mass = weights[:, list(grades)] * np.asarray(counts, np.float64)
+    return (mass / mass.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _shard(
+    dataset: tf.data.Dataset,
+    config: PipelineConfig,
+    input_context: tf.distribute.InputContext | None,
+) -> tf.data.Dataset:
+    if input_context is not None and input_context.num_input_pipelines > 1:
+        return dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if config.num_shards > 1:
+        return dataset.shard(config.num_shards, config.shard_index)
+    return dataset
+
+
+def _batch_size(config: PipelineConfig, input_context: tf.distribute.InputContext | None) -> int:
+    if input_context is None:
+        return config.batch_size
+    return input_context.get_per_replica_batch_size(config.batch_size)
+
+
+def _seed(config: PipelineConfig, offset: int) -> int | None:
+    return None if config.seed is None else config.seed + offset
+
+
+def _cache(dataset: tf.data.Dataset, config: PipelineConfig, suffix: str) -> tf.data.Dataset:
+    if config.cache is False:
+        return dataset
+    if config.cache is True:
+        return dataset.cache()
+    return dataset.cache(f"{config.cache}{suffix}")
+
+
+def _deterministic(config: PipelineConfig) -> bool | None:
+    """Keep element order when seeded; else let tf.data's default (options) decide."""
+    return True if config.seed is not None else None
+
+
+def _map(dataset: tf.data.Dataset, fn: Callable, config: PipelineConfig) -> tf.data.Dataset:
+    return dataset.map(
+        fn, num_parallel_calls=tf.data.AUTOTUNE, deterministic=_deterministic(config)
+    )
+
+
+def _training_batches(
+    grade_streams: dict[int, tf.data.Dataset],
+    grade_counts: dict[int, int],
+    config: PipelineConfig,
+    input_context: tf.distribute.InputContext | None,
+) -> tf.data.Dataset:
+    """Shuffles (or resamples), augments and batches decoded training elements."""
+    batch_size = _batch_size(config, input_context)
+    if config.resample:
+        grades = sorted(grade_streams)
+        buffer = max(1, config.shuffle_buffer // len(grades))
+        streams = [
+            grade_streams[g].repeat().shuffle(buffer, seed=_seed(config, 10 + g)) for g in grades
+        ]
+        table = _grade_probabilities(config, grades, [grade_counts[g] for g in grades])
+        images_per_epoch = config.steps_per_epoch * batch_size
+        weights = tf.data.Dataset.counter().map(
+            lambda i: tf.gather(table, tf.minimum(i // images_per_epoch, len(table) - 1))
+        )
+        dataset = tf.data.Dataset.sample_from_datasets(
+            streams, weights=weights, seed=_seed(config, 2), stop_on_empty_dataset=False
+        )
+    else:
+        dataset = grade_streams[-1]
+        if config.shuffle_buffer > 1:
+            dataset = dataset.shuffle(config.shuffle_buffer, seed=_seed(config, 3))
+    if config.augment is not None:
+        augment = config.augment
+        randoms = tf.data.Dataset.random(seed=_seed(config, 4), rerandomize_each_iteration=True)
+
+        def augment_element(element: Element, random: tf.Tensor) -> Element:
+            seed = tf.stack([random, tf.constant(0, tf.int64)])
+            image = augment_image(tf.cast(element["image"], tf.float32), seed, augment)
+            return {**element, "image": image}
+
+        dataset = _map(tf.data.Dataset.zip(dataset, randoms), augment_element, config)
+    dataset = dataset.batch(batch_size, drop_remainder=True)
+    return dataset.map(_to_pair).prefetch(tf.data.AUTOTUNE)
+
+
+def _to_pair(batch: Element) -> tuple[tf.Tensor, tf.Tensor]:
+    return tf.cast(batch["image"], tf.float32), batch["grade"]
+
+
+def _to_evaluation(batch: Element) -> Element:
+    return {
+        "image": tf.cast(batch["image"], tf.float32),
+        "mask": tf.cast(batch["mask"], tf.float32),
+        "grade": batch["grade"],
+        "image_id": batch["image_id"],
+        "patient_id": batch["patient_id"],
+        "eye": batch["eye"],
+    }
+
+
+# ---- Records (encoded image files) ---------------------------------------------------------
+
+
+def _record_slices(records: Sequence[FundusRecord]) -> tf.data.Dataset:
+    return tf.data.Dataset.from_tensor_slices(
+        {
+            "path": [r.image_path for r in records],
+            "grade": np.array(
+                [tfrecords.MISSING_GRADE if r.grade is None else r.grade for r in records],
+                np.float32,
+            ),
+            "image_id": [r.image_id for r in records],
+            "patient_id": [r.patient_id for r in records],
+            "eye": [r.eye for r in records],
+        }
+    )
+
+
+def _record_loader(size: int) -> Callable[[Element], Element]:
+    def load(element: Element) -> Element:
+        image, mask = decode_and_preprocess(tf.io.read_file(element["path"]), size)
+        image = tf.cast(tf.round(image), tf.uint8)
+        mask = tf.cast(mask, tf.uint8)
+        return {**{k: v for k, v in element.items() if k != "path"}, "image": image, "mask": mask}
+
+    return load
+
+
+def _decoded_records(
+    records: Sequence[FundusRecord],
+    config: PipelineConfig,
+    training: bool,
+    input_context: tf.distribute.InputContext | None,
+    cache_suffix: str,
+) -> tf.data.Dataset:
+    dataset = _shard(_record_slices(records), config, input_context)
+    if training and len(records) > 1:
+        dataset = dataset.shuffle(len(records), seed=_seed(config, 1))
+    dataset = _map(dataset, _record_loader(config.image_size), config)
+    return _cache(dataset, config, cache_suffix)
+
+
+def _check_records(records: Sequence[FundusRecord], training: bool) -> None:
+    if not records:
+        raise ValueError("no records to build a dataset from")
+    if training:
+        unlabelled = [r.image_path for r in records if r.grade is None]
+        if unlabelled:
+            raise ValueError(
+                f"{len(unlabelled)} training records have no grade, e.g. {unlabelled[0]}"
+            )
+
+
+def dataset_from_records(
+    records: Sequence[FundusRecord],
+    config: PipelineConfig,
+    training: bool,
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """Batches decoded and pre-processed from image files.
+
+    Parameters
+    ----------
+    records:
+        Photographs; in training every record needs a grade.
+    config:
+        Pipeline settings.
+    training:
+        Shuffle, resample, augment and drop the last partial batch; otherwise one ordered
+        pass with all images.
+    input_context:
+        From `tf.distribute.Strategy.distribute_datasets_from_function`: shards the records
+        and gives the per-replica batch size.
+
+    Returns
+    -------
+    tf.data.Dataset
+        ``(images float32 (B, S, S, 3) in [0, 255], grades float32 (B,))``; grades of
+        unlabelled records are -1.
+    """
+    _check_records(records, training)
+    if not training:
+        dataset = _decoded_records(records, config, False, input_context, "")
+        dataset = dataset.batch(_batch_size(config, input_context))
+        return dataset.map(_to_pair).prefetch(tf.data.AUTOTUNE)
+    if config.resample:
+        by_grade = {g: [r for r in records if r.grade == g] for g in range(NUM_GRADES)}
+        by_grade = {g: rs for g, rs in by_grade.items() if rs}
+        streams = {
+            g: _decoded_records(rs, config, True, input_context, f"-grade{g}")
+            for g, rs in by_grade.items()
+        }
+        counts = {g: len(rs) for g, rs in by_grade.items()}
+    else:
+        streams = {-1: _decoded_records(records, config, True, input_context, "")}
+        counts = {-1: len(records)}
+    return _training_batches(streams, counts, config, input_context)
+
+
+# ---- TFRecords (output of `drscreen prepare`) ---------------------------------------------
+
+
+def _tfrecord_loader(size: int, lesion_masks: bool = False) -> Callable[[Element], Element]:
+    def load(features: Element) -> Element:
+        decoded = tfrecords.decode_features(features, lesion_masks)
+        image, mask = decoded.pop("image"), decoded.pop("fov_mask")
+        stored = tf.shape(image)[0]
+        image = tf.cond(
+            tf.equal(stored, size),
+            lambda: image,
+            lambda: tf.cast(
+                tf.round(tf.image.resize(image, [size, size], antialias=True)), tf.uint8
+            ),
+        )
+        mask = tf.cond(
+            tf.equal(stored, size),
+            lambda: mask,
+            lambda: tf.image.resize(mask[..., tf.newaxis], [size, size], "nearest")[..., 0],
+        )
+        image = tf.ensure_shape(image, [size, size, 3])
+        mask = tf.ensure_shape(mask, [size, size])
+        return {
+            **decoded,
+            "image": image,
+            "mask": mask,
+            "grade": tf.cast(decoded["grade"], tf.float32),
+        }
+
+    return load
+
+
+def _tfrecord_files(
+    pattern_or_dir: str,
+    split: str | None,
+    training: bool,
+) -> list[str]:
+    if split is None and tf.io.gfile.isdir(pattern_or_dir):
+        split = "train" if training else "validation"
+    return tfrecords.list_shards(pattern_or_dir, split)
+
+
+def _parsed_tfrecords(
+    files: Sequence[str],
+    config: PipelineConfig,
+    training: bool,
+    input_context: tf.distribute.InputContext | None,
+) -> tf.data.Dataset:
+    """Raw parsed features; sharded by file when there are enough files, else by example.
+
+    Training interleaves shuffled files; evaluation reads files in order, one after another.
+    """
+    num_pipelines = (
+        input_context.num_input_pipelines if input_context is not None else config.num_shards
+    )
+    dataset = tf.data.Dataset.from_tensor_slices(list(files))
+    by_file = len(files) >= num_pipelines
+    if by_file:
+        dataset = _shard(dataset, config, input_context)
+    if training and len(files) > 1:
+        dataset = dataset.shuffle(len(files), seed=_seed(config, 1))
+    if training:
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(files), 8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=_deterministic(config),
+        )
+    else:
+        dataset = dataset.flat_map(tf.data.TFRecordDataset)  # file order kept
+    if not by_file:
+        dataset = _shard(dataset, config, input_context)
+    return _map(dataset, tfrecords.parse_features, config)
+
+
+def _grade_counts(files: Sequence[str]) -> dict[int, int]:
+    """Images per grade: from the `prepare` manifest next to the shards, else by reading."""
+    folder = os.path.dirname(files[0])
+    manifest_path = os.path.join(folder, "manifest.json")
+    if tf.io.gfile.exists(manifest_path):
+        with tf.io.gfile.GFile(manifest_path) as f:
+            manifest = json.load(f)
+        counts: dict[int, int] = {}
+        names = {os.path.basename(p) for p in files}
+        for split in manifest["splits"].values():
+            if names & set(split["shards"]):
+                for grade, n in split["grades"].items():
+                    counts[int(grade)] = counts.get(int(grade), 0) + n
+        return counts
+    spec = {"grade": tfrecords.FEATURE_SPEC["grade"]}
+    grades = tf.data.TFRecordDataset(list(files)).map(
+        lambda s: tf.io.parse_single_example(s, spec)["grade"]
+    )
+    all_grades = np.fromiter(grades.as_numpy_iterator(), np.int64)
+    values, counts_array = np.unique(all_grades, return_counts=True)
+    return {int(g): int(n) for g, n in zip(values, counts_array, strict=True)}
+
+
+def dataset_from_tfrecords(
+    pattern_or_dir: str,
+    config: PipelineConfig,
+    training: bool,
+    input_context: tf.distribute.InputContext | None = None,
+    split: str | None = None,
+) -> tf.data.Dataset:
+    """Batches read from `drscreen prepare` shards.
+
+    Parameters
+    ----------
+    pattern_or_dir:
+        Glob pattern of shards, or a `prepare` output folder (then `split` picks the shards;
+        by default ``"train"`` when training, else ``"validation"``).
+    config:
+        Pipeline settings; images stored at another size are resized to `image_size`.
+    training:
+        Shuffle, resample, augment and drop the last partial batch (and skip examples
+        without a grade); otherwise one ordered pass.
+    input_context:
+        Distributed input context: shards by file (by example when files are fewer than
+        input pipelines) and gives the per-replica batch size.
+    split:
+        Split name when `pattern_or_dir` is a folder.
+
+    Returns
+    -------
+    tf.data.Dataset
+        ``(images float32 (B, S, S, 3) in [0, 255], grades float32 (B,))``.
+    """
+    files = _tfrecord_files(pattern_or_dir, split, training)
+    load = _tfrecord_loader(config.image_size)
+    parsed = _parsed_tfrecords(files, config, training, input_context)
+    if not training:
+        dataset = _cache(_map(parsed, load, config), config, "")
+        dataset = dataset.batch(_batch_size(config, input_context))
+        return dataset.map(_to_pair).prefetch(tf.data.AUTOTUNE)
+    if config.resample:
+        counts = {g: n for g, n in _grade_counts(files).items() if 0 <= g < NUM_GRADES and n}
+        if not counts:
+            raise ValueError(f"{pattern_or_dir}: no graded examples to train on")
+        streams = {
+            g: _cache(
+                _map(parsed.filter(lambda f, g=g: tf.equal(f["grade"], g)), load, config),
+                config,
+                f"-grade{g}",
+            )
+            for g in counts
+        }
+    else:
+        graded = parsed.filter(lambda f: f["grade"] >= 0)
+        streams = {-1: _cache(_map(graded, load, config), config, "")}
+        counts = {-1: 1}
+    return _training_batches(streams, counts, config, input_context)
+
+
+def dataset_for_evaluation(
+    source: Sequence[FundusRecord] | str,
+    config: PipelineConfig,
+    split: str = "test",
+    input_context: tf.distribute.InputContext | None = None,
+) -> tf.data.Dataset:
+    """One ordered pass over all images, keeping identifiers and the field-of-view mask.
+
+    Parameters
+    ----------
+    source:
+        Records (image files) or a TFRecord pattern / `prepare` output folder.
+    config:
+        Pipeline settings (augmentation, shuffling and resampling are not used).
+    split:
+        Split read when `source` is a `prepare` output folder.
+    input_context:
+        Distributed input context, as in `dataset_from_records`.
+
+    Returns
+    -------
+    tf.data.Dataset
+        Batches of dicts: ``image`` float32 (B, S, S, 3) in [0, 255], ``mask`` float32
+        (B, S, S) field of view, ``grade`` float32 (B,) (-1 when missing), ``image_id``,
+        ``patient_id`` and ``eye`` strings (B,).
+    """
+    if isinstance(source, str):
+        files = _tfrecord_files(source, split, False)
+        parsed = _parsed_tfrecords(files, config, False, input_context)
+        dataset = _cache(_map(parsed, _tfrecord_loader(config.image_size), config), config, "")
+    else:
+        _check_records(source, False)
+        dataset = _decoded_records(source, config, False, input_context, "")
+    dataset = dataset.batch(_batch_size(config, input_context))
+    return dataset.map(_to_evaluation).prefetch(tf.data.AUTOTUNE)

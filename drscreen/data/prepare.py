@@ -1,0 +1,323 @@
+"""Turning a dataset into pre-processed, sharded TFRecords with a manifest (`drscreen prepare`).
+
+Reads a dataset's records, splits them by patient, pre-processes every photograph once with
+`drscreen.data.fundus` (the same code as training and serving), and writes
+``<out>/<split>-00000-of-000NN.tfrecord`` shards in parallel plus ``<out>/manifest.json``.
+Bad inputs (unreadable images, label problems reported by the reader) are listed in the
+manifest with path and reason and skipped, or stop the run with ``strict=True``. Each shard is
+written under a temporary name and renamed when complete, so finished shards are never lost.
+"""
+
+import concurrent.futures
+import dataclasses
+import json
+import math
+import os
+import sys
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from drscreen.data import fundus, tfrecords
+from drscreen.data.image_io import ImageError, load_mask_image, load_rgb
+from drscreen.data.readers import binarize_mask, read_dataset
+from drscreen.data.records import FundusRecord
+from drscreen.data.splits import SPLITS, split_by_patient, split_fractions
+
+MANIFEST_NAME = "manifest.json"
+
+
+class PrepareError(ValueError):
+    """A bad input met with ``strict=True``; the message names the file and the reason."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PrepareConfig:
+    """What `prepare_dataset` reads, how it processes it and where it writes.
+
+    Attributes
+    ----------
+    dataset:
+        Reader name, one of `drscreen.data.readers.DATASET_NAMES`.
+    data_dir:
+        The dataset's local copy.
+    out_dir:
+        Output folder for the shards and the manifest (created when missing).
+    image_size:
+        Side of the pre-processed square images, in pixels.
+    shard_size:
+        Images per shard (the last shard of a split holds the rest).
+    strict:
+        Stop at the first bad input instead of skipping it.
+    val_fraction, test_fraction:
+        Share of patients in validation and test.
+    seed:
+        Seed of the split and of the order within shards.
+    num_workers:
+        Shards processed at once; 0 for one per CPU core.
+    """
+
+    dataset: str
+    data_dir: str
+    out_dir: str
+    image_size: int = 512
+    shard_size: int = 256
+    strict: bool = False
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 0
+    num_workers: int = 0
+
+    def __post_init__(self):
+        if self.image_size < 16:
+            raise ValueError(f"image_size {self.image_size} must be >= 16")
+        if self.shard_size < 1:
+            raise ValueError(f"shard_size {self.shard_size} must be >= 1")
+        if self.num_workers < 0:
+            raise ValueError(f"num_workers {self.num_workers} must be >= 0")
+        split_fractions(self.val_fraction, self.test_fraction)
+
+
+@dataclasses.dataclass(frozen=True)
+class Manifest:
+    """What `prepare_dataset` wrote; saved as ``manifest.json`` next to the shards.
+
+    Attributes
+    ----------
+    dataset:
+        Reader name.
+    image_size:
+        Side of the stored images.
+    splits:
+        Split name to ``{"count": n, "grades": {"0": n, ..., "-1": n}, "datasets":
+        {name: n}, "shards": [file names]}``; grade -1 counts images without a grade.
+    skipped:
+        ``{"path": ..., "reason": ...}`` for each input left out.
+    config:
+        The `PrepareConfig` as a dict.
+    """
+
+    dataset: str
+    image_size: int
+    splits: dict[str, dict]
+    skipped: list[dict[str, str]]
+    config: dict
+
+    def to_json(self) -> str:
+        """The manifest as indented JSON."""
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def load(cls, path: str) -> "Manifest":
+        """Reads a ``manifest.json`` (or the one inside the folder `path`)."""
+        if tf.io.gfile.isdir(path):
+            path = os.path.join(path, MANIFEST_NAME)
+        with tf.io.gfile.GFile(path) as f:
+            return cls(**json.load(f))
+
+
+class _Progress:
+    """A thread-safe progress line on stderr."""
+
+    def __init__(self, total: int):
+        self._total, self._done, self._skipped = total, 0, 0
+        self._every = max(1, total // 200)
+        self._lock = threading.Lock()
+
+    def update(self, skipped: bool) -> None:
+        with self._lock:
+            self._done += 1
+            self._skipped += int(skipped)
+            if self._done % self._every == 0 or self._done == self._total:
+                end = "\n" if self._done == self._total else ""
+                print(
+                    f"\rprepare: {self._done}/{self._total} images, {self._skipped} skipped",
+                    end=end,
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+def _preprocessors(size: int) -> tuple[Callable, Callable]:
+    """Graph-compiled crops of an image and of its lesion masks (traced once per size)."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None, 3], tf.uint8)])
+    def crop_image(image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        cropped, mask = fundus.crop_to_field_of_view(image, size)
+        return tf.cast(tf.round(cropped), tf.uint8), mask > 0.5
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, None, 3], tf.uint8),
+            tf.TensorSpec([None, None, None], tf.uint8),
+        ]
+    )
+    def crop_lesions(image: tf.Tensor, lesions: tf.Tensor) -> tf.Tensor:
+        box = fundus.field_of_view_box(fundus.field_of_view_mask(image))
+        return fundus.crop_square(lesions, box, size) > 0.5
+
+    return crop_image, crop_lesions
+
+
+def _example(record: FundusRecord, crop_image: Callable, crop_lesions: Callable) -> bytes:
+    """Loads, pre-processes and serializes one record; raises ImageError for bad inputs."""
+    image = load_rgb(record.image_path)
+    cropped, fov_mask = crop_image(image)
+    lesion_masks = {}
+    if record.lesion_masks:
+        types = sorted(record.lesion_masks)
+        masks = []
+        for lesion in types:
+            path = record.lesion_masks[lesion]
+            mask = binarize_mask(load_mask_image(path), record.dataset)
+            if mask.shape != image.shape[:2]:
+                raise ImageError(
+                    path, f"mask is {mask.shape}, its image {record.image_path} {image.shape[:2]}"
+                )
+            masks.append(mask.astype(np.uint8))
+        cropped_masks = crop_lesions(image, np.stack(masks, axis=-1)).numpy()
+        lesion_masks = {lesion: cropped_masks[..., i] for i, lesion in enumerate(types)}
+    return tfrecords.make_example(record, cropped.numpy(), fov_mask.numpy(), lesion_masks)
+
+
+def _plan(
+    splits: dict[str, list[FundusRecord]], config: PrepareConfig
+) -> list[tuple[str, str, list[FundusRecord]]]:
+    """(split, shard file name, records) for every shard, records shuffled within splits."""
+    rng = np.random.default_rng(config.seed)
+    plan = []
+    for split in SPLITS:
+        records = [splits[split][i] for i in rng.permutation(len(splits[split]))]
+        count = math.ceil(len(records) / config.shard_size)
+        for index in range(count):
+            chunk = records[index * config.shard_size : (index + 1) * config.shard_size]
+            plan.append((split, tfrecords.shard_filename(split, index, count), chunk))
+    return plan
+
+
+def _check_no_stale_shards(out_dir: str, planned: set[str]) -> None:
+    stale = sorted(
+        name
+        for name in tf.io.gfile.listdir(out_dir)
+        if name.endswith(tfrecords.SHARD_SUFFIX) and name not in planned
+    )
+    if stale:
+        raise PrepareError(
+            f"{out_dir}: holds shards of another run ({', '.join(stale[:3])}...); "
+            "remove them or choose another output folder"
+        )
+
+
+def _split_summary(written: Sequence[FundusRecord], shards: list[str]) -> dict:
+    grades: dict[str, int] = {}
+    datasets: dict[str, int] = {}
+    for record in written:
+        grade = str(tfrecords.MISSING_GRADE if record.grade is None else record.grade)
+        grades[grade] = grades.get(grade, 0) + 1
+        datasets[record.dataset] = datasets.get(record.dataset, 0) + 1
+    return {"count": len(written), "grades": grades, "datasets": datasets, "shards": shards}
+
+
+def prepare_records(
+    records: Sequence[FundusRecord],
+    config: PrepareConfig,
+    skipped: Sequence[dict[str, str]] = (),
+) -> Manifest:
+    """Splits, pre-processes and writes `records`; see `prepare_dataset`.
+
+    Parameters
+    ----------
+    records:
+        Photographs to write.
+    config:
+        Output folder, sizes, split fractions, strictness.
+    skipped:
+        Inputs already left out upstream (``{"path", "reason"}``), copied into the manifest.
+
+    Returns
+    -------
+    Manifest
+        Also written to ``<out_dir>/manifest.json``.
+
+    Raises
+    ------
+    PrepareError
+        With ``strict=True``, at the first unusable image (shards finished before stay).
+    """
+    tf.io.gfile.makedirs(config.out_dir)
+    splits = split_by_patient(records, config.val_fraction, config.test_fraction, config.seed)
+    plan = _plan(splits, config)
+    _check_no_stale_shards(config.out_dir, {name for _, name, _ in plan})
+    crop_image, crop_lesions = _preprocessors(config.image_size)
+    progress = _Progress(len(records))
+
+    def write(chunk: list[FundusRecord], name: str) -> tuple[list[FundusRecord], list[dict]]:
+        written, bad = [], []
+
+        def examples():
+            for record in chunk:
+                try:
+                    example = _example(record, crop_image, crop_lesions)
+                except ImageError as error:
+                    if config.strict:
+                        raise PrepareError(str(error)) from error
+                    bad.append({"path": error.path, "reason": error.reason})
+                    progress.update(skipped=True)
+                    continue
+                written.append(record)
+                progress.update(skipped=False)
+                yield example
+
+        tfrecords.write_shard(os.path.join(config.out_dir, name), examples())
+        return written, bad
+
+    workers = config.num_workers or os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(write, chunk, name) for _, name, chunk in plan]
+        try:
+            results = [future.result() for future in futures]
+        except PrepareError:
+            for future in futures:
+                future.cancel()
+            raise
+
+    summaries: dict[str, dict] = {}
+    all_skipped = list(skipped)
+    for split in SPLITS:
+        written, shards = [], []
+        for (shard_split, name, _), (good, bad) in zip(plan, results, strict=True):
+            if shard_split == split:
+                written += good
+                shards.append(name)
+                all_skipped += bad
+        summaries[split] = _split_summary(written, shards)
+    manifest = Manifest(
+        dataset=config.dataset,
+        image_size=config.image_size,
+        splits=summaries,
+        skipped=all_skipped,
+        config=dataclasses.asdict(config),
+    )
+    with tf.io.gfile.GFile(os.path.join(config.out_dir, MANIFEST_NAME), "w") as f:
+        f.write(manifest.to_json())
+    return manifest
+
+
+def prepare_dataset(config: PrepareConfig) -> Manifest:
+    """Reads dataset `config.dataset` and writes its TFRecords and manifest.
+
+    Label-file problems the reader reports (missing image, missing or invalid grade, ...)
+    are listed as skipped, or raise `drscreen.data.readers.DatasetProblemsError` with
+    ``strict=True``.
+
+    Returns
+    -------
+    Manifest
+        Also written to ``<out_dir>/manifest.json``.
+    """
+    problems = None if config.strict else []
+    records = read_dataset(config.dataset, config.data_dir, problems)
+    skipped = [{"path": str(p.source), "reason": p.reason} for p in problems or []]
+    return prepare_records(records, config, skipped)

@@ -1,0 +1,131 @@
+"""`drscreen evaluate`: run a model over a dataset and write metrics.json and the report.
+
+Example: ``drscreen evaluate --model=/tmp/qs --data=/tmp/qs/data --dataset=synthetic
+--out=/tmp/qs/eval --methods=sensitivity,gradcam --heatmap_aware_model=/tmp/qs_aware``
+
+Thresholds are chosen on the validation split of ``--data`` (the training run's patient-level
+split when ``--model`` is a run directory) or on ``--validation_data``, and applied to
+``--split``. See `drscreen.evaluation.runner.evaluate`.
+"""
+
+import shlex
+
+from absl import app, flags
+
+from drscreen.data.readers import DATASET_NAMES
+from drscreen.evaluation.runner import (
+    LESION_METRICS,
+    SPLIT_CHOICES,
+    EvaluationConfig,
+    evaluate,
+)
+from drscreen.heatmaps import METHODS
+
+_MODEL = flags.DEFINE_string("model", None, "Training run directory (best.keras) or .keras file.")
+_DATA = flags.DEFINE_string("data", None, "Dataset root folder.")
+_DATASET = flags.DEFINE_string("dataset", "synthetic", f"Reader: one of {DATASET_NAMES}.")
+_OUT = flags.DEFINE_string("out", None, "Output folder for metrics.json, report.md, figures.")
+_VALIDATION_DATA = flags.DEFINE_string(
+    "validation_data", "", "Validation set folder (same reader); default: validation split."
+)
+_SPLIT = flags.DEFINE_enum("split", "test", SPLIT_CHOICES, "Part of --data evaluated.")
+_METHODS = flags.DEFINE_list(
+    "methods", ["sensitivity"], f"Heatmap methods, first = main: {', '.join(METHODS)}."
+)
+_HEATMAP_AWARE_MODEL = flags.DEFINE_string(
+    "heatmap_aware_model", "", "Run directory or .keras file of a heatmap-aware-trained model."
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 16, "Images per batch.")
+_IMAGE_SIZE = flags.DEFINE_integer("image_size", 0, "Input size in pixels; 0: the model's.")
+_GALLERY = flags.DEFINE_integer("gallery", 8, "Cases in the heatmap gallery; 0 for none.")
+_LESION_METRICS = flags.DEFINE_enum(
+    "lesion_metrics", "auto", LESION_METRICS, "auto: when masks exist; required: error without."
+)
+_PERTURBATION_IMAGES = flags.DEFINE_integer(
+    "perturbation_images", 32, "Images per method with deletion/insertion curves."
+)
+_N_BOOTSTRAP = flags.DEFINE_integer("n_bootstrap", 1000, "Bootstrap replicates of AUC CIs.")
+_VAL_FRACTION = flags.DEFINE_float(
+    "val_fraction", None, "Validation share of the patient split; default: the run's, or 0.15."
+)
+_TEST_FRACTION = flags.DEFINE_float(
+    "test_fraction", None, "Test share of the patient split; default: the run's, or 0.15."
+)
+_SPLIT_SEED = flags.DEFINE_integer(
+    "split_seed", None, "Seed of the patient split; default: the run's, or 0."
+)
+_ALL_FLAGS = (
+    _MODEL,
+    _DATA,
+    _DATASET,
+    _OUT,
+    _VALIDATION_DATA,
+    _SPLIT,
+    _METHODS,
+    _HEATMAP_AWARE_MODEL,
+    _BATCH_SIZE,
+    _IMAGE_SIZE,
+    _GALLERY,
+    _LESION_METRICS,
+    _PERTURBATION_IMAGES,
+    _N_BOOTSTRAP,
+    _VAL_FRACTION,
+    _TEST_FRACTION,
+    _SPLIT_SEED,
+)
+
+
+def _command_line() -> str:
+    """``drscreen evaluate`` with the flags given on the command line."""
+    given = [holder.serialize() for holder in _ALL_FLAGS if holder.present]
+    return shlex.join(["drscreen", "evaluate", *given])
+
+
+def _config() -> EvaluationConfig:
+    for flag in (_MODEL, _DATA, _OUT):
+        if not flag.value:
+            raise app.UsageError(f"--{flag.name} is required")
+    if _DATASET.value not in DATASET_NAMES:
+        raise app.UsageError(f"--dataset={_DATASET.value!r} is not one of {DATASET_NAMES}")
+    unknown = [m for m in _METHODS.value if m not in METHODS]
+    if unknown or not _METHODS.value:
+        raise app.UsageError(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
+    for flag, minimum in ((_BATCH_SIZE, 1), (_N_BOOTSTRAP, 1)):
+        if flag.value < minimum:
+            raise app.UsageError(f"--{flag.name}={flag.value} must be at least {minimum}")
+    for flag in (_IMAGE_SIZE, _GALLERY, _PERTURBATION_IMAGES):
+        if flag.value < 0:
+            raise app.UsageError(f"--{flag.name}={flag.value} must be >= 0")
+    try:
+        return EvaluationConfig(
+            model=_MODEL.value,
+            data=_DATA.value,
+            out=_OUT.value,
+            dataset=_DATASET.value,
+            validation_data=_VALIDATION_DATA.value,
+            split=_SPLIT.value,
+            val_fraction=_VAL_FRACTION.value,
+            test_fraction=_TEST_FRACTION.value,
+            split_seed=_SPLIT_SEED.value,
+            methods=tuple(_METHODS.value),
+            heatmap_aware_model=_HEATMAP_AWARE_MODEL.value,
+            batch_size=_BATCH_SIZE.value,
+            image_size=_IMAGE_SIZE.value,
+            gallery=_GALLERY.value,
+            lesion_metrics=_LESION_METRICS.value,
+            perturbation_images=_PERTURBATION_IMAGES.value,
+            n_bootstrap=_N_BOOTSTRAP.value,
+            command=_command_line(),
+        )
+    except ValueError as error:
+        raise app.UsageError(str(error)) from error
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    config = _config()
+    metrics = evaluate(config)
+    summary = metrics["screening"].get("referable_dr", {}).get("auc")
+    auc = f"referable-DR AUC {summary:.3f}, " if summary is not None else ""
+    print(f"evaluated {metrics['images']} images: {auc}report in {config.out}/report.md")

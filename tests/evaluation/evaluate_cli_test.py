@@ -1,0 +1,120 @@
+"""End-to-end test of `drscreen evaluate` on a tiny synthetic set and an untrained model."""
+
+import json
+
+import cv2
+import keras
+import pytest
+from absl import flags
+
+from drscreen import cli, models
+from drscreen.data.synthetic import SynthConfig, write_dataset
+from drscreen.evaluation import report
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    write_dataset(SynthConfig.from_preset(n=12, size=SIZE, seed=3), folder, 1, progress=False)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory):
+    keras.utils.set_random_seed(7)
+    path = tmp_path_factory.mktemp("model") / "small.keras"
+    models.build("small", input_size=SIZE, width=4).save(path)
+    return str(path)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_flags():
+    yield
+    flags.FLAGS.unparse_flags()
+
+
+def _evaluate(*arguments: str) -> int:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["drscreen", "evaluate", *arguments])
+    return exit_info.value.code
+
+
+def test_writes_every_section_and_figure(data_dir, model_path, tmp_path):
+    """metrics.json holds every section, the report links the PNGs, which are images."""
+    out = tmp_path / "eval"
+    code = _evaluate(
+        f"--model={model_path}",
+        f"--data={data_dir}",
+        f"--validation_data={data_dir}",
+        "--split=all",
+        f"--out={out}",
+        "--batch_size=5",
+        "--gallery=4",
+        "--perturbation_images=2",
+        "--n_bootstrap=50",
+    )
+    assert code in (0, None)
+    written = json.loads((out / "metrics.json").read_text())
+    assert written["context"]["dataset"].startswith("synthetic")
+    assert written["context"]["model"] == model_path
+    assert written["context"]["command"].startswith("drscreen evaluate --model=")
+    metrics = written["metrics"]
+    assert {"screening", "calibration", "patients", "lesions", "perturbation", "methods"} <= set(
+        metrics
+    )
+    assert metrics["images"] == 12
+    assert set(metrics["screening"]["referable_dr"]["operating_points"]) == {"0.90", "0.95"}
+    assert "quadratic_weighted_kappa" in metrics["screening"]["kappa"]
+    assert "froc_score" in metrics["lesions"]["red_lesions"]
+    (row,) = written["comparison"]
+    assert set(row) == {key for key, _ in report.COMPARISON_COLUMNS}
+    report_text = (out / "report.md").read_text()
+    for name in ("roc.png", "calibration.png", "froc.png", "gallery.png"):
+        assert f"]({name})" in report_text
+        image = cv2.imread(str(out / name))
+        assert image is not None and min(image.shape[:2]) > 100
+
+
+def test_dataset_without_masks_rejects_lesion_metrics(data_dir, model_path, tmp_path):
+    """Read as Kaggle (no masks), a required lesion evaluation is a clear error."""
+    with pytest.raises(ValueError, match="no lesion masks"):
+        cli.main(
+            [
+                "drscreen",
+                "evaluate",
+                f"--model={model_path}",
+                f"--data={data_dir}",
+                "--dataset=kaggle",
+                f"--out={tmp_path / 'eval'}",
+                "--lesion_metrics=required",
+            ]
+        )
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [("--methods=occlusion", "occlusion"), ("--batch_size=0", "batch_size")],
+)
+def test_bad_flags_are_usage_errors(data_dir, model_path, tmp_path, flag, message, capsys):
+    """A bad flag stops before any work with a message naming it."""
+    code = _evaluate(
+        f"--model={model_path}", f"--data={data_dir}", f"--out={tmp_path / 'eval'}", flag
+    )
+    assert code == 1
+    assert message in capsys.readouterr().err
+
+
+def test_missing_model_is_a_clear_error(data_dir, tmp_path):
+    """A model path that does not exist is named in the error."""
+    with pytest.raises(FileNotFoundError, match="absent.keras"):
+        cli.main(
+            [
+                "drscreen",
+                "evaluate",
+                f"--model={tmp_path / 'absent.keras'}",
+                f"--data={data_dir}",
+                f"--out={tmp_path / 'eval'}",
+            ]
+        )

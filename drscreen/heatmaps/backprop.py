@@ -1,0 +1,228 @@
+"""The backward engine: one forward pass storing each layer's input and output, one backward.
+
+Owns running a chain of `drscreen.layers.BackpropLayer` forward (`forward` -> `Trace`) and
+backward under a rule (`backward`, `input_gradient`), plus the validation of image batches.
+Every op involved is an ordinary forward op, so the whole score + heatmap computation
+exports to TFLite built-ins and ONNX, and can be differentiated again (double
+back-propagation, Quellec et al. 2017). Works eagerly and inside `tf.function`, with an
+unknown batch size. Must not know about datasets, training loops or heatmap post-processing.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from drscreen.layers.base import BackpropLayer
+from drscreen.layers.rules import GRADIENT, BackwardRule
+
+
+@dataclasses.dataclass(frozen=True)
+class Trace:
+    """What a forward pass leaves for the backward pass.
+
+    Attributes
+    ----------
+    layers:
+        The chain, input to output.
+    inputs, outputs:
+        Each layer's input and output tensor, aligned with ``layers``.
+    saved:
+        What each layer's `BackpropLayer.forward` returned besides its output (dropout masks;
+        ``None`` for most layers). Empty means ``None`` everywhere.
+    """
+
+    layers: tuple[BackpropLayer, ...]
+    inputs: tuple[tf.Tensor, ...]
+    outputs: tuple[tf.Tensor, ...]
+    saved: tuple[tf.Tensor | None, ...] = ()
+
+    def output_of(self, name: str) -> tf.Tensor:
+        """The forward output of the layer called ``name`` (e.g. the Grad-CAM feature map)."""
+        return self.outputs[self._index(name)]
+
+    def _index(self, name: str) -> int:
+        names = [layer.name for layer in self.layers]
+        if name not in names:
+            raise ValueError(f"no layer named {name!r} in the chain; layers are {names}")
+        return names.index(name)
+
+
+def _functional_chain(model: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of a functional model, input to output, if its graph is a single chain."""
+    if len(model.inputs) != 1 or len(model.outputs) != 1:
+        raise TypeError(
+            f"model {model.name!r} is not a chain: it has {len(model.inputs)} inputs and "
+            f"{len(model.outputs)} outputs"
+        )
+    chain = []
+    tensor = model.outputs[0]
+    while tensor is not model.inputs[0]:
+        operation, node_index, _ = tensor._keras_history
+        node = operation._inbound_nodes[node_index]
+        if len(node.input_tensors) != 1:
+            raise TypeError(
+                f"model {model.name!r} is not a chain: layer {operation.name!r} takes "
+                f"{len(node.input_tensors)} inputs"
+            )
+        chain.append(operation)
+        tensor = node.input_tensors[0]
+    return chain[::-1]
+
+
+def chain_layers(model: keras.Model | BackpropLayer) -> tuple[BackpropLayer, ...]:
+    """The `BackpropLayer` chain of a model, input to output (nested chain models flattened).
+
+    Raises
+    ------
+    TypeError
+        If the model is not a chain, or holds a layer that is not a drscreen `BackpropLayer`.
+    """
+    if isinstance(model, BackpropLayer):
+        return (model,)
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"expected a keras.Model of drscreen layers, got {type(model).__name__}")
+    if isinstance(model, keras.Sequential):
+        members = [
+            layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)
+        ]
+    else:
+        members = _functional_chain(model)
+    chain = []
+    for layer in members:
+        if isinstance(layer, keras.Model):
+            chain.extend(chain_layers(layer))
+        elif isinstance(layer, BackpropLayer):
+            chain.append(layer)
+        else:
+            raise TypeError(
+                f"model {model.name!r}: layer {layer.name!r} ({type(layer).__module__}."
+                f"{type(layer).__name__}) is not a drscreen BackpropLayer, so it has no "
+                "exportable backward pass; use the layers of drscreen.layers"
+            )
+    if not chain:
+        raise TypeError(f"model {model.name!r} has no layers")
+    return tuple(chain)
+
+
+def validate_images(
+    images: tf.Tensor,
+    expected_hw: tuple[int | None, int | None] | None = None,
+    expected_channels: int | None = None,
+) -> tf.Tensor:
+    """Check an image batch ``(N, H, W, C)`` and return it as a float tensor.
+
+    Raises
+    ------
+    TypeError
+        If the pixels are not floating point.
+    ValueError
+        On a wrong rank, height/width or channel count, or (when executing eagerly) NaN/Inf
+        pixels. Inside `tf.function` the finiteness check is skipped: assertion ops would
+        not export to TFLite.
+    """
+    images = tf.convert_to_tensor(images)
+    if not images.dtype.is_floating:
+        raise TypeError(f"images must be floating point, got dtype {images.dtype.name}")
+    shape = images.shape
+    if shape.rank != 4:
+        raise ValueError(f"images must have shape (batch, height, width, channels), got {shape}")
+    if expected_channels is not None and shape[-1] not in (None, expected_channels):
+        raise ValueError(f"images have {shape[-1]} channels, the model expects {expected_channels}")
+    if expected_hw is not None:
+        for axis, (actual, expected) in enumerate(zip(shape[1:3], expected_hw, strict=True)):
+            if None not in (actual, expected) and actual != expected:
+                raise ValueError(
+                    f"images have {('height', 'width')[axis]} {actual}, the model expects "
+                    f"{expected} (shape {shape})"
+                )
+    if tf.executing_eagerly():
+        bad = int(tf.size(images)) - int(tf.math.count_nonzero(tf.math.is_finite(images)))
+        if bad:
+            raise ValueError(f"images contain {bad} NaN or infinite pixel values")
+    return images
+
+
+def _input_spec(model: keras.Model | BackpropLayer) -> tuple[tuple | None, int | None]:
+    """The (height, width) and channels a built model expects, ``(None, None)`` if unknown."""
+    try:
+        shape = model.inputs[0].shape
+    except (AttributeError, IndexError, TypeError, ValueError):
+        return None, None
+    if len(shape) != 4:
+        return None, None
+    return (shape[1], shape[2]), shape[3]
+
+
+def forward(
+    model: keras.Model | BackpropLayer, images: tf.Tensor, training: bool = False
+) -> tuple[tf.Tensor, Trace]:
+    """Run ``model`` layer by layer on ``images`` and keep what the backward pass needs.
+
+    Returns
+    -------
+    The model's output (e.g. ``(N, 1)``) and the `Trace` of the pass.
+    """
+    layers = chain_layers(model)
+    x = validate_images(images, *_input_spec(model))
+    inputs, outputs, saved = [], [], []
+    for layer in layers:
+        inputs.append(x)
+        x, extra = layer.forward(x, training=training)
+        outputs.append(x)
+        saved.append(extra)
+    return x, Trace(tuple(layers), tuple(inputs), tuple(outputs), tuple(saved))
+
+
+def backward(
+    trace: Trace,
+    seed: tf.Tensor,
+    rule: BackwardRule = GRADIENT,
+    training: bool = False,
+    stop_at: str | None = None,
+) -> tf.Tensor:
+    """Propagate ``seed`` from the output back through the traced chain under ``rule``.
+
+    With the gradient rule the result is ``d(sum(seed * output)) / d(images)``, in the
+    images' dtype; with ``stop_at`` it is taken with respect to the OUTPUT of the layer of
+    that name instead (Grad-CAM), in its compute dtype.
+    """
+    if stop_at is not None:
+        stop_index = trace._index(stop_at)
+    output = trace.outputs[-1]
+    signal = tf.cast(tf.convert_to_tensor(seed), output.dtype)
+    if not signal.shape.is_compatible_with(output.shape):
+        raise ValueError(f"seed has shape {signal.shape}, the model output {output.shape}")
+    saved = trace.saved or (None,) * len(trace.layers)
+    for index in reversed(range(len(trace.layers))):
+        if stop_at is not None and index == stop_index:
+            return signal
+        layer = trace.layers[index]
+        signal = layer.backward(
+            trace.inputs[index], trace.outputs[index], signal, rule, training, saved[index]
+        )
+    return tf.cast(signal, trace.inputs[0].dtype)
+
+
+def input_gradient(
+    model: keras.Model | BackpropLayer,
+    images: tf.Tensor,
+    rule: BackwardRule = GRADIENT,
+    training: bool = False,
+    output_index: int = 0,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The model's outputs and the backward pass of output ``output_index`` to the images.
+
+    Returns
+    -------
+    ``(outputs, gradient)``: outputs ``(N, K)`` and the gradient (or relevance) of
+    ``outputs[:, output_index]`` with respect to ``images``, shaped like ``images``.
+    """
+    outputs, trace = forward(model, images, training)
+    depth = outputs.shape[-1]
+    if outputs.shape.rank != 2 or depth is None:
+        raise ValueError(f"model output must be (batch, outputs), got {outputs.shape}")
+    if not 0 <= output_index < depth:
+        raise ValueError(f"output_index {output_index} is out of range for {depth} outputs")
+    seed = tf.zeros_like(outputs) + tf.one_hot(output_index, depth, dtype=outputs.dtype)
+    return outputs, backward(trace, seed, rule, training)

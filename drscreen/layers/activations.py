@@ -1,0 +1,67 @@
+"""Element-wise activations and their backward rules.
+
+Owns `LeakyReLU` (ReLU when the slope is 0), the ReLU family where guided back-propagation
+and deconvnet depart from the gradient, and `Sigmoid`, which every rule treats as the
+gradient except LRP (relevance passes through activations unchanged).
+"""
+
+import keras
+import tensorflow as tf
+
+from drscreen.layers.base import BackpropLayer
+from drscreen.layers.rules import GRADIENT
+
+
+@keras.saving.register_keras_serializable(package="drscreen")
+class LeakyReLU(BackpropLayer):
+    """``x`` where ``x > 0``, else ``negative_slope * x`` (o_O: slope 0.01; 0 gives ReLU).
+
+    Backward rules: gradient ``where(x > 0, 1, slope)`` (slope at ``x == 0``, as TensorFlow's
+    ``LeakyReluGrad``); guided additionally zeroes negative upstream; deconvnet passes
+    ``relu(upstream)``; LRP passes relevance through.
+
+    Parameters
+    ----------
+    negative_slope:
+        Slope for ``x <= 0``, in [0, 1).
+    """
+
+    def __init__(self, negative_slope: float = 0.01, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= negative_slope < 1:
+            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope}")
+        self.negative_slope = float(negative_slope)
+
+    def call(self, inputs):
+        if self.negative_slope == 0:
+            return tf.nn.relu(inputs)
+        return tf.nn.leaky_relu(inputs, alpha=self.negative_slope)
+
+    def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
+        if rule.name == "lrp_epsilon":
+            return upstream
+        if rule.name == "deconvnet":
+            return tf.nn.relu(upstream)
+        inputs = self.cast_input(inputs)
+        grad = tf.where(inputs > 0, upstream, upstream * self.negative_slope)
+        if rule.name == "guided":
+            return tf.where(upstream > 0, grad, tf.zeros_like(grad))
+        return grad
+
+    def get_config(self):
+        config = super().get_config()
+        config["negative_slope"] = self.negative_slope
+        return config
+
+
+@keras.saving.register_keras_serializable(package="drscreen")
+class Sigmoid(BackpropLayer):
+    """Logistic sigmoid. Backward ``s * (1 - s)`` for every rule except LRP (pass-through)."""
+
+    def call(self, inputs):
+        return tf.sigmoid(inputs)
+
+    def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
+        if rule.is_lrp:
+            return upstream
+        return upstream * outputs * (1 - outputs)

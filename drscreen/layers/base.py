@@ -1,0 +1,82 @@
+"""The `BackpropLayer` contract: a Keras layer that knows its own backward pass.
+
+Owns the abstract base class and the small tensor helpers every layer's backward shares
+(LRP-epsilon stabilised division, weight casting, argument checks). Holds no concrete layer.
+"""
+
+import abc
+
+import keras
+import tensorflow as tf
+
+from drscreen.layers.rules import GRADIENT, BackwardRule
+
+PADDINGS = ("valid", "same")
+"""Padding modes of the windowed layers (TensorFlow's convention)."""
+
+
+class BackpropLayer(keras.layers.Layer, abc.ABC):
+    """A Keras layer with an explicit backward pass made of ordinary forward ops.
+
+    Subclasses implement `backward`. Layers whose backward needs something the forward pass
+    drew at random (dropout masks) also override `forward` to return it; the engine
+    (`drscreen.heatmaps.backprop`) stores it in the trace and hands it back as ``saved``.
+    """
+
+    def forward(
+        self, inputs: tf.Tensor, training: bool = False
+    ) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """Run the layer; return its output and what `backward` needs besides (``None`` here)."""
+        return self(inputs, training=training), None
+
+    @abc.abstractmethod
+    def backward(
+        self,
+        inputs: tf.Tensor,
+        outputs: tf.Tensor,
+        upstream: tf.Tensor,
+        rule: BackwardRule = GRADIENT,
+        training: bool = False,
+        saved: tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """Propagate ``upstream`` (w.r.t. this layer's output) to this layer's input.
+
+        Parameters
+        ----------
+        inputs, outputs:
+            This layer's forward input and output from the same pass.
+        upstream:
+            Gradient (or relevance, for LRP) with respect to ``outputs``.
+        rule:
+            The backward rule (`drscreen.layers.rules`).
+        training:
+            Whether the forward pass ran in training mode.
+        saved:
+            What `forward` returned besides the output (``None`` for most layers).
+
+        Returns
+        -------
+        The gradient (or relevance) with respect to ``inputs``, in the compute dtype.
+        """
+
+    def cast_weight(self, weight: keras.Variable) -> tf.Tensor:
+        """The weight's value in this layer's compute dtype (mixed precision)."""
+        return tf.cast(weight, self.compute_dtype)
+
+    def cast_input(self, tensor: tf.Tensor) -> tf.Tensor:
+        """``tensor`` in this layer's compute dtype."""
+        return tf.cast(tensor, self.compute_dtype)
+
+
+def lrp_ratio(relevance: tf.Tensor, z: tf.Tensor, epsilon: float) -> tf.Tensor:
+    """``relevance / (z + epsilon * sign(z))`` with ``sign(0) = +1`` (Bach et al. 2015)."""
+    stabiliser = tf.where(z >= 0, tf.cast(epsilon, z.dtype), tf.cast(-epsilon, z.dtype))
+    return relevance / (z + stabiliser)
+
+
+def as_pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
+    """``value`` as a pair of positive ints (an int is repeated); ``name`` is for the error."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"{name} must be a positive int or a pair of them, got {value!r}")
+    return (int(pair[0]), int(pair[1]))

@@ -1,0 +1,53 @@
+"""Conv2D: forward equals Keras' convolution, untied biases, backward with unknown batch."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from drscreen import layers
+from drscreen.heatmaps.backprop import backward
+from tests.layers.battery import assert_close, run_chain
+
+
+def test_forward_equals_keras_convolution():
+    """Same kernel and bias as keras.layers.Conv2D -> same output (stride 2, 'same', 4x4)."""
+    ours = layers.Conv2D(5, 4, strides=2)
+    reference = keras.layers.Conv2D(5, 4, strides=2, padding="same")
+    x = tf.random.stateless_normal((2, 16, 16, 3), seed=(0, 1))
+    ours(x)
+    reference(x)
+    reference.set_weights(ours.get_weights())
+    assert_close(ours(x), reference(x))
+
+
+def test_untied_bias_has_one_value_per_position():
+    """'valid' 3x3 stride 2 on 16x16 -> 7x7 outputs, so the bias is (7, 7, filters)."""
+    layer = layers.Conv2D(4, 3, strides=2, padding="valid", untied_bias=True)
+    layer.build((None, 16, 16, 3))
+    assert tuple(layer.bias.shape) == (7, 7, 4)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer.bias), 0.05)
+
+
+def test_untied_bias_needs_static_size():
+    """An untied bias on inputs of unknown height/width is refused with the reason."""
+    with pytest.raises(ValueError, match="static input height and width"):
+        layers.Conv2D(4, 3, untied_bias=True)(keras.Input((None, None, 3)))
+
+
+def test_backward_with_unknown_batch_in_tf_function():
+    """Traced once for any batch size, the transposed convolution still equals the tape."""
+    layer = layers.Conv2D(3, 5, strides=2, padding="valid")
+    layer.build((None, 13, 13, 2))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 13, 13, 2))])
+    def heatmap(x):
+        outputs, trace = run_chain([layer], x)
+        return backward(trace, tf.ones_like(outputs))
+
+    for batch in (1, 3):
+        x = tf.random.stateless_normal((batch, 13, 13, 2), seed=(batch, 0))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            score = tf.reduce_sum(layer(x))
+        assert_close(heatmap(x), tape.gradient(score, x))

@@ -13,6 +13,10 @@ from absl import app
 COMMANDS = {
     "synth": "Generate the synthetic fundus benchmark.",
     "prepare": "Convert a dataset into sharded TFRecords with a manifest.",
+    "export": "Export a trained model: SavedModel (TF Serving), TFLite, ONNX.",
+    "serve": "Serve an exported model over TensorFlow Serving's gRPC and REST APIs.",
+    "predict": "Grade fundus photographs and save heatmap overlays.",
+    "evaluate": "Evaluate a model on a dataset: metrics.json, figures and report.",
 }
 
 

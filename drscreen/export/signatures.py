@@ -1,0 +1,184 @@
+"""The exported functions: fundus images in, referable-DR score, grade and heatmap out.
+
+Owns the three endpoints every export format shares (the contract of `drscreen serve`):
+
+- ``serving_default``: tf.string ``images`` (N,) of encoded JPEG/PNG -> decode, crop to the
+  field of view and resize (`drscreen.data.fundus.decode_and_preprocess`, the training code)
+  -> ``score``, ``grade``, ``heatmap``;
+- ``predict_float``: float32 ``images`` (N, S, S, 3) in [0, 255] -> the same outputs; no
+  in-graph decode, so it converts to TFLite and ONNX;
+- ``predict_score``: float32 ``images`` -> ``score`` and ``grade`` only (one forward pass).
+
+``score`` is the referable-DR probability (`drscreen.models.referable_probability` of the
+grade), ``heatmap`` the field-of-view-masked heatmap of `drscreen.heatmaps.compute`,
+average-pooled to ``heatmap_size`` when that is smaller than the input. Must not write files.
+"""
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from drscreen.data.fundus import decode_and_preprocess
+from drscreen.heatmaps import METHODS, compute
+from drscreen.heatmaps.backprop import chain_layers
+from drscreen.models import DEFAULT_MIDPOINT, DEFAULT_SCALE, referable_probability
+
+INPUT_NAME = "images"
+SERVING_DEFAULT = "serving_default"
+PREDICT_FLOAT = "predict_float"
+PREDICT_SCORE = "predict_score"
+SIGNATURES = (SERVING_DEFAULT, PREDICT_FLOAT, PREDICT_SCORE)
+HEATMAP_OUTPUTS = ("score", "grade", "heatmap")
+SCORE_OUTPUTS = ("score", "grade")
+
+
+@dataclasses.dataclass(frozen=True)
+class SignatureConfig:
+    """What the exported functions compute besides the model itself.
+
+    Attributes
+    ----------
+    heatmap_method:
+        A method of `drscreen.heatmaps.METHODS` (default: the paper's sensitivity map).
+    heatmap_size:
+        Side of the returned heatmap in pixels; 0 returns it at the input size. A smaller
+        size must divide the input size: the heatmap is average-pooled (area) to it.
+    midpoint, scale:
+        Calibration of the referable probability (`drscreen.models.referable_probability`).
+    """
+
+    heatmap_method: str = "sensitivity"
+    heatmap_size: int = 0
+    midpoint: float = DEFAULT_MIDPOINT
+    scale: float = DEFAULT_SCALE
+
+    def __post_init__(self):
+        if self.heatmap_method not in METHODS:
+            raise ValueError(
+                f"heatmap_method {self.heatmap_method!r} is not one of {', '.join(METHODS)}"
+            )
+        if self.heatmap_size < 0:
+            raise ValueError(f"heatmap_size must be >= 0 (0: input size), got {self.heatmap_size}")
+        if not self.scale > 0:
+            raise ValueError(f"calibration scale must be > 0, got {self.scale}")
+
+
+def model_input_size(model: keras.Model) -> int:
+    """The side S of the square RGB input (N, S, S, 3) of a drscreen model.
+
+    Raises
+    ------
+    ValueError
+        If the model's input is not a fixed-size square RGB image or its output is not (N, 1).
+    TypeError
+        If the model is not a chain of drscreen layers (no exportable heatmap).
+    """
+    chain_layers(model)
+    if not model.inputs or len(model.inputs) != 1:
+        raise ValueError(f"model {model.name!r} must have exactly one image input")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise ValueError(
+            f"model {model.name!r} must take fixed-size square RGB images (N, S, S, 3), "
+            f"its input is {shape}"
+        )
+    output = tuple(model.outputs[0].shape)
+    if len(output) != 2 or output[1] != 1:
+        raise ValueError(f"model {model.name!r} must output the grade (N, 1), it outputs {output}")
+    return int(shape[1])
+
+
+def resolved_heatmap_size(config: SignatureConfig, input_size: int) -> int:
+    """The heatmap side the export returns for ``input_size`` inputs.
+
+    Raises
+    ------
+    ValueError
+        If ``config.heatmap_size`` is larger than ``input_size`` or does not divide it.
+    """
+    size = config.heatmap_size or input_size
+    if size > input_size or input_size % size:
+        raise ValueError(
+            f"heatmap_size {size} must divide the model input size {input_size} "
+            f"(e.g. {input_size}, {input_size // 2}, {input_size // 4})"
+        )
+    return size
+
+
+class ScreeningFunctions:
+    """The exported computations of one model, as plain TensorFlow functions.
+
+    Parameters
+    ----------
+    model:
+        A drscreen chain model (float32 RGB (N, S, S, 3) in [0, 255] -> grade (N, 1)).
+    config:
+        Heatmap method and size, and the score calibration.
+    """
+
+    def __init__(self, model: keras.Model, config: SignatureConfig):
+        self.model = model
+        self.config = config
+        self.input_size = model_input_size(model)
+        self.heatmap_size = resolved_heatmap_size(config, self.input_size)
+
+    def float_spec(self) -> tf.TensorSpec:
+        """Input of ``predict_float`` and ``predict_score``."""
+        size = self.input_size
+        return tf.TensorSpec([None, size, size, 3], tf.float32, name=INPUT_NAME)
+
+    def bytes_spec(self) -> tf.TensorSpec:
+        """Input of ``serving_default``."""
+        return tf.TensorSpec([None], tf.string, name=INPUT_NAME)
+
+    def score(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        """``score`` and ``grade`` (N,) of float images from one forward pass."""
+        grade = self.model(images, training=False)[:, 0]
+        return {"score": self._probability(grade), "grade": grade}
+
+    def predict(
+        self, images: tf.Tensor, fov_masks: tf.Tensor | None = None
+    ) -> dict[str, tf.Tensor]:
+        """``score``, ``grade`` (N,) and ``heatmap`` (N, h, h) of float images.
+
+        ``fov_masks`` (N, S, S) default to the masks derived from the images themselves.
+        """
+        grade, heatmap = compute(
+            self.model, images, method=self.config.heatmap_method, fov_masks=fov_masks
+        )
+        factor = self.input_size // self.heatmap_size
+        if factor > 1:
+            heatmap = tf.nn.avg_pool2d(heatmap[..., tf.newaxis], factor, factor, "VALID")[..., 0]
+        return {"score": self._probability(grade), "grade": grade, "heatmap": heatmap}
+
+    def preprocess(self, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """Decode and crop a batch of encoded photographs: images (N, S, S, 3), masks (N, S, S)."""
+        size = self.input_size
+        return tf.map_fn(
+            lambda item: decode_and_preprocess(item, size),
+            encoded,
+            fn_output_signature=(
+                tf.TensorSpec([size, size, 3], tf.float32),
+                tf.TensorSpec([size, size], tf.float32),
+            ),
+        )
+
+    def predict_bytes(self, encoded: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The outputs of `predict` for encoded photographs, masked by their cropped FOV."""
+        images, masks = self.preprocess(encoded)
+        return self.predict(images, fov_masks=masks)
+
+    def endpoints(self) -> dict[str, tuple]:
+        """Signature name -> (function, input signature) for every exported signature."""
+        return {
+            SERVING_DEFAULT: (self.predict_bytes, [self.bytes_spec()]),
+            PREDICT_FLOAT: (self._predict_images, [self.float_spec()]),
+            PREDICT_SCORE: (self.score, [self.float_spec()]),
+        }
+
+    def _predict_images(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
+        return self.predict(images)
+
+    def _probability(self, grade: tf.Tensor) -> tf.Tensor:
+        return referable_probability(grade, self.config.midpoint, self.config.scale)

@@ -1,0 +1,120 @@
+"""TFLite conversion with built-in ops only: float32, float16 and int8 variants.
+
+Owns converting the float signatures of an exported SavedModel to TFLite flatbuffers that
+run on any LiteRT runtime without the Flex delegate (``TFLITE_BUILTINS`` only; the heatmap
+is made of forward ops, see `drscreen.heatmaps.backprop`). Inputs and outputs stay float32
+in every variant, with the names of the SavedModel signatures (``images`` -> ``score``,
+``grade``, ``heatmap``).
+
+Variants:
+
+- ``float32``: ``predict_float`` (score + heatmap) and ``predict_score``;
+- ``float16``: the same, weights stored as float16 (half the size, same maths);
+- ``int8``: full-integer quantization (every op int8, calibrated on synthetic fundus
+  photographs), ``predict_score`` only. The heatmap does NOT survive full-integer
+  quantization: its backward pass compares and selects on quantized activations (leaky-ReLU
+  signs, max-pooling argmax masks), the heatmap's correlation with the float one falls to
+  about 0.5, and for some calibrations LiteRT aborts on a quantized comparison whose input
+  scales differ too much. `bench/export_latency.py` measures this in a subprocess.
+
+Must not run models (see the tests and the benchmark for that).
+"""
+
+from collections.abc import Iterator
+
+import numpy as np
+import tensorflow as tf
+from tensorflow.lite.python.convert_phase import ConverterError
+
+from drscreen.export.signatures import INPUT_NAME, PREDICT_FLOAT, PREDICT_SCORE
+
+VARIANTS = ("float32", "float16", "int8")
+VARIANT_SIGNATURES = {
+    "float32": (PREDICT_FLOAT, PREDICT_SCORE),
+    "float16": (PREDICT_FLOAT, PREDICT_SCORE),
+    "int8": (PREDICT_SCORE,),
+}
+
+
+def file_name(variant: str) -> str:
+    """The TFLite file name of ``variant`` inside an export's ``tflite/`` directory."""
+    return f"drscreen_{variant}.tflite"
+
+
+def _check_variant(variant: str) -> None:
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown TFLite variant {variant!r}; variants: {', '.join(VARIANTS)}")
+
+
+def _representative(images: np.ndarray) -> Iterator[dict[str, np.ndarray]]:
+    for index in range(len(images)):
+        yield {INPUT_NAME: images[index : index + 1].astype(np.float32)}
+
+
+def converter(
+    saved_model_dir: str,
+    variant: str,
+    signatures: tuple[str, ...],
+    representative_images: np.ndarray | None = None,
+) -> tf.lite.TFLiteConverter:
+    """A configured `TFLiteConverter` for ``signatures`` of a SavedModel as ``variant``.
+
+    Parameters
+    ----------
+    saved_model_dir:
+        An export written by `drscreen.export.saved_model.write_saved_model`.
+    variant:
+        One of `VARIANTS`.
+    signatures:
+        Float signatures to convert (one when ``variant`` is ``int8``).
+    representative_images:
+        float32 (N, S, S, 3) calibration images, needed by ``int8``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown variant, or ``int8`` without calibration images or with several
+        signatures.
+    """
+    _check_variant(variant)
+    if variant == "int8":
+        if representative_images is None or len(representative_images) == 0:
+            raise ValueError("the int8 variant needs representative_images for calibration")
+        if len(signatures) != 1:
+            raise ValueError(f"int8 converts one signature at a time, got {signatures}")
+    result = tf.lite.TFLiteConverter.from_saved_model(
+        saved_model_dir, signature_keys=list(signatures)
+    )
+    result.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if variant == "float16":
+        result.optimizations = [tf.lite.Optimize.DEFAULT]
+        result.target_spec.supported_types = [tf.float16]
+    elif variant == "int8":
+        result.optimizations = [tf.lite.Optimize.DEFAULT]
+        result.representative_dataset = lambda: _representative(representative_images)
+        result.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return result
+
+
+def convert(
+    saved_model_dir: str, variant: str, representative_images: np.ndarray | None = None
+) -> bytes:
+    """Convert the SavedModel's `VARIANT_SIGNATURES` of ``variant`` to a TFLite flatbuffer.
+
+    Raises
+    ------
+    RuntimeError
+        If the conversion fails, e.g. because an op has no TFLite built-in (a heatmap
+        method drawing random numbers), naming the variant.
+    """
+    _check_variant(variant)
+    configured = converter(
+        saved_model_dir, variant, VARIANT_SIGNATURES[variant], representative_images
+    )
+    try:
+        return configured.convert()
+    except (ConverterError, tf.errors.OpError, RuntimeError) as error:
+        raise RuntimeError(
+            f"TFLite {variant} conversion of {saved_model_dir} with built-in ops only failed: "
+            f"{error}"
+        ) from error

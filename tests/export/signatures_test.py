@@ -1,0 +1,35 @@
+"""The exported functions: heatmap pooling, calibration and validation."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from drscreen.export import ScreeningFunctions, SignatureConfig
+
+
+def test_heatmap_size_average_pools(model, photographs):
+    """heatmap_size=16 on 64 px inputs is the 4x4 block mean of the full heatmap."""
+    _, images, _ = photographs
+    full = ScreeningFunctions(model, SignatureConfig()).predict(tf.constant(images))
+    small = ScreeningFunctions(model, SignatureConfig(heatmap_size=16)).predict(tf.constant(images))
+    blocks = full["heatmap"].numpy().reshape(3, 16, 4, 16, 4).mean(axis=(2, 4))
+    np.testing.assert_allclose(small["heatmap"].numpy(), blocks, rtol=1e-5, atol=1e-12)
+
+
+def test_calibration_sets_the_score(model, photographs):
+    """score = sigmoid((grade - midpoint) / scale) with the configured calibration."""
+    _, images, _ = photographs
+    config = SignatureConfig(midpoint=0.0, scale=2.0)
+    outputs = ScreeningFunctions(model, config).score(tf.constant(images))
+    grade = outputs["grade"].numpy().astype(np.float64)
+    np.testing.assert_allclose(outputs["score"].numpy(), 1 / (1 + np.exp(-grade / 2.0)), atol=1e-6)
+
+
+def test_invalid_configs_are_refused(model):
+    """Unknown method, non-dividing heatmap size, non-positive scale."""
+    with pytest.raises(ValueError, match="heatmap_method"):
+        SignatureConfig(heatmap_method="saliency")
+    with pytest.raises(ValueError, match="must divide the model input size 64"):
+        ScreeningFunctions(model, SignatureConfig(heatmap_size=48))
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        SignatureConfig(scale=0.0)

@@ -1,0 +1,86 @@
+"""TFLite variants through LiteRT's signature runner vs the SavedModel."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+
+from drscreen.export import tflite
+
+# Per variant: largest |score| and |grade| difference, smallest per-image heatmap Pearson r.
+THRESHOLDS = {
+    "float32": {"score": 1e-5, "grade": 1e-4, "heatmap_r": 0.99999},
+    "float16": {"score": 5e-3, "grade": 2e-2, "heatmap_r": 0.99},
+    "int8": {"score": 2e-2, "grade": 0.1, "heatmap_r": None},
+}
+
+
+def _pearson(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def _runner(exported, variant: str, signature: str):
+    path = os.path.join(exported.path, "tflite", tflite.file_name(variant))
+    interpreter = Interpreter(model_path=path)
+    assert set(interpreter.get_signature_list()) == set(tflite.VARIANT_SIGNATURES[variant])
+    return interpreter.get_signature_runner(signature)
+
+
+@pytest.mark.parametrize("variant", tflite.VARIANTS)
+def test_variant_agrees_with_saved_model(exported, photographs, variant):
+    """Score and grade within the variant's tolerance; heatmaps correlated (not int8)."""
+    _, images, _ = photographs
+    limits = THRESHOLDS[variant]
+    loaded = tf.saved_model.load(exported.path)
+    heatmap_signature = limits["heatmap_r"] is not None
+    signature = "predict_float" if heatmap_signature else "predict_score"
+    expected = loaded.signatures[signature](images=tf.constant(images))
+    outputs = _runner(exported, variant, signature)(images=images)
+    for name in ("score", "grade"):
+        difference = np.abs(outputs[name] - expected[name].numpy()).max()
+        assert difference <= limits[name], (variant, name, difference)
+    if heatmap_signature:
+        assert outputs["heatmap"].shape == (3, 64, 64)
+        for index in range(len(images)):
+            r = _pearson(outputs["heatmap"][index], expected["heatmap"][index].numpy())
+            assert r >= limits["heatmap_r"], (variant, index, r)
+
+
+def test_float_variants_return_score_only_signature_too(exported, photographs):
+    """predict_score of the float32 file equals predict_float's score."""
+    _, images, _ = photographs
+    scores = _runner(exported, "float32", "predict_score")(images=images)
+    full = _runner(exported, "float32", "predict_float")(images=images)
+    np.testing.assert_allclose(scores["score"], full["score"], atol=1e-6)
+
+
+def test_builtin_ops_only(exported):
+    """No Flex (SELECT_TF_OPS) or custom op in any variant."""
+    for variant in tflite.VARIANTS:
+        path = os.path.join(exported.path, "tflite", tflite.file_name(variant))
+        interpreter = Interpreter(model_path=path)
+        names = {op["op_name"] for op in interpreter._get_ops_details()}
+        assert names and not [n for n in names if n.startswith("Flex") or n == "CUSTOM"]
+
+
+def test_int8_is_full_integer(exported):
+    """int8: every convolution and dense layer runs on int8 tensors."""
+    path = os.path.join(exported.path, "tflite", tflite.file_name("int8"))
+    interpreter = Interpreter(model_path=path)
+    details = interpreter.get_tensor_details()
+    dtypes = {d["index"]: d["dtype"] for d in details}
+    heavy = [
+        op for op in interpreter._get_ops_details()
+        if op["op_name"] in ("CONV_2D", "FULLY_CONNECTED")
+    ]  # fmt: skip
+    assert heavy
+    for op in heavy:
+        assert all(dtypes[i] == np.int8 for i in op["inputs"][:2] if i >= 0), op["op_name"]
+
+
+def test_int8_needs_calibration_images(tmp_path):
+    """int8 without representative images is refused before converting."""
+    with pytest.raises(ValueError, match="representative_images"):
+        tflite.converter(str(tmp_path), "int8", ("predict_score",))

@@ -1,0 +1,259 @@
+"""The training configuration: frozen dataclasses, validated once, written next to the run.
+
+Field names equal the flag names of ``scripts/train.py``, so a validation error names the flag
+to fix. Library code receives a `TrainConfig` and never reads flags.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+from drscreen.training.penalties import PENALTIES
+
+DATA_SOURCES = ("synthetic", "tfrecords")
+SYNTH_DIFFICULTIES = ("easy", "standard", "hard")
+SCHEDULES = ("oO", "constant")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
+MONITORS = ("val_loss", "val_task_loss", "val_referable_auc")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    _check(value in choices, f"--{name}={value!r} is not one of {', '.join(choices)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where the images come from and how they are batched.
+
+    Attributes
+    ----------
+    data_source:
+        ``"synthetic"``: the synthetic benchmark in ``data_dir``, generated there first when
+        the folder holds no ``trainLabels.csv`` (``data_dir`` empty: ``RUN_DIR/data``).
+        ``"tfrecords"``: the output of ``drscreen prepare`` in ``data_dir``.
+    synth_n, synth_size, synth_difficulty, synth_seed:
+        The synthetic benchmark generated when missing (images, pixels, preset, seed).
+    batch_size:
+        Global batch size (split over replicas when distributed).
+    augment:
+        The o_O augmentation on training batches.
+    class_rebalancing:
+        o_O's decaying class-resampling weights (``drscreen.data.pipeline``).
+    cache:
+        Cache decoded images in memory after the first epoch.
+    val_fraction, test_fraction:
+        Patient-level split fractions for the synthetic benchmark.
+    """
+
+    data_source: str = "synthetic"
+    data_dir: str = ""
+    synth_n: int = 600
+    synth_size: int = 256
+    synth_difficulty: str = "standard"
+    synth_seed: int = 0
+    batch_size: int = 32
+    augment: bool = True
+    class_rebalancing: bool = True
+    cache: bool = True
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+    def __post_init__(self):
+        _check_choice("data_source", self.data_source, DATA_SOURCES)
+        _check_choice("synth_difficulty", self.synth_difficulty, SYNTH_DIFFICULTIES)
+        if self.data_source == "tfrecords":
+            _check(bool(self.data_dir), "--data_source=tfrecords needs --data_dir")
+        _check(self.synth_n >= 8, f"--synth_n={self.synth_n} must be at least 8")
+        _check(self.synth_size >= 64, f"--synth_size={self.synth_size} must be at least 64")
+        _check(self.batch_size >= 1, f"--batch_size={self.batch_size} must be positive")
+        for name in ("val_fraction", "test_fraction"):
+            value = getattr(self, name)
+            _check(0.0 < value < 0.5, f"--{name}={value} must be in (0, 0.5)")
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Which network of `drscreen.models` to train.
+
+    Attributes
+    ----------
+    model:
+        A name of ``drscreen.models.build`` (``small``, ``oO_netA``, ``oO_netB``).
+    image_size:
+        Input size in pixels of the (last) training stage.
+    width:
+        Base number of filters; 0 keeps the model's default.
+    progressive_sizes:
+        Input sizes of the progressive-resizing stages, increasing and ending at
+        ``image_size`` (e.g. 112, 224, 448); empty trains one stage at ``image_size``.
+    """
+
+    model: str = "small"
+    image_size: int = 256
+    width: int = 0
+    progressive_sizes: tuple[int, ...] = ()
+
+    def __post_init__(self):
+        _check(self.image_size >= 16, f"--image_size={self.image_size} must be at least 16")
+        _check(self.width >= 0, f"--width={self.width} must be >= 0 (0: model default)")
+        sizes = self.progressive_sizes
+        if sizes:
+            _check(
+                all(a < b for a, b in zip(sizes, sizes[1:], strict=False)),
+                f"--progressive_sizes={','.join(map(str, sizes))} must increase",
+            )
+            _check(
+                sizes[-1] == self.image_size,
+                f"--progressive_sizes must end at --image_size={self.image_size}, got {sizes[-1]}",
+            )
+
+    @property
+    def stage_sizes(self) -> tuple[int, ...]:
+        """Input size of each training stage, in order."""
+        return self.progressive_sizes or (self.image_size,)
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """The o_O optimiser: SGD with Nesterov momentum, step schedule, L2 on kernels.
+
+    Attributes
+    ----------
+    learning_rate:
+        Initial learning rate (o_O: 0.003).
+    schedule:
+        ``"oO"``: divide by 10 at 150/250 and again at 220/250 of the epochs of a stage;
+        ``"constant"``.
+    momentum:
+        Nesterov momentum (o_O: 0.9).
+    l2:
+        Coefficient of ``sum(w**2)`` over the kernels, added to the loss (o_O: 5e-4).
+    """
+
+    learning_rate: float = 0.003
+    schedule: str = "oO"
+    momentum: float = 0.9
+    l2: float = 5e-4
+
+    def __post_init__(self):
+        _check(self.learning_rate > 0, f"--learning_rate={self.learning_rate} must be > 0")
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check(0 <= self.momentum < 1, f"--momentum={self.momentum} must be in [0, 1)")
+        _check(self.l2 >= 0, f"--l2={self.l2} must be >= 0")
+
+
+@dataclasses.dataclass(frozen=True)
+class HeatmapConfig:
+    """Heatmap-aware training: loss += heatmap_weight * penalty(FOV-masked heatmap).
+
+    Attributes
+    ----------
+    heatmap_weight:
+        λ; 0 trains the plain o_O objective (no second backward pass).
+    heatmap_penalty:
+        A name of `drscreen.training.penalties.PENALTIES`.
+    """
+
+    heatmap_weight: float = 0.0
+    heatmap_penalty: str = "sparsity"
+
+    def __post_init__(self):
+        _check(self.heatmap_weight >= 0, f"--heatmap_weight={self.heatmap_weight} must be >= 0")
+        _check_choice("heatmap_penalty", self.heatmap_penalty, tuple(PENALTIES))
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run needs.
+
+    Attributes
+    ----------
+    model_dir:
+        The run directory: config, checkpoints, logs, ``best.keras``, ``metrics.json``.
+    epochs:
+        Epochs per stage.
+    steps_per_epoch:
+        Training batches per epoch; 0 means one pass over the training split.
+    init_from:
+        A ``.keras`` model to start from (fine-tuning); empty trains from scratch.
+    resume:
+        Continue from the run directory's last checkpoint when it has one.
+    precision:
+        ``"auto"`` (``mixed_float16`` on GPU, ``float32`` otherwise) or a Keras policy name.
+    distribution:
+        ``"default"`` (one device), ``"mirrored"`` (all local GPUs) or ``"multi_worker"``
+        (``TF_CONFIG``).
+    checkpoint_monitor:
+        Validation metric that selects ``best.keras`` (loss: lower is better; AUC: higher).
+    heatmap_images:
+        Validation images whose heatmap overlays go to TensorBoard each epoch.
+    verbose:
+        Keras progress display: 0 silent, 1 progress bar, 2 one line per epoch.
+    """
+
+    model_dir: str
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    heatmap: HeatmapConfig = HeatmapConfig()
+    epochs: int = 250
+    steps_per_epoch: int = 0
+    init_from: str = ""
+    resume: bool = True
+    precision: str = "auto"
+    distribution: str = "default"
+    seed: int = 0
+    checkpoint_monitor: str = "val_loss"
+    heatmap_images: int = 4
+    verbose: int = 1
+
+    def __post_init__(self):
+        _check(bool(self.model_dir), "--model_dir is required")
+        _check(self.epochs >= 1, f"--epochs={self.epochs} must be at least 1")
+        _check(self.steps_per_epoch >= 0, f"--steps_per_epoch={self.steps_per_epoch} must be >= 0")
+        _check_choice("precision", self.precision, PRECISIONS)
+        _check_choice("distribution", self.distribution, DISTRIBUTIONS)
+        _check_choice("checkpoint_monitor", self.checkpoint_monitor, MONITORS)
+        _check(self.heatmap_images >= 0, f"--heatmap_images={self.heatmap_images} must be >= 0")
+        _check(self.verbose in (0, 1, 2), f"--verbose={self.verbose} must be 0, 1 or 2")
+        if self.init_from:
+            path = Path(self.init_from)
+            _check(path.is_file(), f"--init_from={self.init_from}: no such file")
+            _check(path.suffix == ".keras", f"--init_from={self.init_from}: expected a .keras file")
+        if self.data.data_source == "tfrecords":
+            _check(
+                Path(self.data.data_dir).is_dir(),
+                f"--data_dir={self.data.data_dir}: no such directory",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON-ready values."""
+        return dataclasses.asdict(self)
+
+    def write(self, path: str | Path) -> Path:
+        """Write the config as JSON (``config.json`` of the run directory)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return path
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Rebuild a config written by `write` (validating it again)."""
+        values = dict(values)
+        model = dict(values.pop("model"))
+        model["progressive_sizes"] = tuple(model.get("progressive_sizes", ()))
+        return cls(
+            data=DataConfig(**values.pop("data")),
+            model=ModelConfig(**model),
+            optimizer=OptimizerConfig(**values.pop("optimizer")),
+            heatmap=HeatmapConfig(**values.pop("heatmap")),
+            **values,
+        )

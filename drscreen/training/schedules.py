@@ -1,0 +1,45 @@
+"""The o_O learning-rate schedule, scaled to the configured number of epochs.
+
+o_O (Kaggle DR 2015) trained ~250 epochs at 0.003, then 0.0003 from epoch 150 and 0.00003 from
+epoch 220 (0-based epochs). A run of E epochs keeps those fractions: the rate drops at
+round(150·E/250) and round(220·E/250). Steps are counted by the optimizer (0-based), so the
+first step of epoch b (b·steps_per_epoch) already uses the lower rate. Keras 3's built-in
+`keras.optimizers.schedules.PiecewiseConstantDecay` does the stepping.
+"""
+
+import keras
+
+OO_EPOCHS = 250
+OO_DROP_EPOCHS = (150, 220)
+OO_DECAY = 0.1
+
+
+def oO_drop_epochs(epochs: int) -> tuple[int, int]:
+    """Epochs (0-based) at which the o_O rate drops, scaled from 250 epochs to `epochs`.
+
+    Each drop is at least one epoch after the previous one (and after epoch 0), so short
+    runs still visit all three rates when they have three epochs or more.
+    """
+    first = max(1, round(OO_DROP_EPOCHS[0] * epochs / OO_EPOCHS))
+    second = max(first + 1, round(OO_DROP_EPOCHS[1] * epochs / OO_EPOCHS))
+    return first, second
+
+
+def oO_learning_rate(epoch: int, epochs: int, base_rate: float) -> float:
+    """The o_O learning rate during `epoch` (0-based) of a run of `epochs` epochs."""
+    first, second = oO_drop_epochs(epochs)
+    drops = (epoch >= first) + (epoch >= second)
+    return base_rate * OO_DECAY**drops
+
+
+def learning_rate_schedule(
+    name: str, base_rate: float, epochs: int, steps_per_epoch: int
+) -> float | keras.optimizers.schedules.LearningRateSchedule:
+    """The optimizer's learning rate for schedule `name` (``"oO"`` or ``"constant"``)."""
+    if name == "constant":
+        return base_rate
+    if name != "oO":
+        raise ValueError(f"unknown learning-rate schedule {name!r}; expected 'oO' or 'constant'")
+    boundaries = [epoch * steps_per_epoch - 1 for epoch in oO_drop_epochs(epochs)]
+    values = [base_rate, base_rate * OO_DECAY, base_rate * OO_DECAY**2]
+    return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)

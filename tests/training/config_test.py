@@ -1,0 +1,46 @@
+"""Config validation names the flag at fault; the JSON round trip is lossless."""
+
+import json
+
+import pytest
+
+from drscreen.training.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: DataConfig(batch_size=0), "--batch_size=0 must be positive"),
+        (lambda: DataConfig(data_source="kaggle"), "--data_source='kaggle' is not one of"),
+        (lambda: DataConfig(data_source="tfrecords"), "--data_source=tfrecords needs --data_dir"),
+        (lambda: ModelConfig(progressive_sizes=(224, 112), image_size=112), "must increase"),
+        (lambda: ModelConfig(progressive_sizes=(112, 224)), "must end at --image_size=256"),
+        (lambda: OptimizerConfig(learning_rate=-1.0), "--learning_rate=-1.0 must be > 0"),
+        (lambda: TrainConfig(model_dir="r", epochs=0), "--epochs=0 must be at least 1"),
+        (lambda: TrainConfig(model_dir="r", precision="fp8"), "--precision='fp8'"),
+        (lambda: TrainConfig(model_dir="r", init_from="missing.keras"), "no such file"),
+    ],
+)
+def test_bad_values_raise_naming_the_flag(build, message):
+    """Each invalid field gives a ValueError that names its flag."""
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("*", r"\*")):
+        build()
+
+
+def test_write_and_read_back(tmp_path):
+    """config.json holds every field and rebuilds an equal config."""
+    config = TrainConfig(
+        model_dir=str(tmp_path),
+        model=ModelConfig(image_size=224, progressive_sizes=(112, 224)),
+        epochs=3,
+    )
+    path = config.write(tmp_path / "config.json")
+    values = json.loads(path.read_text())
+    assert values["model"]["progressive_sizes"] == [112, 224]
+    assert TrainConfig.from_dict(values) == config
+
+
+def test_stage_sizes():
+    """One stage at image_size, or the progressive sizes."""
+    assert ModelConfig(image_size=64).stage_sizes == (64,)
+    assert ModelConfig(image_size=64, progressive_sizes=(32, 64)).stage_sizes == (32, 64)

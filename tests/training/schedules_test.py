@@ -1,0 +1,33 @@
+"""The o_O learning-rate schedule against the published epochs and rates."""
+
+import pytest
+
+from drscreen.training import schedules
+
+
+@pytest.mark.parametrize(
+    ("epochs", "expected"), [(250, (150, 220)), (10, (6, 9)), (2, (1, 2)), (1, (1, 2))]
+)
+def test_drop_epochs_scale_150_and_220_of_250(epochs, expected):
+    """Drops keep o_O's fractions of the run and stay strictly increasing."""
+    assert schedules.oO_drop_epochs(epochs) == expected
+
+
+def test_learning_rate_per_epoch_matches_oO():
+    """0.003 until epoch 149, 0.0003 from 150, 0.00003 from 220 (250 epochs)."""
+    rate = [schedules.oO_learning_rate(epoch, 250, 0.003) for epoch in (0, 149, 150, 219, 220)]
+    assert rate == pytest.approx([0.003, 0.003, 0.0003, 0.0003, 0.00003])
+
+
+def test_keras_schedule_drops_on_the_first_step_of_the_drop_epoch():
+    """With 10 steps per epoch, step 1500 (first of epoch 150) already uses 0.0003."""
+    schedule = schedules.learning_rate_schedule("oO", 0.003, 250, 10)
+    rates = [float(schedule(step)) for step in (0, 1499, 1500, 2199, 2200, 10**6)]
+    assert rates == pytest.approx([0.003, 0.003, 0.0003, 0.0003, 0.00003, 0.00003])
+
+
+def test_constant_and_unknown_schedule():
+    """`constant` is the base rate; an unknown name is a clear error."""
+    assert schedules.learning_rate_schedule("constant", 0.01, 5, 3) == 0.01
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'cosine'"):
+        schedules.learning_rate_schedule("cosine", 0.01, 5, 3)

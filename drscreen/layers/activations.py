@@ -17,7 +17,9 @@ class LeakyReLU(BackpropLayer):
     """``x`` where ``x > 0``, else ``negative_slope * x`` (o_O: slope 0.01; 0 gives ReLU).
 
     Backward rules: gradient ``where(x > 0, 1, slope)`` (slope at ``x == 0``, as TensorFlow's
-    ``LeakyReluGrad``); guided additionally zeroes negative upstream; deconvnet passes
+    ``LeakyReluGrad``), read off the output, whose sign is the input's: keeping the
+    pre-activation out of the backward graph lets Grappler fuse conv + bias + activation in
+    the forward pass; guided additionally zeroes negative upstream; deconvnet passes
     ``relu(upstream)``; LRP passes relevance through.
 
     Parameters
@@ -42,8 +44,7 @@ class LeakyReLU(BackpropLayer):
             return upstream
         if rule.name == "deconvnet":
             return tf.nn.relu(upstream)
-        inputs = self.cast_input(inputs)
-        grad = tf.where(inputs > 0, upstream, upstream * self.negative_slope)
+        grad = tf.where(outputs > 0, upstream, upstream * self.negative_slope)
         if rule.name == "guided":
             return tf.where(upstream > 0, grad, tf.zeros_like(grad))
         return grad

@@ -5,33 +5,26 @@
 
 For REST use ``--server=http://127.0.0.1:8501 --protocol=rest``. Prints each image's
 referable-DR score and grade, and writes ``<output_dir>/<image stem>_heatmap.png``: the
-heatmap, normalised to its maximum, colour-mapped (JET) and blended over the photograph.
+heatmap resized to the photograph and blended over it by
+`drscreen.heatmaps.overlay.save_overlay` (the package's one overlay).
 """
 
 import os
 import sys
 
 import cv2
-import numpy as np
 from absl import app, flags
 
+from drscreen.heatmaps.overlay import DEFAULT_ALPHA, save_overlay
 from drscreen.serving.client import GrpcClient, RestClient
 
 _SERVER = flags.DEFINE_string("server", "127.0.0.1:8500", "gRPC host:port, or REST base URL.")
 _PROTOCOL = flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "API to query.")
 _MODEL_NAME = flags.DEFINE_string("model_name", "drscreen", "Served model name.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the overlay PNGs go.")
-_ALPHA = flags.DEFINE_float("alpha", 0.5, "Heatmap opacity in the overlay.")
-
-
-def overlay_heatmap(image_bgr: np.ndarray, heatmap: np.ndarray, alpha: float) -> np.ndarray:
-    """Blend a JET-coloured heatmap (normalised to its maximum) over a BGR uint8 image."""
-    peak = float(heatmap.max())
-    scaled = np.uint8(np.clip(255.0 * heatmap / peak, 0, 255)) if peak > 0 else np.uint8(heatmap)
-    height, width = image_bgr.shape[:2]
-    resized = cv2.resize(scaled, (width, height), interpolation=cv2.INTER_LINEAR)
-    coloured = cv2.applyColorMap(resized, cv2.COLORMAP_JET)
-    return cv2.addWeighted(image_bgr, 1.0 - alpha, coloured, alpha, 0.0)
+_ALPHA = flags.DEFINE_float(
+    "alpha", DEFAULT_ALPHA, "Heatmap opacity in the overlay at its highest values."
+)
 
 
 def main(argv: list[str]) -> None:
@@ -45,7 +38,7 @@ def main(argv: list[str]) -> None:
         image = cv2.imread(path, cv2.IMREAD_COLOR)
         if image is None:
             raise app.UsageError(f"{path}: not a readable image")
-        images.append(image)
+        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         with open(path, "rb") as file:
             encoded.append(file.read())
     if _PROTOCOL.value == "grpc":
@@ -57,7 +50,7 @@ def main(argv: list[str]) -> None:
     for index, (path, image) in enumerate(zip(paths, images, strict=True)):
         stem = os.path.splitext(os.path.basename(path))[0]
         target = os.path.join(_OUTPUT_DIR.value, f"{stem}_heatmap.png")
-        cv2.imwrite(target, overlay_heatmap(image, outputs["heatmap"][index], _ALPHA.value))
+        save_overlay(target, image, outputs["heatmap"][index], alpha=_ALPHA.value)
         print(
             f"{path}: score={outputs['score'][index]:.4f} grade={outputs['grade'][index]:.3f}"
             f" -> {target}",

@@ -64,17 +64,75 @@ class PerturbationCurves:
     insertion_auc: np.ndarray
 
 
+@dataclasses.dataclass(frozen=True)
+class HeatmapPeaks:
+    """What relevance mass and the pointing game need of one heatmap, computed once so that
+    many lesion masks (types, groups) are scored against it cheaply.
+
+    Build with `heatmap_peaks`.
+
+    Attributes
+    ----------
+    magnitude:
+        (H, W) float64 |H| inside the FOV, 0 outside.
+    total:
+        Sum of `magnitude`.
+    pointed:
+        (H, W) bool, the pixels within the tolerance disc of a maximum of H in the FOV; all
+        False when H has no positive value in the FOV.
+    """
+
+    magnitude: np.ndarray
+    total: float
+    pointed: np.ndarray
+
+    def _mask(self, lesion_mask: np.ndarray) -> np.ndarray:
+        mask = np.asarray(lesion_mask) > 0
+        if mask.shape != self.magnitude.shape:
+            raise ValueError(f"lesion mask has shape {mask.shape}, expected {self.magnitude.shape}")
+        return mask
+
+    def relevance_mass(self, lesion_mask: np.ndarray) -> float:
+        """Fraction of the |H| mass in the FOV inside the mask; NaN when H is 0 in the FOV."""
+        mask = self._mask(lesion_mask)
+        return float(self.magnitude[mask].sum() / self.total) if self.total > 0 else float("nan")
+
+    def pointing_game(self, lesion_mask: np.ndarray) -> bool:
+        """Whether a maximum of H in the FOV lies within the tolerance of a mask pixel."""
+        return bool(np.any(self.pointed & self._mask(lesion_mask)))
+
+
+def heatmap_peaks(
+    heatmap: np.ndarray, fov: np.ndarray | None = None, tolerance_px: int = 3
+) -> HeatmapPeaks:
+    """Summarise one (H, W) heatmap for `relevance_mass` and `pointing_game` on many masks.
+
+    The maxima of H in the FOV (all tied pixels) are dilated by a disc of radius
+    `tolerance_px`; a lesion pixel in that zone is within tolerance of a maximum, since the
+    disc is symmetric. A heatmap with no positive value in the FOV (e.g. all zero, or an
+    empty FOV) points nowhere: the argmax of a constant map is an accident of raster order,
+    not a location.
+    """
+    heatmap = np.asarray(heatmap, dtype=np.float64)
+    inside = field_of_view(heatmap, fov)
+    magnitude = np.abs(heatmap) * inside
+    peak = np.max(heatmap, where=inside, initial=-np.inf)
+    pointed = ((heatmap == peak) & inside).astype(np.uint8)
+    if not peak > 0:
+        pointed[:] = 0
+    elif tolerance_px > 0:
+        disc = cv2.getStructuringElement(
+            cv2.MORPH_ELLIPSE, (2 * tolerance_px + 1, 2 * tolerance_px + 1)
+        )
+        pointed = cv2.dilate(pointed, disc)
+    return HeatmapPeaks(magnitude, float(magnitude.sum()), pointed > 0)
+
+
 def relevance_mass(
     heatmap: np.ndarray, lesion_mask: np.ndarray, fov: np.ndarray | None = None
 ) -> float:
     """Fraction of the |H| mass in the FOV that lies in the lesion mask (NaN if H is 0)."""
-    inside = field_of_view(heatmap, fov)
-    mask = np.asarray(lesion_mask) > 0
-    if mask.shape != inside.shape:
-        raise ValueError(f"lesion mask has shape {mask.shape}, expected {inside.shape}")
-    magnitude = np.abs(np.asarray(heatmap, dtype=np.float64)) * inside
-    total = magnitude.sum()
-    return float(magnitude[mask].sum() / total) if total > 0 else float("nan")
+    return heatmap_peaks(heatmap, fov, tolerance_px=0).relevance_mass(lesion_mask)
 
 
 def pointing_game(
@@ -85,22 +143,13 @@ def pointing_game(
 ) -> bool:
     """Whether the heatmap's maximum in the FOV lies within `tolerance_px` of a lesion pixel.
 
-    Ties for the maximum count as a hit when any tied pixel is within tolerance.
+    Ties for the maximum count as a hit when any tied pixel is within tolerance. A heatmap
+    with no positive value in the FOV (e.g. all zero) points nowhere: a miss, so a method
+    that returns empty heatmaps scores 0 rather than hitting by the accident of an argmax.
     """
-    heatmap = np.asarray(heatmap, dtype=np.float64)
-    inside = field_of_view(heatmap, fov)
-    mask = (np.asarray(lesion_mask) > 0).astype(np.uint8)
-    if mask.shape != inside.shape:
-        raise ValueError(f"lesion mask has shape {mask.shape}, expected {inside.shape}")
-    if not inside.any():
+    if fov is not None and not np.any(fov):
         raise ValueError("the field of view is empty")
-    if tolerance_px > 0:
-        disc = cv2.getStructuringElement(
-            cv2.MORPH_ELLIPSE, (2 * tolerance_px + 1, 2 * tolerance_px + 1)
-        )
-        mask = cv2.dilate(mask, disc)
-    peak = np.max(heatmap, where=inside, initial=-np.inf)
-    return bool(np.any((heatmap == peak) & inside & (mask > 0)))
+    return heatmap_peaks(heatmap, fov, tolerance_px).pointing_game(lesion_mask)
 
 
 def baseline_images(images: np.ndarray, config: PerturbationConfig) -> np.ndarray:

@@ -162,6 +162,10 @@ def match_candidates(
     mask = _check_map("lesion mask", lesion_mask, shape) > 0
     if fov is not None:
         mask &= _check_map("fov", fov, shape).astype(bool)
+    if not mask.any():  # no lesion: every candidate is a false positive
+        return MatchedCandidates(
+            candidates.scores, np.zeros(candidates.scores.size, dtype=bool), np.empty(0)
+        )
     lesions, lesion_map = lesion_components(mask)
     overlap = (candidates.label_map > 0) & (lesion_map > 0)
     pairs = np.unique(

@@ -32,6 +32,7 @@ from drscreen.data.lesions import LESION_TYPES, REFERABLE_GRADE
 from drscreen.data.readers import binarize_mask, read_dataset
 from drscreen.data.records import FundusRecord
 from drscreen.data.splits import split_by_patient
+from drscreen.data.tfrecords import MISSING_GRADE
 from drscreen.evaluation import (
     calibration,
     comparison,
@@ -221,31 +222,102 @@ def _load_masks(records: Sequence[FundusRecord]) -> Callable[[np.ndarray, np.nda
     return load
 
 
-def _mask_batches(
+def _decode_with_masks(
+    records: Sequence[FundusRecord], image_size: int
+) -> Callable[[tf.Tensor, tf.Tensor], dict[str, tf.Tensor]]:
+    """tf.data map of (record index, image path) to one cropped element with its masks.
+
+    The photograph is decoded once and its field of view found once; image, FOV and lesion
+    masks are cropped together as one uint8 stack, as `crop_to_field_of_view` crops image and
+    FOV, so each lesion mask goes through the crop box of its own photograph.
+    """
+    load = _load_masks(records)
+    types = len(LESION_TYPES)
+
+    def decode(index: tf.Tensor, path: tf.Tensor) -> dict[str, tf.Tensor]:
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        masks = tf.numpy_function(load, [index, tf.shape(image)[:2]], tf.uint8, stateful=False)
+        masks = tf.ensure_shape(masks, [None, None, types])
+        fov = field_of_view_mask(image)
+        stacked = tf.concat(
+            [image, tf.cast(fov[..., tf.newaxis] * 255.0, tf.uint8), masks * 255], axis=-1
+        )
+        cropped = crop_square(stacked, field_of_view_box(fov), image_size)
+        cropped = tf.ensure_shape(cropped, [image_size, image_size, 4 + types])
+        return {
+            "image": tf.cast(tf.round(tf.clip_by_value(cropped[..., :3], 0.0, 255.0)), tf.uint8),
+            "mask": tf.cast(cropped[..., 3] > 127.5, tf.uint8),
+            "lesion_masks": tf.cast(cropped[..., 4:] > 127.5, tf.uint8),
+        }
+
+    return decode
+
+
+def _dataset_with_masks(
     records: Sequence[FundusRecord], image_size: int, batch_size: int
 ) -> tf.data.Dataset:
-    """Batches of lesion masks cropped like `drscreen.data.fundus.crop_to_field_of_view` crops
-    their images: ``masks`` uint8 (B, S, S, T) and ``annotated`` bool (B, T), T lesion types."""
-    load = _load_masks(records)
-    annotated = np.array(
-        [[lesion in record.lesion_masks for lesion in LESION_TYPES] for record in records]
-    )
+    """`pipeline.dataset_for_evaluation`'s batches of records, plus ``lesion_masks`` uint8
+    (B, S, S, T) and ``annotated`` bool (B, T) for the T types of `LESION_TYPES`.
 
-    def crop(index: tf.Tensor, path: tf.Tensor, flags: tf.Tensor) -> dict[str, tf.Tensor]:
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        shape = tf.shape(image)[:2]
-        masks = tf.numpy_function(load, [index, shape], tf.uint8, stateful=False)
-        masks = tf.ensure_shape(masks, [None, None, len(LESION_TYPES)])
-        box = field_of_view_box(field_of_view_mask(image))
-        cropped = tf.cast(crop_square(masks, box, image_size) > 0.5, tf.uint8)
-        cropped = tf.ensure_shape(cropped, [image_size, image_size, len(LESION_TYPES)])
-        return {"masks": cropped, "annotated": flags}
+    Decoding and cropping run in a parallel map, batches are prefetched, so they overlap
+    the model's heatmap passes.
+    """
+    decode = _decode_with_masks(records, image_size)
+    slices = {
+        "index": np.arange(len(records)),
+        "path": [r.image_path for r in records],
+        "grade": np.array(
+            [MISSING_GRADE if r.grade is None else r.grade for r in records], np.float32
+        ),
+        "image_id": [r.image_id for r in records],
+        "patient_id": [r.patient_id for r in records],
+        "eye": [r.eye for r in records],
+        "annotated": np.array(
+            [[lesion in r.lesion_masks for lesion in LESION_TYPES] for r in records], bool
+        ),
+    }
 
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (np.arange(len(records)), [r.image_path for r in records], annotated)
+    def element(record: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        keys = ("grade", "image_id", "patient_id", "eye", "annotated")
+        return {**{key: record[key] for key in keys}, **decode(record["index"], record["path"])}
+
+    def to_float(batch: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        return {
+            **batch,
+            "image": tf.cast(batch["image"], tf.float32),
+            "mask": tf.cast(batch["mask"], tf.float32),
+        }
+
+    dataset = tf.data.Dataset.from_tensor_slices(slices)
+    dataset = dataset.map(element, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.batch(batch_size).map(to_float).prefetch(tf.data.AUTOTUNE)
+
+
+def _tensor_batches(
+    records: Sequence[FundusRecord], config: RunnerConfig, with_masks: bool
+) -> Iterator[dict[str, tf.Tensor]]:
+    if with_masks:
+        return iter(_dataset_with_masks(records, config.image_size, config.batch_size))
+    settings = pipeline.PipelineConfig(
+        image_size=config.image_size, batch_size=config.batch_size, augment=None, seed=0
     )
-    dataset = dataset.map(crop, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    return dataset.batch(batch_size)
+    return iter(pipeline.dataset_for_evaluation(list(records), settings))
+
+
+def _to_numpy(batch: Mapping[str, tf.Tensor]) -> dict:
+    """A tensor batch as numpy (strings as str), lesion masks as one dict per image."""
+    result = {
+        key: value.numpy().astype(str) if value.dtype == tf.string else value.numpy()
+        for key, value in batch.items()
+        if key not in ("lesion_masks", "annotated")
+    }
+    if "lesion_masks" in batch:
+        stacked, annotated = batch["lesion_masks"].numpy(), batch["annotated"].numpy()
+        result["lesion_masks"] = [
+            {lesion: stacked[i, ..., t] for t, lesion in enumerate(LESION_TYPES) if annotated[i, t]}
+            for i in range(stacked.shape[0])
+        ]
+    return result
 
 
 def batches(
@@ -253,33 +325,8 @@ def batches(
 ) -> Iterator[dict[str, np.ndarray]]:
     """Evaluation batches as numpy dicts: the keys of `pipeline.dataset_for_evaluation`
     (``image_id`` etc. as str), plus ``lesion_masks`` (one dict per image) when `with_masks`."""
-    settings = pipeline.PipelineConfig(
-        image_size=config.image_size, batch_size=config.batch_size, augment=None, seed=0
-    )
-    images = pipeline.dataset_for_evaluation(list(records), settings)
-    if with_masks:
-        dataset = tf.data.Dataset.zip(
-            images, _mask_batches(records, config.image_size, config.batch_size)
-        ).prefetch(tf.data.AUTOTUNE)
-    else:
-        dataset = images
-    for element in dataset:
-        batch, masks = element if with_masks else (element, None)
-        result = {
-            key: value.numpy().astype(str) if value.dtype == tf.string else value.numpy()
-            for key, value in batch.items()
-        }
-        if masks is not None:
-            stacked, annotated = masks["masks"].numpy(), masks["annotated"].numpy()
-            result["lesion_masks"] = [
-                {
-                    lesion: stacked[i, ..., t]
-                    for t, lesion in enumerate(LESION_TYPES)
-                    if annotated[i, t]
-                }
-                for i in range(stacked.shape[0])
-            ]
-        yield result
+    for batch in _tensor_batches(records, config, with_masks):
+        yield _to_numpy(batch)
 
 
 class _Progress:
@@ -349,8 +396,9 @@ def run(
     screening = streaming.ScreeningAccumulator()
     progress = _Progress(label, len(records), config.progress)
     start = time.perf_counter()
-    for index, batch in enumerate(batches(records, config, with_masks)):
-        images, fov = tf.constant(batch["image"]), tf.constant(batch["mask"])
+    for index, tensors in enumerate(_tensor_batches(records, config, with_masks)):
+        images, fov = tensors["image"], tensors["mask"]
+        batch = _to_numpy(tensors)
         predictions = None
         for method, heatmap_fn in heatmap_fns.items():
             result = methods[method]
@@ -388,9 +436,9 @@ def heatmaps_of(
     For the few images a report shows (gallery); the stream itself is `run`.
     """
     with_masks = config.lesion_metrics and has_lesion_masks(records)
-    for batch in batches(records, config, with_masks):
-        grades, heatmaps = heatmap_fn(tf.constant(batch["image"]), tf.constant(batch["mask"]))
-        yield batch, grades.numpy(), heatmaps.numpy()
+    for tensors in _tensor_batches(records, config, with_masks):
+        grades, heatmaps = heatmap_fn(tensors["image"], tensors["mask"])
+        yield _to_numpy(tensors), grades.numpy(), heatmaps.numpy()
 
 
 # ---- The `drscreen evaluate` command: model + dataset -> metrics.json and report ----------

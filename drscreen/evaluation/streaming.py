@@ -127,22 +127,29 @@ class LesionAccumulator:
         lesion_masks: Mapping[str, np.ndarray],
         fov: np.ndarray | None = None,
     ) -> None:
-        """Reduce one image's (H, W) heatmap against its (H, W) lesion masks."""
+        """Reduce one image's (H, W) heatmap against its (H, W) lesion masks.
+
+        The heatmap's candidates, FOV maximum and `heatmap_quality.heatmap_peaks` are
+        computed once; each target then costs a mask union and a candidate match.
+        """
+        heatmap = np.asarray(heatmap, dtype=np.float32)
         inside = lesions.field_of_view(heatmap, fov)
         candidates = lesions.extract_candidates(heatmap, inside, self._candidate_config)
         score = lesions.image_score(heatmap, inside)
+        peaks = heatmap_quality.heatmap_peaks(heatmap, inside, self._tolerance)
+        binary = {name: np.asarray(mask) > 0 for name, mask in lesion_masks.items()}
         self._candidates += candidates.scores.size
         for target, members in self._targets.items():
-            annotated = [lesion_masks[m] for m in members if m in lesion_masks]
+            annotated = [binary[m] for m in members if m in binary]
             if not annotated:
                 continue
-            mask = np.logical_or.reduce([np.asarray(m) > 0 for m in annotated])
+            mask = annotated[0] if len(annotated) == 1 else np.logical_or.reduce(annotated)
             self._matches[target].append(lesions.match_candidates(candidates, mask, inside))
             present = bool(np.any(mask & inside))
             mass = hit = float("nan")
             if present:
-                mass = heatmap_quality.relevance_mass(heatmap, mask, inside)
-                hit = float(heatmap_quality.pointing_game(heatmap, mask, inside, self._tolerance))
+                mass = peaks.relevance_mass(mask)
+                hit = float(peaks.pointing_game(mask))
             self._images[target].append((image_id, score, present, mass, hit))
         self._image_ids.append(image_id)
 
@@ -173,22 +180,50 @@ class LesionAccumulator:
     def metrics(self) -> dict:
         """Per target: FROC score and points, image-level AUC, relevance mass, pointing game.
 
-        Targets without annotated images are left out; a value that is undefined on these
-        images (e.g. an AUC without lesion-free images) is None.
+        Targets without annotated images are left out. A value that is undefined on these
+        images is None and ``undefined`` maps its key to the reason: the image AUC without
+        images on both sides, relevance mass and pointing game without lesions, relevance
+        mass when every heatmap is zero in the FOV. Relevance mass averages the images with
+        lesions whose heatmap is not zero there (``zero_heatmap_images`` counts the others);
+        the pointing game counts zero heatmaps as misses (see `heatmap_quality.pointing_game`).
         """
         result: dict = {}
         for target in self._targets:
             if not self._images[target]:
                 continue
             _, scores, present, mass, hit = self._columns(target)
-            entry: dict = {"images": int(present.size), "images_with_lesion": int(present.sum())}
-            entry["image_auc"] = (
-                screening.roc_auc(present, scores) if 0 < present.sum() < present.size else None
-            )
-            entry["relevance_mass"] = float(np.nanmean(mass)) if present.any() else None
-            entry["pointing_game"] = float(np.nanmean(hit)) if present.any() else None
-            curve = self.froc(target) if present.any() else None
-            if curve is not None:
+            with_lesion = int(present.sum())
+            defined_mass = present & ~np.isnan(mass)
+            entry: dict = {
+                "images": int(present.size),
+                "images_with_lesion": with_lesion,
+                "zero_heatmap_images": with_lesion - int(defined_mass.sum()),
+            }
+            undefined: dict[str, str] = {}
+            if 0 < with_lesion < present.size:
+                entry["image_auc"] = screening.roc_auc(present, scores)
+            else:
+                entry["image_auc"] = None
+                side = "with" if with_lesion == 0 else "without"
+                undefined["image_auc"] = f"no annotated image {side} this lesion type"
+            if with_lesion:
+                entry["pointing_game"] = float(hit[present].mean())
+            else:
+                entry["pointing_game"] = None
+                undefined["pointing_game"] = "no image with this lesion type"
+            if defined_mass.any():
+                entry["relevance_mass"] = float(mass[defined_mass].mean())
+            else:
+                entry["relevance_mass"] = None
+                undefined["relevance_mass"] = (
+                    "no image with this lesion type"
+                    if not with_lesion
+                    else "the heatmap is zero in the field of view of every image with lesions"
+                )
+            if undefined:
+                entry["undefined"] = undefined
+            if with_lesion:
+                curve = self.froc(target)
                 entry["lesions"] = curve.lesions
                 entry["froc_score"] = curve.score()
                 entry["sensitivity_at_fp"] = {
@@ -204,12 +239,14 @@ class LesionAccumulator:
     def gallery_ids(self, target: str, per_kind: int = 2) -> dict[str, list[str]]:
         """Image ids worth showing for one target, so the caller recomputes only their heatmaps.
 
-        `best` / `worst`: images with lesions with the highest / lowest relevance mass;
-        `false_positive`: lesion-free images with the highest image score; `miss`: images
-        with lesions with the lowest image score.
+        `best` / `worst`: images with lesions with the highest / lowest relevance mass
+        (images whose heatmap is zero, without a mass, are left out); `false_positive`:
+        lesion-free images with the highest image score; `miss`: images with lesions with
+        the lowest image score.
         """
         ids, scores, present, mass, _ = self._columns(target)
         with_lesion, without = np.flatnonzero(present), np.flatnonzero(~present)
+        with_mass = np.flatnonzero(present & ~np.isnan(mass))
 
         def pick(indices: np.ndarray, key: np.ndarray, highest: bool) -> list[str]:
             order = np.argsort(key[indices], kind="stable")
@@ -217,8 +254,8 @@ class LesionAccumulator:
             return ids[indices[chosen[:per_kind]]].tolist()
 
         return {
-            "best": pick(with_lesion, mass, highest=True),
-            "worst": pick(with_lesion, mass, highest=False),
+            "best": pick(with_mass, mass, highest=True),
+            "worst": pick(with_mass, mass, highest=False),
             "false_positive": pick(without, scores, highest=True),
             "miss": pick(with_lesion, scores, highest=False),
         }

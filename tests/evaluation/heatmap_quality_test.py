@@ -1,5 +1,6 @@
 """Tests of relevance mass, pointing game and deletion/insertion curves by hand."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -66,3 +67,42 @@ def test_score_fn_returning_wrong_count_is_reported():
     images = np.zeros((2, 4, 4, 1), np.float32)
     with pytest.raises(ValueError, match="score_fn returned 1 scores for 2 images"):
         heatmap_quality.perturbation_curves(images, np.zeros((2, 4, 4)), lambda x: np.zeros(1))
+
+
+def test_pointing_game_zero_heatmap_is_a_miss():
+    """An all-zero heatmap has no maximum to point with: a miss even on a lesion at pixel 0."""
+    mask = np.zeros((5, 5), np.uint8)
+    mask[0, 0] = 1
+    assert not heatmap_quality.pointing_game(np.zeros((5, 5)), mask, tolerance_px=1)
+
+
+def test_pointing_game_negative_heatmap_is_a_miss():
+    """No positive relevance in the FOV (only negative values): a miss."""
+    heatmap = -np.ones((5, 5))
+    heatmap[2, 2] = -0.5
+    mask = np.zeros((5, 5), np.uint8)
+    mask[2, 2] = 1
+    assert not heatmap_quality.pointing_game(heatmap, mask, tolerance_px=0)
+
+
+def test_peaks_score_many_masks_like_a_brute_force_search():
+    """Mass and pointing game of random masks against one summary equal a direct search:
+    a hit when some tied maximum and some lesion pixel differ by an offset of the disc."""
+    rng = np.random.default_rng(5)
+    heatmap = rng.integers(0, 40, (12, 12)).astype(np.float64)  # a few tied maxima
+    fov = np.ones((12, 12), bool)
+    fov[:, :2] = False
+    peaks = heatmap_quality.heatmap_peaks(heatmap, fov, tolerance_px=2)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    offsets = [(dy - 2, dx - 2) for dy, dx in zip(*np.nonzero(disc), strict=True)]
+    maxima = list(zip(*np.nonzero((heatmap == heatmap[fov].max()) & fov), strict=True))
+    outcomes = set()
+    for _ in range(20):
+        mask = rng.random((12, 12)) < 0.01
+        lesion = set(zip(*np.nonzero(mask), strict=True))
+        hit = any((y + dy, x + dx) in lesion for y, x in maxima for dy, dx in offsets)
+        assert peaks.pointing_game(mask) == hit
+        outcomes.add(hit)
+        mass = np.abs(heatmap)[mask & fov].sum() / np.abs(heatmap)[fov].sum()
+        assert peaks.relevance_mass(mask) == pytest.approx(mass)
+    assert outcomes == {True, False}

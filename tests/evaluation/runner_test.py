@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from drscreen import models
-from drscreen.data import fundus, image_io
+from drscreen.data import fundus, image_io, pipeline
 from drscreen.data.readers import read_dataset
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.evaluation import heatmap_quality, lesions, runner, screening, streaming
@@ -101,6 +101,21 @@ def test_masks_are_cropped_like_their_images(records):
         np.testing.assert_allclose(
             batch["image"][i], fundus.crop_to_field_of_view(image, SIZE)[0].numpy(), atol=0.5
         )
+
+
+def test_batches_with_masks_equal_the_evaluation_pipeline(records):
+    """Decoding once for image, FOV and masks gives `dataset_for_evaluation`'s batches."""
+    config = runner.RunnerConfig(SIZE, batch_size=4, progress=False)
+    settings = pipeline.PipelineConfig(image_size=SIZE, batch_size=4, augment=None, seed=0)
+    expected = list(pipeline.dataset_for_evaluation(list(records), settings))
+    streamed = list(runner.batches(records, config, with_masks=True))
+    assert len(streamed) == len(expected) == 3
+    for ours, theirs in zip(streamed, expected, strict=True):
+        for key in ("image", "mask", "grade"):
+            np.testing.assert_array_equal(ours[key], theirs[key].numpy())
+        for key in ("image_id", "patient_id", "eye"):
+            np.testing.assert_array_equal(ours[key], theirs[key].numpy().astype(str))
+        assert len(ours["lesion_masks"]) == ours["image"].shape[0]
 
 
 def test_without_heatmaps_the_stream_only_scores(records, model):

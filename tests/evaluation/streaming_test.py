@@ -135,3 +135,34 @@ def test_lesion_image_auc_matches_sklearn_on_random_images():
     assert accumulator.metrics()[HEMORRHAGE]["image_auc"] == pytest.approx(
         metrics.roc_auc_score(present, scores)
     )
+
+
+def test_zero_heatmaps_give_null_mass_with_reason_and_pointing_misses():
+    """Grad-CAM of an untrained model: every heatmap zero. No warning (pytest errors on one);
+    relevance mass None with a reason, pointing game 0/2, no candidate, image AUC 1/2 (ties)."""
+    accumulator = streaming.LesionAccumulator(lesion_types=(HEMORRHAGE,), groups={})
+    lesion = np.zeros((6, 8), np.uint8)
+    lesion[0, 0] = 1  # where argmax of zeros lands
+    empty = np.zeros((6, 8), np.uint8)
+    for image_id, mask in (("a", lesion), ("b", lesion), ("c", empty)):
+        accumulator.add(image_id, np.zeros((6, 8), np.float32), {HEMORRHAGE: mask})
+    result = accumulator.metrics()[HEMORRHAGE]
+    assert result["relevance_mass"] is None
+    assert "zero" in result["undefined"]["relevance_mass"]
+    assert result["zero_heatmap_images"] == 2
+    assert result["pointing_game"] == 0.0
+    assert result["image_auc"] == 0.5
+    assert result["froc_score"] == 0.0 and accumulator.candidates == 0
+    assert accumulator.gallery_ids(HEMORRHAGE)["best"] == []
+
+
+def test_relevance_mass_averages_only_nonzero_heatmaps():
+    """One zero heatmap among two with lesions: the mean is image one's 1.15 / 4.05 alone."""
+    accumulator = streaming.LesionAccumulator(lesion_types=(HEMORRHAGE,), groups={})
+    accumulator.add("one", hand_heatmap(), {HEMORRHAGE: hand_mask()}, hand_fov())
+    accumulator.add("zero", np.zeros((6, 8), np.float32), {HEMORRHAGE: hand_mask()}, hand_fov())
+    result = accumulator.metrics()[HEMORRHAGE]
+    assert result["relevance_mass"] == pytest.approx(1.15 / 4.05)
+    assert result["zero_heatmap_images"] == 1
+    assert result["pointing_game"] == 0.5
+    assert result["undefined"] == {"image_auc": "no annotated image without this lesion type"}

@@ -5,16 +5,19 @@
 
 For REST use ``--server=http://127.0.0.1:8501 --protocol=rest``. Prints each image's
 referable-DR score and grade, and writes ``<output_dir>/<image stem>_heatmap.png``: the
-heatmap resized to the photograph and blended over it by
-`drscreen.heatmaps.overlay.save_overlay` (the package's one overlay).
+heatmap blended by `drscreen.heatmaps.overlay.save_overlay` over the photograph cropped to its
+field of view with `drscreen.data.fundus.crop_to_field_of_view` -- the same square crop the
+serving signature applies before the model, so heatmap and photograph line up.
 """
 
 import os
 import sys
 
-import cv2
+import numpy as np
 from absl import app, flags
 
+from drscreen.data.fundus import crop_to_field_of_view
+from drscreen.data.image_io import ImageError, load_rgb
 from drscreen.heatmaps.overlay import DEFAULT_ALPHA, save_overlay
 from drscreen.serving.client import GrpcClient, RestClient
 
@@ -22,6 +25,8 @@ _SERVER = flags.DEFINE_string("server", "127.0.0.1:8500", "gRPC host:port, or RE
 _PROTOCOL = flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "API to query.")
 _MODEL_NAME = flags.DEFINE_string("model_name", "drscreen", "Served model name.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the overlay PNGs go.")
+_OVERLAY_SIZE = 448
+"""Smallest side of a written overlay; larger heatmaps keep their own resolution."""
 _ALPHA = flags.DEFINE_float(
     "alpha", DEFAULT_ALPHA, "Heatmap opacity in the overlay at its highest values."
 )
@@ -35,10 +40,10 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("--output_dir is required")
     images, encoded = [], []
     for path in paths:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        if image is None:
-            raise app.UsageError(f"{path}: not a readable image")
-        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        try:
+            images.append(load_rgb(path))
+        except ImageError as error:
+            raise app.UsageError(str(error)) from None
         with open(path, "rb") as file:
             encoded.append(file.read())
     if _PROTOCOL.value == "grpc":
@@ -50,7 +55,10 @@ def main(argv: list[str]) -> None:
     for index, (path, image) in enumerate(zip(paths, images, strict=True)):
         stem = os.path.splitext(os.path.basename(path))[0]
         target = os.path.join(_OUTPUT_DIR.value, f"{stem}_heatmap.png")
-        save_overlay(target, image, outputs["heatmap"][index], alpha=_ALPHA.value)
+        heatmap = outputs["heatmap"][index]
+        cropped, _ = crop_to_field_of_view(image, max(heatmap.shape[0], _OVERLAY_SIZE))
+        photo = np.clip(cropped.numpy(), 0, 255).astype(np.uint8)
+        save_overlay(target, photo, heatmap, alpha=_ALPHA.value)  # served heatmaps are FOV-masked
         print(
             f"{path}: score={outputs['score'][index]:.4f} grade={outputs['grade'][index]:.3f}"
             f" -> {target}",

@@ -381,8 +381,9 @@ def test_concurrent_requests_are_batched_and_split_correctly(server, direct):
 
 
 def test_query_example_writes_overlays(server, tmp_path):
-    """serving/query_example.py saves one overlay PNG per photograph, at its size."""
-    photo = np.random.default_rng(4).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    """query_example.py overlays each heatmap on the photograph's field-of-view square crop."""
+    photo = np.zeros((100, 160, 3), np.uint8)
+    cv2.circle(photo, (100, 50), 45, (40, 90, 200), -1)  # an off-centre orange disc (BGR)
     path = str(tmp_path / "eye.jpg")
     cv2.imwrite(path, photo)
     output_dir = str(tmp_path / "out")
@@ -395,7 +396,9 @@ def test_query_example_writes_overlays(server, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "score=" in result.stdout
     overlay = cv2.imread(os.path.join(output_dir, "eye_heatmap.png"))
-    assert overlay.shape == (40, 30, 3)
+    assert overlay.shape == (448, 448, 3)
+    # The disc fills the square crop: its centre is inside, the corners outside (black).
+    assert overlay[224, 224].sum() > 100 and overlay[5, 5].sum() < 30
 
 
 def test_new_version_is_picked_up_while_running(server, direct, exports):

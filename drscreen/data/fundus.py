@@ -10,6 +10,7 @@ Must not know about files (see `drscreen.data.image_io`) or augmentation
 """
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
@@ -22,12 +23,12 @@ OO_STD = (70.54, 51.71, 43.03)
 FOV_THRESHOLD = 10.0  # o_O: foreground is brighter than the border level + 10
 MAX_BACKGROUND = 30.0  # corners brighter than this are retina, not background
 MIN_FOV_FRACTION = 0.4  # a field of view narrower than this share of the short side is noise
-_MORPHOLOGY_SIZE = 3
 _CORNER_FRACTION = 16  # corner patches are 1/16 of the short side
 _EDGE_TOLERANCE = 0.0  # pixels: an extent this close to the frame is cut by it
 
 
-def _as_float_images(images: tf.Tensor | np.ndarray, name: str) -> tuple[tf.Tensor, bool]:
+def _as_images(images: tf.Tensor | np.ndarray, name: str) -> tuple[tf.Tensor, bool]:
+    """A batch (N, H, W, C) in the input's dtype, and whether the input was one image."""
     images = tf.convert_to_tensor(images)
     rank = images.shape.rank
     if rank not in (3, 4) or images.shape[-1] not in (3, None):
@@ -35,9 +36,32 @@ def _as_float_images(images: tf.Tensor | np.ndarray, name: str) -> tuple[tf.Tens
             f"{name}: expected an RGB image (H, W, 3) or a batch (N, H, W, 3), "
             f"got shape {images.shape}"
         )
-    images = tf.cast(images, tf.float32)
     single = rank == 3
     return (images[tf.newaxis] if single else images), single
+
+
+def _as_float_images(images: tf.Tensor | np.ndarray, name: str) -> tuple[tf.Tensor, bool]:
+    batch, single = _as_images(images, name)
+    return tf.cast(batch, tf.float32), single
+
+
+def _as_one_image(image: tf.Tensor | np.ndarray, name: str) -> tf.Tensor:
+    """`image` with static shape (H, W, 3); checked when traced, or when run if the traced
+    shape leaves the rank or the channels unknown."""
+    image = tf.convert_to_tensor(image)
+    rank = image.shape.rank
+    if rank is not None and (rank != 3 or image.shape[-1] not in (3, None)):
+        raise ValueError(f"{name}: expected one image (H, W, 3), got shape {image.shape}")
+    if rank is None or image.shape[-1] is None:
+        shape = tf.shape(image)
+        is_rgb = tf.equal(tf.size(shape), 3) & tf.equal(tf.reduce_prod(shape[-1:]), 3)
+        check = tf.debugging.Assert(
+            is_rgb, [f"{name}: expected one image (H, W, 3), got shape", shape]
+        )
+        with tf.control_dependencies([check]):
+            image = tf.identity(image)
+        image = tf.ensure_shape(image, [None, None, 3])
+    return image
 
 
 def _background_level(intensity: tf.Tensor) -> tf.Tensor:
@@ -78,21 +102,31 @@ def field_of_view_mask(
     tf.Tensor
         float32 mask of 0/1, shape (H, W) or (N, H, W).
     """
-    batch, single = _as_float_images(images, "field_of_view_mask")
-    intensity = tf.reduce_max(batch, axis=-1, keepdims=True)
-    level = _background_level(intensity)[:, tf.newaxis, tf.newaxis, tf.newaxis]
-    mask = tf.cast(intensity > level + threshold, tf.float32)
+    batch, single = _as_images(images, "field_of_view_mask")
+    # The channel maximum is taken in the input's dtype: one float channel, not three.
+    intensity = tf.cast(tf.reduce_max(batch, axis=-1, keepdims=True), tf.float32)
+    level = _background_level(intensity)[:, tf.newaxis, tf.newaxis]
+    mask = intensity[..., 0] > level + threshold
     mask = _dilate(_erode(mask))
-    mask = _erode(_dilate(mask))[..., 0]
+    mask = tf.cast(_erode(_dilate(mask)), tf.float32)
     return mask[0] if single else mask
 
 
+def _neighbourhood(mask: tf.Tensor, combine: Callable, outside: bool) -> tf.Tensor:
+    """`combine` of each pixel's 3x3 neighbourhood of a bool (N, H, W) mask, as two 1-D
+    passes; pixels outside the frame count as `outside` (the identity of `combine`, so
+    they are ignored, like 'SAME' max pooling)."""
+    padded = tf.pad(mask, [[0, 0], [1, 1], [1, 1]], constant_values=outside)
+    rows = combine(combine(padded[:, :, :-2], padded[:, :, 1:-1]), padded[:, :, 2:])
+    return combine(combine(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+
+
 def _dilate(mask: tf.Tensor) -> tf.Tensor:
-    return tf.nn.max_pool2d(mask, _MORPHOLOGY_SIZE, 1, "SAME")
+    return _neighbourhood(mask, tf.logical_or, False)
 
 
 def _erode(mask: tf.Tensor) -> tf.Tensor:
-    return -tf.nn.max_pool2d(-mask, _MORPHOLOGY_SIZE, 1, "SAME")
+    return _neighbourhood(mask, tf.logical_and, True)
 
 
 def _extent(profile: tf.Tensor, min_count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -207,11 +241,7 @@ def crop_to_field_of_view(image: tf.Tensor | np.ndarray, size: int) -> tuple[tf.
     mask:
         float32 (size, size) field-of-view mask of 0/1.
     """
-    image = tf.convert_to_tensor(image)
-    if image.shape.rank != 3 or image.shape[-1] not in (3, None):
-        raise ValueError(
-            f"crop_to_field_of_view: expected one image (H, W, 3), got shape {image.shape}"
-        )
+    image = _as_one_image(image, "crop_to_field_of_view")
     mask = field_of_view_mask(image)
     box = field_of_view_box(mask)
     # Image and mask are cropped together, in the input's dtype (less memory than float32).

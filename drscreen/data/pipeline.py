@@ -13,7 +13,7 @@ buffers). Must not know about models or training loops.
 import dataclasses
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -125,10 +125,17 @@ def class_weights_at_epoch(
     return factor * np.asarray(initial, np.float64) + (1.0 - factor) * np.asarray(final, np.float64)
 
 
-def _grade_probabilities(
-    config: PipelineConfig, grades: Sequence[int], counts: Sequence[int]
-) -> np.ndarray:
-    """(epochs, len(grades)) table of the probabilities of `grades`, epoch 1 in row 0."""
+def _grade_probabilities(config: PipelineConfig, counts: Mapping[int, int]) -> np.ndarray:
+    """(epochs, NUM_GRADES) table of the probability of drawing each grade, epoch 1 in row 0.
+
+    A grade is drawn with probability ∝ w_t·n; grades absent from `counts` (or with n = 0)
+    get probability 0 and the others are renormalised.
+
+    Raises
+    ------
+    ValueError
+        If the weights of every grade present are 0 in some epoch.
+    """
     weights = np.stack(
         [
             class_weights_at_epoch(
@@ -137,8 +144,19 @@ def _grade_probabilities(
             for t in range(1, _SCHEDULE_EPOCHS + 1)
         ]
     )
-    mass = weights[:, list(grades)] * np.asarray(counts, np.float64)
-    return (mass / mass.sum(axis=1, keepdims=True)).astype(np.float32)
+    images = np.zeros(NUM_GRADES, np.float64)
+    for grade, n in counts.items():
+        images[grade] = n
+    mass = weights * images
+    total = mass.sum(axis=1, keepdims=True)
+    if not np.all(total > 0):
+        present = [g for g in range(NUM_GRADES) if images[g]]
+        raise ValueError(
+            f"resampling weights give every grade present in training {present} weight 0 "
+            f"(resample_initial={config.resample_initial}, "
+            f"resample_final={config.resample_final})"
+        )
+    return (mass / total).astype(np.float32)
 
 
 def _shard(
@@ -196,7 +214,7 @@ def _training_batches(
         streams = [
             grade_streams[g].repeat().shuffle(buffer, seed=_seed(config, 10 + g)) for g in grades
         ]
-        table = _grade_probabilities(config, grades, [grade_counts[g] for g in grades])
+        table = _grade_probabilities(config, grade_counts)[:, grades]
         images_per_epoch = config.steps_per_epoch * batch_size
         weights = tf.data.Dataset.counter().map(
             lambda i: tf.gather(table, tf.minimum(i // images_per_epoch, len(table) - 1))

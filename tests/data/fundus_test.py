@@ -186,3 +186,63 @@ def test_graham_sets_outside_of_field_of_view():
     result = fundus.graham(image, 24.0, mask=mask, outside=0.0).numpy()
     assert np.all(result[mask == 0] == 0.0)
     assert np.all(fundus.graham(image, 24.0, mask=mask).numpy()[mask == 0] == 128.0)
+
+
+def _reference_mask(image: np.ndarray) -> np.ndarray:
+    """The documented rule with OpenCV morphology (borders ignored, as 'SAME' pooling)."""
+    intensity = image.max(axis=-1).astype(np.float64)
+    k = max(1, min(image.shape[:2]) // 16)
+    corners = [intensity[:k, :k], intensity[:k, -k:], intensity[-k:, :k], intensity[-k:, -k:]]
+    level = min(min(c.mean() for c in corners), fundus.MAX_BACKGROUND)
+    mask = (intensity > level + fundus.FOV_THRESHOLD).astype(np.uint8)
+    kernel = np.ones((3, 3), np.uint8)
+    mask = cv2.dilate(cv2.erode(mask, kernel), kernel)
+    return cv2.erode(cv2.dilate(mask, kernel), kernel).astype(np.float32)
+
+
+@pytest.mark.parametrize("runner", RUNNERS)
+def test_field_of_view_mask_morphology_matches_opencv(runner):
+    """Specks outside, holes inside and a disc cut by the frame: opening then closing as
+    OpenCV computes it, for uint8 and float input."""
+    image = draw_fundus(40, 56, (30, 18), 22, noise=2.0)
+    rng = np.random.default_rng(3)
+    for y, x in rng.integers(0, 40, (12, 2)):
+        image[y, x] = 255 if image[y, x].max() < 40 else 0  # specks and holes
+    image[:, 0] = 200  # a bright column on the frame's edge
+    expected = _reference_mask(image)
+    for typed in (image, image.astype(np.float32)):
+        np.testing.assert_array_equal(
+            RUNNERS[runner](fundus.field_of_view_mask, typed).numpy(), expected
+        )
+
+
+def test_crop_in_a_function_of_unknown_rank():
+    """A tf.function whose input has no static shape crops RGB images (static output shape)
+    and names a grayscale one when it runs."""
+    crop = tf.function(
+        lambda x: fundus.crop_to_field_of_view(x, 16),
+        input_signature=[tf.TensorSpec(None, tf.uint8)],
+    )
+    image = draw_fundus(40, 52, (26, 20), 19)
+    cropped, mask = crop(image)
+    expected, expected_mask = fundus.crop_to_field_of_view(image, 16)
+    np.testing.assert_array_equal(cropped.numpy(), expected.numpy())
+    np.testing.assert_array_equal(mask.numpy(), expected_mask.numpy())
+    assert crop.get_concrete_function().structured_outputs[0].shape == (16, 16, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected one image"):
+        crop(np.zeros((8, 8, 1), np.uint8))
+
+
+@pytest.mark.parametrize("encoding", [".png", ".jpg", "gray.jpg", "rgba.png"])
+def test_decode_and_preprocess_any_file_in_tf_data(encoding):
+    """PNG, JPEG, grayscale JPEG and RGBA PNG bytes all decode to three channels in
+    tf.data and crop to (S, S, 3)."""
+    image = cv2.cvtColor(draw_fundus(40, 52, (26, 20), 19), cv2.COLOR_RGB2BGR)
+    if encoding.startswith("gray"):
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    elif encoding.startswith("rgba"):
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+    encoded = cv2.imencode(encoding[-4:], image)[1].tobytes()
+    cropped, mask = _in_tf_data(lambda b: fundus.decode_and_preprocess(b, 16), encoded)
+    assert cropped.shape == (16, 16, 3) and mask.shape == (16, 16)
+    assert mask.numpy()[8, 8] == 1.0 and mask.numpy()[0, 0] == 0.0

@@ -117,6 +117,42 @@ def test_resampling_follows_schedule(records):
         np.testing.assert_allclose(observed, expected, atol=0.06)
 
 
+def test_grade_probabilities_give_absent_grades_zero():
+    """Grade 2 absent: its probability is 0, the others ∝ w·n and sum to 1 in every epoch."""
+    config = _config(resample=True, steps_per_epoch=1)
+    table = pipeline._grade_probabilities(config, {0: 6, 1: 1, 3: 1, 4: 1})
+    assert table.shape == (2000, 5)
+    mass = np.array([1.36 * 6, 14.38, 0.0, 40.24, 49.61])
+    np.testing.assert_allclose(table[0], mass / mass.sum(), rtol=1e-6)
+    np.testing.assert_allclose(table[-1], np.array([6, 2, 0, 2, 2]) / 12, rtol=1e-6)
+    np.testing.assert_array_equal(table[:, 2], 0.0)
+    np.testing.assert_allclose(table.sum(axis=1), 1.0, rtol=1e-6)
+
+
+def test_resampling_with_an_absent_grade(records):
+    """Training records without grade 2 resample the other grades ∝ w0·n, never grade 2."""
+    without_two = [r for r in records if r.grade != 2]
+    config = _config(
+        augment=None, resample=True, steps_per_epoch=100, resample_decay=0.0, batch_size=20
+    )
+    dataset = pipeline.dataset_from_records(without_two, config, True)
+    grades = np.concatenate([y.numpy() for _, y in dataset.take(15)]).astype(int)
+    mass = np.array([1.36 * 6, 14.38, 0.0, 40.24, 49.61])
+    observed = np.bincount(grades, minlength=5) / len(grades)
+    assert observed[2] == 0.0
+    np.testing.assert_allclose(observed, mass / mass.sum(), atol=0.06)
+
+
+def test_resampling_weights_zero_on_every_present_grade_is_refused(records):
+    """Weights that give every grade in the data weight 0 are named, not a NaN in tf.data."""
+    config = _config(
+        resample=True, steps_per_epoch=1, resample_initial=(0, 0, 1, 0, 0), resample_decay=1.0
+    )
+    only_zero = [r for r in records if r.grade == 0]
+    with pytest.raises(ValueError, match=r"every grade present in training \[0\] weight 0"):
+        pipeline.dataset_from_records(only_zero, config, True)
+
+
 def test_sharding_splits_records(records):
     """Shard 1 of 2 reads every other record."""
     config = _config(num_shards=2, shard_index=1)

@@ -12,6 +12,8 @@ import math
 import cv2
 import numpy as np
 
+from drscreen.data.synthetic.windows import clipped_window
+
 REFERENCE_SIZE = 512
 _VEIN_ABSORPTION = np.array([0.34, 0.64, 0.55], np.float32)
 _ARTERY_ABSORPTION = np.array([0.13, 0.37, 0.30], np.float32)
@@ -171,12 +173,10 @@ def paint_disc(albedo: np.ndarray, anatomy: Anatomy, rng: np.random.Generator) -
     """Blends a bright yellowish optic disc with a paler, temporally offset cup, in place."""
     cx, cy = anatomy.disc_center
     r = anatomy.disc_radius
-    half = int(math.ceil(1.6 * r)) + 2
-    x0, y0 = max(0, int(cx) - half), max(0, int(cy) - half)
-    x1, y1 = min(anatomy.size, int(cx) + half + 1), min(anatomy.size, int(cy) + half + 1)
-    xs = np.arange(x0, x1, dtype=np.float32)[None, :]
-    ys = np.arange(y0, y1, dtype=np.float32)[:, None]
-    patch = albedo[y0:y1, x0:x1]
+    window = clipped_window(albedo.shape, cx, cy, 1.6 * r)
+    xs = np.arange(window.cols.start, window.cols.stop, dtype=np.float32)[None, :]
+    ys = np.arange(window.rows.start, window.rows.stop, dtype=np.float32)[:, None]
+    patch = albedo[window.rows, window.cols]
 
     ry = r * rng.uniform(1.02, 1.15)
     halo = _soft_ellipse(xs, ys, cx, cy, 1.35 * r, 1.35 * ry, 0.35 * r) * rng.uniform(0.1, 0.35)

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from drscreen.data.synthetic.anatomy import Anatomy, Vessel
+from drscreen.data.synthetic.windows import Window, clipped_window
 
 _BASE_RATES = {"drusen": 3.0, "pigment": 1.0, "vessel_reflex": 4.0, "sheen": 1.5, "dust": 2.0}
 
@@ -24,22 +25,10 @@ def distractor_counts(rng: np.random.Generator, rate: float) -> dict[str, int]:
     return counts
 
 
-def _window(
-    shape: tuple[int, ...], cx: float, cy: float, half: float
-) -> tuple[tuple[slice, slice], np.ndarray, np.ndarray]:
-    height, width = shape[:2]
-    half = int(math.ceil(half)) + 2
-    x0, x1 = max(0, int(cx) - half), min(width, int(cx) + half + 1)
-    y0, y1 = max(0, int(cy) - half), min(height, int(cy) + half + 1)
-    dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
-    dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
-    return (slice(y0, y1), slice(x0, x1)), dx, dy
-
-
-def _gaussian_spot(dx: np.ndarray, dy: np.ndarray, a: float, b: float, angle: float) -> np.ndarray:
+def _gaussian_spot(window: Window, a: float, b: float, angle: float) -> np.ndarray:
     c, s = math.cos(angle), math.sin(angle)
-    u = (dx * c + dy * s) / a
-    v = (-dx * s + dy * c) / b
+    u = (window.dx * c + window.dy * s) / a
+    v = (-window.dx * s + window.dy * c) / b
     return np.exp(-(u * u + v * v))
 
 
@@ -57,9 +46,9 @@ def paint_drusen(
     for _ in range(count):
         x, y = rng.normal(anatomy.fovea_center, 0.25 * anatomy.fov_radius)
         r = rng.uniform(1.0, 3.0) * s
-        index, dx, dy = _window(albedo.shape, x, y, 3 * r)
-        alpha = _gaussian_spot(dx, dy, r, r, 0.0) * rng.uniform(0.25, 0.55)
-        patch = albedo[index]
+        window = clipped_window(albedo.shape, x, y, 3 * r)
+        alpha = _gaussian_spot(window, r, r, 0.0) * rng.uniform(0.25, 0.55)
+        patch = albedo[window.rows, window.cols]
         patch += alpha[..., None] * (np.array([1.0, 0.85, 0.5], np.float32) - patch)
 
 
@@ -71,10 +60,10 @@ def paint_pigment(
     for _ in range(count):
         x, y = _random_point(anatomy, rng, 0.9)
         r = rng.uniform(1.2, 4.0) * s
-        index, dx, dy = _window(albedo.shape, x, y, 3 * r)
-        alpha = _gaussian_spot(dx, dy, r, r * rng.uniform(0.5, 1), rng.uniform(0, math.pi))
+        window = clipped_window(albedo.shape, x, y, 3 * r)
+        alpha = _gaussian_spot(window, r, r * rng.uniform(0.5, 1), rng.uniform(0, math.pi))
         absorption = np.array([0.55, 0.5, 0.4], np.float32) * rng.uniform(0.3, 0.7)
-        albedo[index] *= 1.0 - alpha[..., None] * absorption
+        albedo[window.rows, window.cols] *= 1.0 - alpha[..., None] * absorption
 
 
 def paint_vessel_reflexes(
@@ -89,9 +78,11 @@ def paint_vessel_reflexes(
         (x, y), (x2, y2) = vessel.points[i], vessel.points[i + 1]
         angle = math.atan2(y2 - y, x2 - x)
         length = rng.uniform(1.0, 5.0) * s
-        index, dx, dy = _window(image.shape, x, y, 3 * length)
-        alpha = _gaussian_spot(dx, dy, length, 0.7 * max(s, 0.5), angle)
-        image[index] += alpha[..., None] * (rng.uniform(0.15, 0.4) * np.ones(3, np.float32))
+        window = clipped_window(image.shape, x, y, 3 * length)
+        alpha = _gaussian_spot(window, length, 0.7 * max(s, 0.5), angle)
+        image[window.rows, window.cols] += alpha[..., None] * (
+            rng.uniform(0.15, 0.4) * np.ones(3, np.float32)
+        )
 
 
 def paint_nerve_fibre_sheen(
@@ -108,11 +99,11 @@ def paint_nerve_fibre_sheen(
         a, b = rng.uniform(8, 22) * s, rng.uniform(2.5, 6) * s
         side = rng.choice((-1, 1)) * 1.5 * b
         cx, cy = x - side * math.sin(angle), y + side * math.cos(angle)
-        index, dx, dy = _window(image.shape, cx, cy, 2.5 * a)
-        across = -dx * math.sin(angle) + dy * math.cos(angle)
+        window = clipped_window(image.shape, cx, cy, 2.5 * a)
+        across = -window.dx * math.sin(angle) + window.dy * math.cos(angle)
         striae = 0.6 + 0.4 * np.cos(across * 1.8 / max(s, 0.3))
-        alpha = _gaussian_spot(dx, dy, a, b, angle) * striae * rng.uniform(0.05, 0.14)
-        image[index] += alpha[..., None] * np.array([0.9, 0.95, 1.0], np.float32)
+        alpha = _gaussian_spot(window, a, b, angle) * striae * rng.uniform(0.05, 0.14)
+        image[window.rows, window.cols] += alpha[..., None] * np.array([0.9, 0.95, 1.0], np.float32)
 
 
 def paint_dust(image: np.ndarray, rng: np.random.Generator, count: int, fov_radius: float) -> None:
@@ -124,6 +115,6 @@ def paint_dust(image: np.ndarray, rng: np.random.Generator, count: int, fov_radi
         theta = rng.uniform(0, 2 * math.pi)
         x, y = size / 2 + r * math.cos(theta), size / 2 + r * math.sin(theta)
         radius = rng.uniform(1.5, 6.0) * s
-        index, dx, dy = _window(image.shape, x, y, 3 * radius)
-        alpha = _gaussian_spot(dx, dy, radius, radius, 0.0) * rng.uniform(0.12, 0.35)
-        image[index] *= 1.0 - alpha[..., None]
+        window = clipped_window(image.shape, x, y, 3 * radius)
+        alpha = _gaussian_spot(window, radius, radius, 0.0) * rng.uniform(0.12, 0.35)
+        image[window.rows, window.cols] *= 1.0 - alpha[..., None]

@@ -18,6 +18,7 @@ from drscreen.data import lesions as lesion_types
 from drscreen.data.synthetic.anatomy import Anatomy, Vessel
 from drscreen.data.synthetic.config import Difficulty
 from drscreen.data.synthetic.grading import LesionPlan
+from drscreen.data.synthetic.windows import Window, clipped_window
 
 _MIN_RADIUS = 0.9  # pixels: every lesion keeps a few mask pixels at any image size
 
@@ -51,28 +52,6 @@ class PaintedLesion:
     mask: np.ndarray
 
 
-@dataclasses.dataclass(frozen=True)
-class _Window:
-    rows: slice
-    cols: slice
-    dx: np.ndarray
-    dy: np.ndarray
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        return self.dy.shape[0], self.dx.shape[1]
-
-
-def _window(shape: tuple[int, ...], cx: float, cy: float, half: float) -> _Window:
-    height, width = shape[:2]
-    half = int(math.ceil(half)) + 2
-    x0, x1 = max(0, int(cx) - half), min(width, int(cx) + half + 1)
-    y0, y1 = max(0, int(cy) - half), min(height, int(cy) + half + 1)
-    dx = np.arange(x0, x1, dtype=np.float32)[None, :] - np.float32(cx)
-    dy = np.arange(y0, y1, dtype=np.float32)[:, None] - np.float32(cy)
-    return _Window(slice(y0, y1), slice(x0, x1), dx, dy)
-
-
 def _ellipse(
     dx: np.ndarray, dy: np.ndarray, a: float, b: float, angle: float, edge: float
 ) -> np.ndarray:
@@ -84,14 +63,19 @@ def _ellipse(
     return np.clip((1.0 - rho) * min(a, b) / edge + 0.5, 0.0, 1.0)
 
 
-def _absorb(albedo: np.ndarray, window: _Window, alpha: np.ndarray, absorption: np.ndarray) -> None:
+def _blur(field: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur of a window's field; a window clipped away by the frame stays empty."""
+    return cv2.GaussianBlur(field, (0, 0), sigma) if field.size else field
+
+
+def _absorb(albedo: np.ndarray, window: Window, alpha: np.ndarray, absorption: np.ndarray) -> None:
     patch = albedo[window.rows, window.cols]
     patch *= 1.0 - alpha[..., None] * np.asarray(absorption, np.float32)
 
 
 def _brighten(
     albedo: np.ndarray,
-    window: _Window,
+    window: Window,
     alpha: np.ndarray,
     colour: tuple[float, float, float],
     strength: float,
@@ -101,14 +85,14 @@ def _brighten(
 
 
 def _lesion(
-    kind: str, form: str, cx: float, cy: float, radius: float, window: _Window, alpha: np.ndarray
+    kind: str, form: str, cx: float, cy: float, radius: float, window: Window, alpha: np.ndarray
 ) -> PaintedLesion:
     return PaintedLesion(
         kind,
         form,
         (float(cx), float(cy)),
         float(radius),
-        (window.rows.start, window.cols.start),
+        window.origin,
         alpha >= 0.5,
     )
 
@@ -123,7 +107,7 @@ def paint_microaneurysm(
 ) -> PaintedLesion:
     """A tiny, round, dark-red dot (radius about 1-2.5 px at 512 px)."""
     radius = max(_MIN_RADIUS, rng.uniform(0.9, 2.2) * scale * params.lesion_size)
-    window = _window(albedo.shape, cx, cy, radius + 1.5)
+    window = clipped_window(albedo.shape, cx, cy, radius + 1.5)
     alpha = _ellipse(window.dx, window.dy, radius, radius, 0.0, 0.9)
     strength = params.lesion_contrast * rng.uniform(0.45, 0.9)
     _absorb(albedo, window, alpha, np.clip(np.array([0.30, 0.62, 0.55]) * strength, 0, 0.95))
@@ -149,7 +133,7 @@ def paint_hemorrhage(
         length = max(_MIN_RADIUS * 2, rng.uniform(5, 13) * size)
         width = max(_MIN_RADIUS, rng.uniform(1.2, 3.0) * size)
         angle = fibre_angle + rng.normal(0, 0.2)
-        window = _window(albedo.shape, cx, cy, length + 2)
+        window = clipped_window(albedo.shape, cx, cy, length + 2)
         along = window.dx * math.cos(angle) + window.dy * math.sin(angle)
         across = -window.dx * math.sin(angle) + window.dy * math.cos(angle)
         streaks = 0.75 + 0.25 * np.cos(across * (2.2 / max(width, 1.0)) + rng.uniform(0, 6))
@@ -162,7 +146,7 @@ def paint_hemorrhage(
             _MIN_RADIUS * 1.5,
             rng.uniform(1.6, 3.8) * size if form == "dot" else rng.uniform(3.5, 8) * size,
         )
-        window = _window(albedo.shape, cx, cy, 1.6 * radius + 2)
+        window = clipped_window(albedo.shape, cx, cy, 1.6 * radius + 2)
         alpha = _ellipse(
             window.dx,
             window.dy,
@@ -201,7 +185,7 @@ def paint_preretinal_hemorrhage(
 ) -> PaintedLesion:
     """A large boat-shaped hemorrhage: round below, flat fluid level on top."""
     radius = max(4.0, rng.uniform(16, 34) * scale)
-    window = _window(albedo.shape, cx, cy, radius + 2)
+    window = clipped_window(albedo.shape, cx, cy, radius + 2)
     alpha = _ellipse(window.dx, window.dy, radius * rng.uniform(1.0, 1.4), radius, 0.0, 1.5)
     level = -radius * rng.uniform(0.1, 0.5)
     alpha = alpha * np.clip((window.dy - level) / 1.2 + 0.5, 0, 1)
@@ -224,7 +208,7 @@ def paint_exudates(
     leaking point, painted as one lesion."""
     size = scale * params.lesion_size
     extent = rng.uniform(12, 30) * size if ring else rng.uniform(3, 16) * size
-    window = _window(albedo.shape, cx, cy, extent + 3 * size + 2)
+    window = clipped_window(albedo.shape, cx, cy, extent + 3 * size + 2)
     count = int(rng.integers(8, 30) if ring else rng.integers(1, 15))
     if ring:
         arc_start, arc_span = rng.uniform(0, 2 * math.pi), rng.uniform(math.pi, 2 * math.pi)
@@ -268,9 +252,9 @@ def paint_cotton_wool_spot(
     size = scale * params.lesion_size
     a = max(_MIN_RADIUS * 1.5, rng.uniform(4, 10) * size)
     b = a / rng.uniform(1.2, 2.0)
-    window = _window(albedo.shape, cx, cy, a + 3)
+    window = clipped_window(albedo.shape, cx, cy, a + 3)
     base = _ellipse(window.dx, window.dy, a, b, fibre_angle + rng.normal(0, 0.3), 0.6 * b + 0.5)
-    fluff = cv2.GaussianBlur(rng.random(base.shape).astype(np.float32), (0, 0), 0.8)
+    fluff = _blur(rng.random(base.shape).astype(np.float32), 0.8)
     alpha = np.clip(base * (0.75 + 0.5 * fluff), 0, 1)
     strength = min(0.9, 0.55 * params.lesion_contrast * rng.uniform(0.6, 1.0))
     _brighten(albedo, window, alpha, (1.0, 0.86, 0.70), strength)
@@ -288,7 +272,7 @@ def paint_neovascularisation(
 ) -> PaintedLesion:
     """A tuft of fine, tortuous, looping new vessels (``disc`` or ``elsewhere``)."""
     radius = max(4.0, rng.uniform(10, 22) * scale * max(1.0, params.lesion_size))
-    window = _window(albedo.shape, cx, cy, radius + 2)
+    window = clipped_window(albedo.shape, cx, cy, radius + 2)
     canvas = np.zeros(window.shape, np.uint8)
     origin = np.array([cx - window.cols.start, cy - window.rows.start])
     step = max(0.6, 1.5 * scale)
@@ -303,7 +287,7 @@ def paint_neovascularisation(
             cv2.polylines(
                 canvas, [np.rint(path * 16).astype(np.int32)], False, 255, 1, cv2.LINE_AA, 4
             )
-    alpha = cv2.GaussianBlur(canvas.astype(np.float32) / 255, (0, 0), 0.5)
+    alpha = _blur(canvas.astype(np.float32) / 255, 0.5)
     alpha = np.clip(alpha * 1.4, 0, 1)
     strength = min(1.0, params.lesion_contrast) * rng.uniform(0.6, 0.9)
     _absorb(albedo, window, alpha, np.array([0.35, 0.62, 0.55]) * strength)

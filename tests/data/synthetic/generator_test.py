@@ -145,3 +145,33 @@ def test_masks_sit_on_the_painted_lesions_after_rotation():
                 assert inside > around + 5
             checked += 1
     assert checked >= 4
+
+
+def test_drusen_past_the_frame_edge_regression():
+    """Image 473 of this config places a druse left of the frame (it once failed to
+    broadcast an empty window against a 252-pixel slice)."""
+    config = SynthConfig.from_preset("standard", n=600, size=256, seed=0)
+    fundus = generate_fundus(config, 473)
+    assert fundus.image.shape == (256, 256, 3)
+
+
+@pytest.mark.parametrize(
+    "difficulty, size, n, seed", [("standard", 64, 80, 3), ("hard", 256, 40, 4)]
+)
+def test_many_images_generate(difficulty, size, n, seed):
+    """Every image of a sweep of indices generates: RGB, black outside the field of view."""
+    config = SynthConfig.from_preset(difficulty, n=n, size=size, seed=seed)
+    for index in range(n):
+        fundus = generate_fundus(config, index)
+        assert fundus.image.shape == (size, size, 3)
+        assert not fundus.image[~fundus.fov_mask].any()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("difficulty", ["easy", "standard", "hard"])
+def test_large_sweep_generates(difficulty):
+    """Thousands of images, at 64 and 256 px, all generate."""
+    for size, n in ((64, 2000), (256, 600)):
+        config = SynthConfig.from_preset(difficulty, n=n, size=size, seed=0)
+        for index in range(n):
+            generate_fundus(config, index)

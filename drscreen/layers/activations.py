@@ -19,8 +19,10 @@ class LeakyReLU(BackpropLayer):
     Backward rules: gradient ``where(x > 0, 1, slope)`` (slope at ``x == 0``, as TensorFlow's
     ``LeakyReluGrad``), read off the output, whose sign is the input's: keeping the
     pre-activation out of the backward graph lets Grappler fuse conv + bias + activation in
-    the forward pass; guided additionally zeroes negative upstream; deconvnet passes
-    ``relu(upstream)``; LRP passes relevance through.
+    the forward pass. The upstream signal is multiplied by that slope map, so differentiating
+    the backward pass again (double back-propagation) costs one multiplication; guided
+    additionally zeroes negative upstream; deconvnet passes ``relu(upstream)``; LRP passes
+    relevance through.
 
     Parameters
     ----------
@@ -44,7 +46,9 @@ class LeakyReLU(BackpropLayer):
             return upstream
         if rule.name == "deconvnet":
             return tf.nn.relu(upstream)
-        grad = tf.where(outputs > 0, upstream, upstream * self.negative_slope)
+        # max(sign(y), slope) is 1 where y > 0 and the slope elsewhere; constant pieces.
+        slopes = tf.maximum(tf.sign(outputs), tf.constant(self.negative_slope, outputs.dtype))
+        grad = upstream * tf.stop_gradient(slopes)
         if rule.name == "guided":
             return tf.where(upstream > 0, grad, tf.zeros_like(grad))
         return grad

@@ -13,12 +13,7 @@ import tensorflow as tf
 
 from drscreen.layers.base import PADDINGS, BackpropLayer, as_pair, lrp_ratio
 from drscreen.layers.rules import GRADIENT
-from drscreen.layers.windows import (
-    scatter_windows,
-    spatial_dim,
-    window_offsets,
-    window_slices,
-)
+from drscreen.layers.windows import axis_slices, scatter_axis, spatial_dim
 
 RMS_FLOOR = 1e-12
 """Added under the square root of RMS pooling (o_O) so that it stays differentiable at 0."""
@@ -30,6 +25,27 @@ def _same_padding(size: int | tf.Tensor, pool: int, stride: int) -> tuple:
     total = (out - 1) * stride + pool - size
     total = max(total, 0) if isinstance(total, int) else tf.maximum(total, 0)
     return total // 2, total - total // 2
+
+
+def _route_to_first_max(
+    values: tf.Tensor, maxima: tf.Tensor, upstream: tf.Tensor, axis: int, window: int, stride: int
+) -> tf.Tensor:
+    """Backward of 1-D max pooling along spatial ``axis``: each window's FIRST maximum wins.
+
+    ``maxima`` is the pooling of ``values`` ('valid'), ``upstream`` the signal on it. The
+    offsets before the last are tested in order, each taking the signal still unserved where
+    it holds the maximum (so later ties get zero); the last offset takes what is left, since
+    some offset holds the maximum. Selections and exact subtractions only: ``where`` passes
+    values unchanged and ``x - x = 0``, ``x - 0 = x``.
+    """
+    zeros = tf.zeros_like(upstream)
+    unserved, contributions = upstream, []
+    for candidate in axis_slices(values, axis, window - 1, stride, spatial_dim(maxima, axis)):
+        taken = tf.where(tf.equal(candidate, maxima), unserved, zeros)
+        contributions.append(taken)
+        unserved = unserved - taken
+    contributions.append(unserved)
+    return scatter_axis(contributions, axis, stride, spatial_dim(values, axis))
 
 
 class _WindowPooling(BackpropLayer):
@@ -49,15 +65,17 @@ class _WindowPooling(BackpropLayer):
         if len(input_shape) != 4:
             raise ValueError(f"{self.name}: expects (batch, height, width, channels) inputs")
 
-    def _in_out_hw(self, inputs: tf.Tensor, outputs: tf.Tensor) -> tuple[tuple, tuple]:
-        in_hw = (spatial_dim(inputs, 1), spatial_dim(inputs, 2))
-        return in_hw, (spatial_dim(outputs, 1), spatial_dim(outputs, 2))
-
     def _spread(self, per_window: tf.Tensor, inputs: tf.Tensor) -> tf.Tensor:
-        """Scatter the same per-output value to every position of its window."""
-        in_hw = (spatial_dim(inputs, 1), spatial_dim(inputs, 2))
-        contributions = [(offset, per_window) for offset in window_offsets(self.pool_size)]
-        return scatter_windows(contributions, self.strides, in_hw)
+        """Scatter the same per-output value to every position of its window.
+
+        A window is a run of rows of a run of columns, so the spread is done along the rows
+        (onto the window-column grid), then along the columns.
+        """
+        spread = per_window
+        for axis in (1, 2):
+            window, stride = self.pool_size[axis - 1], self.strides[axis - 1]
+            spread = scatter_axis([spread] * window, axis, stride, spatial_dim(inputs, axis))
+        return spread
 
     def get_config(self):
         config = super().get_config()
@@ -69,10 +87,10 @@ class _WindowPooling(BackpropLayer):
 class MaxPooling2D(_WindowPooling):
     """Max pooling, overlapping windows allowed (o_O: 3x3, stride 2, 'valid').
 
-    The backward pass checks, for each window offset in scan order, which outputs took their
-    maximum there (an equality mask against the pooled output, among the outputs not yet
-    served) and scatters the upstream signal back: TensorFlow's ``MaxPoolGrad`` with forward
-    ops, ties included. It is the same for every rule (LRP: winner takes all).
+    The backward pass routes the upstream signal to each window's first maximum in scan
+    order, found by equality masks against the pooled maxima (first among the window's
+    rows, then within the row), and scatters it back: TensorFlow's ``MaxPoolGrad`` with
+    forward ops, ties included. It is the same for every rule (LRP: winner takes all).
 
     Parameters
     ----------
@@ -110,17 +128,13 @@ class MaxPooling2D(_WindowPooling):
     def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
         inputs = self.cast_input(inputs)
         padded, (top, left) = self._padded(inputs)
-        in_hw, out_hw = self._in_out_hw(padded, outputs)
-        # `unserved` holds the upstream signal of outputs whose maximum is not yet found in
-        # scan order; the first matching offset takes it, so later ties receive zero.
-        zeros = tf.zeros_like(upstream)
-        unserved = upstream
-        contributions = []
-        for offset, values in window_slices(padded, self.pool_size, self.strides, out_hw):
-            hit = tf.equal(values, outputs)
-            contributions.append((offset, tf.where(hit, unserved, zeros)))
-            unserved = tf.where(hit, zeros, unserved)
-        grad = scatter_windows(contributions, self.strides, in_hw)
+        # The first maximum of a window in row-major scan order lies in the first of its rows
+        # whose maximum is the window's, at the first column of that row holding it: route
+        # through the maxima of each row of the window (over its columns), then within rows.
+        (rows, cols), (row_stride, col_stride) = self.pool_size, self.strides
+        row_maxima = tf.nn.max_pool2d(padded, [1, cols], [1, col_stride], "VALID")
+        grad = _route_to_first_max(row_maxima, outputs, upstream, 1, rows, row_stride)
+        grad = _route_to_first_max(padded, row_maxima, grad, 2, cols, col_stride)
         if self.padding == "same":
             grad = grad[
                 :, top : top + spatial_dim(inputs, 1), left : left + spatial_dim(inputs, 2), :

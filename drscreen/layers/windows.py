@@ -1,11 +1,14 @@
-"""Sliding-window bookkeeping shared by the pooling layers' backward passes.
+"""Sliding-window bookkeeping shared by the pooling layers' backward passes, one axis at a time.
 
 Owns the two halves of a pooling backward written with forward ops only: viewing the input
-as one slice per window offset (`window_slices`), and scattering per-offset contributions
-back onto the input grid (`scatter_windows`). Both split each spatial axis into stride
-phases with a reshape instead of strided slices or dilations, which are slow on CPU. No
-``*Grad`` op appears, so the result exports to TFLite built-ins and ONNX and is
-differentiable again by autodiff.
+as one slice per window offset along a spatial axis (`axis_slices`), and scattering
+per-offset contributions back onto the input grid along that axis (`scatter_axis`). A 2-D
+window is handled as a window along the rows of 1-D windows along the columns (max and sum
+both factor that way), so a k x k window costs 2k slices or scatters instead of k². Both
+helpers split the axis into stride phases with a reshape instead of strided slices or
+dilations, which are slow on CPU. No ``*Grad`` op appears, so the result exports to TFLite
+built-ins and ONNX and is differentiable again by autodiff. Tensors stay at most 5-D
+(TFLite).
 """
 
 import tensorflow as tf
@@ -23,31 +26,48 @@ def _nonnegative(value: Dim) -> Dim:
     return max(value, 0) if isinstance(value, int) else tf.maximum(value, 0)
 
 
-def window_offsets(pool_size: tuple[int, int]) -> list[tuple[int, int]]:
-    """Window offsets ``(row, col)`` in TensorFlow's scan order (row-major)."""
-    return [(row, col) for row in range(pool_size[0]) for col in range(pool_size[1])]
+def _fit_axis(tensor: tf.Tensor, axis: int, size: Dim) -> tf.Tensor:
+    """``tensor`` zero-padded or cropped at the end of spatial ``axis`` to length ``size``.
 
-
-def _phase_slices(
-    inputs: tf.Tensor, axis: int, window: int, stride: int, out_size: Dim
-) -> list[tf.Tensor]:
-    """For each window offset ``i`` along spatial ``axis``: elements ``i + stride * r``.
-
-    Strided slices are slow on CPU, so the axis is padded to ``stride * blocks``, split into
-    ``(blocks, stride)`` by a reshape, and offset ``i = phase + stride * q`` is the plain
-    slice ``[q : q + out_size]`` of phase ``phase``. Tensors stay at most 5-D (TFLite).
+    Skips the pad and the crop when static shapes show they change nothing. The crop is a
+    ``Slice``, whose gradient (a pad) is much cheaper than a strided slice's.
     """
-    blocks = out_size + (window - 1) // stride
+    length = spatial_dim(tensor, axis)
+    static = isinstance(length, int) and isinstance(size, int)
+    if not (static and length >= size):
+        paddings = [[0, 0]] * 4
+        paddings[axis] = [0, _nonnegative(size - length)]
+        tensor = tf.pad(tensor, paddings)
+    if static and length == size:
+        return tensor
+    sizes = [-1] * 4
+    sizes[axis] = size
+    return tf.slice(tensor, [0] * 4, sizes)
+
+
+def axis_slices(
+    inputs: tf.Tensor, axis: int, offsets: int, stride: int, out_size: Dim
+) -> list[tf.Tensor]:
+    """For window offsets ``i < offsets`` along spatial ``axis``: elements ``i + stride * r``.
+
+    Each slice has ``out_size`` elements along ``axis`` (``r < out_size``). The axis is
+    padded or cropped to ``stride * blocks`` (kept whole when its static length is a multiple
+    of the stride) and split into ``(blocks, stride)`` by a reshape; offset
+    ``i = phase + stride * q`` is then the plain slice ``[q : q + out_size]`` of phase
+    ``phase``.
+    """
+    if offsets == 0:
+        return []
+    blocks = out_size + (offsets - 1) // stride
     size = spatial_dim(inputs, axis)
-    paddings = [[0, 0]] * 4
-    paddings[axis] = [0, _nonnegative(blocks * stride - size)]
-    fitted = tf.pad(inputs, paddings)
-    fitted = fitted[:, : blocks * stride] if axis == 1 else fitted[:, :, : blocks * stride]
+    if isinstance(size, int) and isinstance(blocks, int) and size % stride == 0:
+        blocks = max(blocks, size // stride)  # the whole axis: no pad, no crop
+    fitted = _fit_axis(inputs, axis, blocks * stride)
     dims = [spatial_dim(inputs, a) for a in (1, 2, 3)]
     dims[axis - 1 : axis] = [blocks, stride]
     phases = tf.reshape(fitted, [-1, *dims])
     slices = []
-    for offset in range(window):
+    for offset in range(offsets):
         quotient, phase = divmod(offset, stride)
         if axis == 1:
             slices.append(phases[:, quotient : quotient + out_size, phase])
@@ -56,67 +76,31 @@ def _phase_slices(
     return slices
 
 
-def window_slices(
-    inputs: tf.Tensor,
-    pool_size: tuple[int, int],
-    strides: tuple[int, int],
-    out_hw: tuple[Dim, Dim],
-) -> list[tuple[tuple[int, int], tf.Tensor]]:
-    """Each window offset (in scan order) with the input element it selects at every output.
+def scatter_axis(contributions: list[tf.Tensor], axis: int, stride: int, size: Dim) -> tf.Tensor:
+    """Sum per-offset contributions back onto an axis of length ``size``: `axis_slices`' adjoint.
 
-    Returns ``[((i, j), inputs[:, i + r * stride_h, j + c * stride_w, :]), ...]``, each slice
-    shaped ``(N, oh, ow, C)``.
+    ``contributions[i]`` holds, at window ``r`` along spatial ``axis``, what lands on element
+    ``i + stride * r``. Writing ``i = phase + stride * q``, it lands on ``phase + stride *
+    (q + r)``: contributions sharing a phase are summed on the window grid shifted by ``q``,
+    and the ``stride`` phase maps are interleaved by one concatenation and reshape, then padded
+    or cropped to ``size``.
     """
-    rows = _phase_slices(inputs, 1, pool_size[0], strides[0], out_hw[0])
-    result = []
-    for row, row_slice in enumerate(rows):
-        cols = _phase_slices(row_slice, 2, pool_size[1], strides[1], out_hw[1])
-        result.extend(((row, col), values) for col, values in enumerate(cols))
-    return result
-
-
-def scatter_windows(
-    contributions: list[tuple[tuple[int, int], tf.Tensor]],
-    strides: tuple[int, int],
-    in_hw: tuple[Dim, Dim],
-) -> tf.Tensor:
-    """Sum per-offset contributions ``(N, oh, ow, C)`` back onto the ``(N, H, W, C)`` grid.
-
-    The contribution of offset ``(i, j)`` at output ``(r, c)`` lands on input
-    ``(i + r * stride_h, j + c * stride_w)``: the adjoint of `window_slices`. Writing
-    ``i = ri + stride_h * qi`` (residue ``ri``, quotient ``qi``), it lands on row
-    ``ri + stride_h * (qi + r)``: offsets sharing a residue are summed on the output grid
-    shifted by their quotient, and the ``stride_h * stride_w`` residue maps are interleaved
-    into the input grid by one stack and reshape, then padded or cropped to ``H x W``.
-    """
-    (row_stride, col_stride), (height, width) = strides, in_hw
-    max_row_quotient = max(row // row_stride for (row, _), _ in contributions)
-    max_col_quotient = max(col // col_stride for (_, col), _ in contributions)
-    classes: dict[tuple[int, int], tf.Tensor] = {}
-    for (row, col), values in contributions:
-        (row_q, row_r), (col_q, col_r) = divmod(row, row_stride), divmod(col, col_stride)
-        shifted = tf.pad(
-            values,
-            [
-                [0, 0],
-                [row_q, max_row_quotient - row_q],
-                [col_q, max_col_quotient - col_q],
-                [0, 0],
-            ],
-        )
-        key = (row_r, col_r)
-        classes[key] = shifted + classes[key] if key in classes else shifted
-    zeros = tf.zeros_like(next(iter(classes.values())))
-    rows = [
-        tf.stack([classes.get((row_r, col_r), zeros) for col_r in range(col_stride)], axis=3)
-        for row_r in range(row_stride)
-    ]
-    interleaved = tf.stack(rows, axis=2)
-    out_rows = spatial_dim(zeros, 1) * row_stride
-    out_cols = spatial_dim(zeros, 2) * col_stride
-    grid = tf.reshape(interleaved, [-1, out_rows, out_cols, spatial_dim(zeros, 3)])
-    padded = tf.pad(
-        grid,
-        [[0, 0], [0, _nonnegative(height - out_rows)], [0, _nonnegative(width - out_cols)], [0, 0]],
-    )
-    return padded[:, :height, :width, :]
+    last_quotient = (len(contributions) - 1) // stride
+    phases: dict[int, tf.Tensor] = {}
+    for offset, values in enumerate(contributions):
+        quotient, phase = divmod(offset, stride)
+        if last_quotient:
+            paddings = [[0, 0]] * 4
+            paddings[axis] = [quotient, last_quotient - quotient]
+            values = tf.pad(values, paddings)
+        phases[phase] = values + phases[phase] if phase in phases else values
+    first = phases[0]
+    if stride == 1:
+        return _fit_axis(first, axis, size)
+    zeros = tf.zeros_like(first) if len(phases) < stride else None
+    # Concatenating along the next axis lays the phases out as stacking them after ``axis``
+    # would, and its gradient (slices) is much cheaper than that of a stack (unstack).
+    joined = tf.concat([phases.get(phase, zeros) for phase in range(stride)], axis=axis + 1)
+    dims = [spatial_dim(first, a) for a in (1, 2, 3)]
+    dims[axis - 1] = dims[axis - 1] * stride
+    return _fit_axis(tf.reshape(joined, [-1, *dims]), axis, size)

@@ -36,6 +36,28 @@ def test_max_pooling_ties_match_tensorflow(pool, strides, padding):
     assert_close(_backward(layer, x, seed), _tape_gradient(layer, x, seed))
 
 
+@pytest.mark.parametrize(
+    ("pool", "strides", "padding"),
+    [((2, 3), (1, 2), "valid"), ((3, 2), (3, 3), "same"), ((1, 3), (2, 1), "valid")],
+)
+def test_rectangular_max_pooling_ties_match_tensorflow(pool, strides, padding):
+    """Row-then-column routing holds for rectangular windows and strides beyond the window."""
+    rng = np.random.default_rng(4)
+    x = tf.constant(rng.integers(0, 2, size=(2, 11, 13, 3)).astype("float32"))
+    layer = layers.MaxPooling2D(pool, strides, padding)
+    seed = tf.constant(rng.normal(size=layer(x).shape).astype("float32"))
+    assert_close(_backward(layer, x, seed), _tape_gradient(layer, x, seed))
+
+
+@pytest.mark.parametrize(("pool", "strides"), [((2, 3), (1, 2)), (3, 3)])
+def test_average_pooling_backward_matches_tensorflow(pool, strides):
+    """The separable spread of average pooling equals TensorFlow's gradient."""
+    x = tf.random.stateless_normal((2, 11, 13, 3), seed=(9, 9))
+    layer = layers.AveragePooling2D(pool, strides)
+    seed = tf.random.stateless_normal(layer(x).shape, seed=(9, 10))
+    assert_close(_backward(layer, x, seed), _tape_gradient(layer, x, seed))
+
+
 def test_max_pooling_tie_goes_to_first_in_scan_order():
     """All-zero 3x3 input, 2x2 windows, stride 1: each window's top-left element wins."""
     x = tf.zeros((1, 3, 3, 1))

@@ -1,14 +1,16 @@
 """The `drscreen` command: `drscreen <command> [--flag=value ...]`.
 
 Each command is a module of this package defining its absl flags and a `main(argv)`.
-Only the chosen command's module is imported, so commands never see each other's flags.
-Commands parse flags into a config and call the library; they hold no logic of their own.
+Only the chosen command's module is imported, freshly on every call, so commands never see
+each other's flags nor a previous call's values, also when several run in one process
+(tests, notebooks). Commands parse flags into a config and call the library; they hold no
+logic of their own.
 """
 
 import importlib
 import sys
 
-from absl import app
+from absl import app, flags
 
 COMMANDS = {
     "synth": "Generate the synthetic fundus benchmark.",
@@ -35,5 +37,14 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"drscreen: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)
+    _forget_loaded_commands()
     module = importlib.import_module(f"drscreen.cli.{command}")
     app.run(module.main, argv=[f"drscreen {command}", *argv[2:]])
+
+
+def _forget_loaded_commands() -> None:
+    """Unload every command module imported before, with the flags it defined."""
+    for name in [name for name in sys.modules if name.startswith(f"{__name__}.")]:
+        for flag in flags.FLAGS.get_flags_for_module(name):
+            delattr(flags.FLAGS, flag.name)
+        del sys.modules[name]

@@ -5,7 +5,6 @@ import json
 import cv2
 import keras
 import pytest
-from absl import flags
 
 from drscreen import cli, models
 from drscreen.data.synthetic import SynthConfig, write_dataset
@@ -27,12 +26,6 @@ def model_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "small.keras"
     models.build("small", input_size=SIZE, width=4).save(path)
     return str(path)
-
-
-@pytest.fixture(autouse=True)
-def _fresh_flags():
-    yield
-    flags.FLAGS.unparse_flags()
 
 
 def _evaluate(*arguments: str) -> int:

@@ -2,9 +2,8 @@
 
 import keras
 import pytest
-from absl import app, flags
-from absl.testing import flagsaver
 
+from drscreen import cli
 from drscreen.export import load_model, resolve_model_path
 
 
@@ -45,12 +44,11 @@ def test_corrupt_file_is_refused(tmp_path):
         load_model(str(tmp_path / "broken.keras"))
 
 
-def test_cli_reports_bad_model_as_usage_error(tmp_path):
+def test_cli_reports_bad_model_as_usage_error(tmp_path, capsys):
     """`drscreen export --model=<missing>` is a usage error naming the path."""
-    from drscreen.cli import export as export_cli
-
-    with flagsaver.flagsaver():
-        argv = flags.FLAGS(["drscreen export", f"--model={tmp_path}/x", f"--out={tmp_path}/o"])
-        with pytest.raises(app.UsageError, match="no such file"):
-            export_cli.main(argv)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["drscreen", "export", f"--model={tmp_path}/x", f"--out={tmp_path}/o"])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err
+    assert "no such file" in error and f"{tmp_path}/x" in error
     assert not (tmp_path / "o").exists()

@@ -8,8 +8,9 @@ Measures, with ``--clients`` concurrent callers of ``--images_per_request`` imag
 2. requests/s of the same calls sent to a `drscreen serve` subprocess over gRPC;
 and prints their ratio (the serving overhead). Then sends a bounded load of
 ``--load_requests`` requests and reports failed requests (must be 0) and the server's RSS
-before and after (memory must stay stable). Without ``--model_base_path`` it serves the
-serving tests' fake export at 64×64 (tests/serving/fake_export.py). Runtime: ~1 min on 2 cores.
+before and after (memory must stay stable). Without ``--model_base_path`` it exports and
+serves an untrained `small` network at 192 px (score + sensitivity heatmap, as a trained one
+would be served). Runtime: ~2 min on 2 cores.
 """
 
 import concurrent.futures
@@ -26,11 +27,15 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from drscreen.export.exporter import ExportConfig, export
+from drscreen.models import build
 from drscreen.serving.client import GrpcClient, images_array
 from drscreen.serving.errors import ServingError
 from drscreen.serving.model_store import list_versions
 
-_MODEL_BASE_PATH = flags.DEFINE_string("model_base_path", "", "Export base (default: fake).")
+_MODEL_BASE_PATH = flags.DEFINE_string(
+    "model_base_path", "", "Export base (default: a fresh export of an untrained small net)."
+)
 _SIGNATURE = flags.DEFINE_string("signature", "predict_float", "Signature to call.")
 _CLIENTS = flags.DEFINE_integer("clients", 8, "Concurrent callers.")
 _REQUESTS_PER_CLIENT = flags.DEFINE_integer("requests_per_client", 25, "Timed calls per caller.")
@@ -107,10 +112,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     base_path = _MODEL_BASE_PATH.value
     if not base_path:
-        from tests.serving.fake_export import build_fake_export
-
         base_path = tempfile.mkdtemp(prefix="drscreen-bench-")
-        build_fake_export(base_path, 1, size=64, seed=0)
+        export(build("small", input_size=192), base_path, ExportConfig(formats=("saved_model",)))
     signature = _SIGNATURE.value
     batch, model = _float_batch(base_path, signature, _IMAGES_PER_REQUEST.value)
     function = model.signatures[signature]

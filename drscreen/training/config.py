@@ -13,7 +13,7 @@ from drscreen.training.penalties import PENALTIES
 
 DATA_SOURCES = ("synthetic", "tfrecords")
 SYNTH_DIFFICULTIES = ("easy", "standard", "hard")
-SCHEDULES = ("oO", "constant")
+SCHEDULES = ("oO", "cosine", "constant")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
 MONITORS = ("val_loss", "val_task_loss", "val_referable_auc")
@@ -130,7 +130,8 @@ class OptimizerConfig:
         Initial learning rate (o_O: 0.003).
     schedule:
         ``"oO"``: divide by 10 at 150/250 and again at 220/250 of the epochs of a stage;
-        ``"constant"``.
+        ``"cosine"``: linear warm-up over the first epoch, then cosine decay to 0 at the end
+        of the stage (`drscreen.training.schedules`); ``"constant"``.
     momentum:
         Nesterov momentum (o_O: 0.9).
     l2:

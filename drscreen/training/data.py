@@ -14,6 +14,7 @@ and tf.data auto-sharding is turned off, so `fit` sees per-worker global batches
 """
 
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Sequence
@@ -55,18 +56,52 @@ def _synth_workers(n: int) -> int:
     return max(1, min(os.cpu_count() or 1, n // 100))
 
 
+def _requested_synth(config: DataConfig) -> dict[str, int | str]:
+    return {
+        "n": config.synth_n,
+        "size": config.synth_size,
+        "seed": config.synth_seed,
+        "difficulty": config.synth_difficulty,
+    }
+
+
+def _reuse_notice(out: Path, config: DataConfig) -> str | None:
+    """A warning when the benchmark already in `out` differs from the --synth_* flags."""
+    existing = json.loads((out / CONFIG_FILE).read_text())["config"]
+    requested = _requested_synth(config)
+    differences = [
+        f"{key} {existing.get(key)} (flag: {value})"
+        for key, value in requested.items()
+        if existing.get(key) != value
+    ]
+    if not differences:
+        return None
+    return (
+        f"warning: reusing the synthetic benchmark in {out}, which differs from the --synth_* "
+        f"flags: {', '.join(differences)}; use a new --model_dir or --data_dir to regenerate"
+    )
+
+
 def ensure_synthetic(config: DataConfig, model_dir: str | Path) -> Path:
-    """Generate the synthetic benchmark unless its folder already holds a complete one."""
+    """Generate the synthetic benchmark unless its folder already holds a complete one.
+
+    An existing benchmark is reused as it is; when it was generated with other --synth_*
+    values (e.g. an older run directory), a warning on stderr says so.
+    """
     out = synthetic_dir(config, model_dir)
-    if not (out / CONFIG_FILE).is_file():
-        synth = SynthConfig.from_preset(
-            config.synth_difficulty,
-            n=config.synth_n,
-            size=config.synth_size,
-            seed=config.synth_seed,
-        )
-        print(f"generating {synth.n} synthetic images of {synth.size} px in {out}", file=sys.stderr)
-        write_dataset(synth, out, workers=_synth_workers(synth.n))
+    if (out / CONFIG_FILE).is_file():
+        notice = _reuse_notice(out, config)
+        if notice:
+            print(notice, file=sys.stderr)
+        return out
+    synth = SynthConfig.from_preset(
+        config.synth_difficulty,
+        n=config.synth_n,
+        size=config.synth_size,
+        seed=config.synth_seed,
+    )
+    print(f"generating {synth.n} synthetic images of {synth.size} px in {out}", file=sys.stderr)
+    write_dataset(synth, out, workers=_synth_workers(synth.n))
     return out
 
 

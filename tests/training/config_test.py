@@ -16,6 +16,7 @@ from drscreen.training.config import DataConfig, ModelConfig, OptimizerConfig, T
         (lambda: ModelConfig(progressive_sizes=(224, 112), image_size=112), "must increase"),
         (lambda: ModelConfig(progressive_sizes=(112, 224)), "must end at --image_size=256"),
         (lambda: OptimizerConfig(learning_rate=-1.0), "--learning_rate=-1.0 must be > 0"),
+        (lambda: OptimizerConfig(schedule="step"), "--schedule='step' is not one of oO, cosine"),
         (lambda: TrainConfig(model_dir="r", epochs=0), "--epochs=0 must be at least 1"),
         (lambda: TrainConfig(model_dir="r", precision="fp8"), "--precision='fp8'"),
         (lambda: TrainConfig(model_dir="r", init_from="missing.keras"), "no such file"),
@@ -32,6 +33,7 @@ def test_write_and_read_back(tmp_path):
     config = TrainConfig(
         model_dir=str(tmp_path),
         model=ModelConfig(image_size=224, progressive_sizes=(112, 224)),
+        optimizer=OptimizerConfig(schedule="cosine"),
         epochs=3,
     )
     path = config.write(tmp_path / "config.json")

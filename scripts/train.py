@@ -120,6 +120,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         train_config = config_from_flags()
+        train_config.check_continues(Path(train_config.model_dir) / "config.json")
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     train_config.write(Path(train_config.model_dir) / "config.json")

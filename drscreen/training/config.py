@@ -170,6 +170,20 @@ class HeatmapConfig:
         _check_choice("heatmap_penalty", self.heatmap_penalty, tuple(PENALTIES))
 
 
+_CHANGEABLE_ON_RESUME = ("resume", "verbose")
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested config dict -> {"data.batch_size": 16, ...}."""
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run needs.
@@ -244,6 +258,35 @@ class TrainConfig:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return path
+
+    def check_continues(self, path: str | Path) -> None:
+        """Refuse to reuse a run directory whose ``config.json`` describes another run.
+
+        A run directory resumes from its checkpoints and skips finished stages, so training
+        it with different settings would silently keep the old run's results. Only `resume`
+        and `verbose` may change between the interrupted run and its continuation.
+
+        Raises
+        ------
+        ValueError
+            Naming the settings that differ, when ``path`` exists and they do.
+        """
+        path = Path(path)
+        if not path.is_file():
+            return
+        before = _flatten(json.loads(path.read_text()))
+        now = _flatten(json.loads(json.dumps(self.to_dict())))
+        changed = sorted(
+            name
+            for name in before.keys() | now.keys()
+            if name.split(".")[-1] not in _CHANGEABLE_ON_RESUME
+            and before.get(name) != now.get(name)
+        )
+        _check(
+            not changed,
+            f"{path.parent} holds a run with other settings ({', '.join(changed)}); choose a "
+            "new --model_dir, or repeat the run's flags to resume it",
+        )
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":

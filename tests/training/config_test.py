@@ -46,3 +46,15 @@ def test_stage_sizes():
     """One stage at image_size, or the progressive sizes."""
     assert ModelConfig(image_size=64).stage_sizes == (64,)
     assert ModelConfig(image_size=64, progressive_sizes=(32, 64)).stage_sizes == (32, 64)
+
+
+def test_a_run_directory_continues_only_the_same_run(tmp_path):
+    """Resuming may change --resume/--verbose; any other setting is refused by name."""
+    path = TrainConfig(model_dir=str(tmp_path), epochs=3).write(tmp_path / "config.json")
+    TrainConfig(model_dir=str(tmp_path), epochs=3, verbose=2).check_continues(path)
+    TrainConfig(model_dir=str(tmp_path / "new"), epochs=3).check_continues(tmp_path / "none")
+    changed = TrainConfig(
+        model_dir=str(tmp_path), epochs=4, data=DataConfig(batch_size=8), verbose=0
+    )
+    with pytest.raises(ValueError, match=r"other settings \(data.batch_size, epochs\)"):
+        changed.check_continues(path)

@@ -109,28 +109,38 @@ def field_of_view_mask(
     brightest = tf.maximum(tf.maximum(channels[0], channels[1]), channels[2])
     intensity = tf.cast(brightest, tf.float32)[..., tf.newaxis]
     level = _background_level(intensity)[:, tf.newaxis, tf.newaxis]
-    mask = tf.cast(intensity[..., 0] > level + threshold, tf.float32)
+    mask = intensity[..., 0] > level + threshold
     mask = _dilate(_erode(mask))
-    mask = _erode(_dilate(mask))
+    mask = tf.cast(_erode(_dilate(mask)), tf.float32)
     return mask[0] if single else mask
 
 
-def _neighbourhood(mask: tf.Tensor, combine: Callable, outside: float) -> tf.Tensor:
-    """`combine` of each pixel's 3x3 neighbourhood of a 0/1 float32 (N, H, W) mask, as two
-    1-D passes; pixels outside the frame count as `outside` (the identity of `combine`, so
-    they are ignored, like 'SAME' max pooling). Float rather than bool keeps the graph
-    exportable: ONNX Runtime has no boolean Pad."""
-    padded = tf.pad(mask, [[0, 0], [1, 1], [1, 1]], constant_values=outside)
-    rows = combine(combine(padded[:, :, :-2], padded[:, :, 1:-1]), padded[:, :, 2:])
-    return combine(combine(rows[:, :-2], rows[:, 1:-1]), rows[:, 2:])
+def _neighbourhood(mask: tf.Tensor, combine: Callable, outside: bool) -> tf.Tensor:
+    """`combine` of each pixel's 3x3 neighbourhood of a bool (N, H, W) mask, as two 1-D
+    passes; pixels outside the frame count as `outside` (the identity of `combine`, so
+    they are ignored, like 'SAME' max pooling)."""
+    return _neighbourhood_along(
+        _neighbourhood_along(mask, 2, combine, outside), 1, combine, outside
+    )
+
+
+def _neighbourhood_along(mask: tf.Tensor, axis: int, combine: Callable, outside: bool):
+    """One 1-D pass of `_neighbourhood`. The border is concatenated rather than padded:
+    ONNX Runtime has no boolean Pad, and bool is 3-5x faster here than 0/1 numbers."""
+    edge = tf.zeros_like(mask[:, :1, :] if axis == 1 else mask[:, :, :1])
+    edge = tf.logical_not(edge) if outside else edge
+    bordered = tf.concat([edge, mask, edge], axis=axis)
+    if axis == 1:
+        return combine(combine(bordered[:, :-2], bordered[:, 1:-1]), bordered[:, 2:])
+    return combine(combine(bordered[:, :, :-2], bordered[:, :, 1:-1]), bordered[:, :, 2:])
 
 
 def _dilate(mask: tf.Tensor) -> tf.Tensor:
-    return _neighbourhood(mask, tf.maximum, 0.0)
+    return _neighbourhood(mask, tf.logical_or, False)
 
 
 def _erode(mask: tf.Tensor) -> tf.Tensor:
-    return _neighbourhood(mask, tf.minimum, 1.0)
+    return _neighbourhood(mask, tf.logical_and, True)
 
 
 def _extent(profile: tf.Tensor, min_count: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

@@ -168,10 +168,18 @@ def match_candidates(
         )
     lesions, lesion_map = lesion_components(mask)
     overlap = (candidates.label_map > 0) & (lesion_map > 0)
-    pairs = np.unique(
-        candidates.label_map[overlap].astype(np.int64) * (lesions + 1) + lesion_map[overlap]
+    pairs, pixels = np.unique(
+        candidates.label_map[overlap].astype(np.int64) * (lesions + 1) + lesion_map[overlap],
+        return_counts=True,
     )
     candidate_index, lesion_index = pairs // (lesions + 1) - 1, pairs % (lesions + 1) - 1
+    # One candidate detects one lesion: the one it overlaps most (ties: the lowest label).
+    # Otherwise a single heatmap blob covering the whole retina would "detect" every lesion
+    # at one false positive per image.
+    order = np.lexsort((lesion_index, -pixels, candidate_index))
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = candidate_index[order][1:] != candidate_index[order][:-1]
+    candidate_index, lesion_index = candidate_index[order][first], lesion_index[order][first]
     hits = np.zeros(candidates.scores.size, dtype=bool)
     hits[candidate_index] = True
     lesion_scores = np.full(lesions, -np.inf)

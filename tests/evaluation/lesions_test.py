@@ -106,3 +106,18 @@ def test_shape_mismatch_names_the_input():
     candidates = lesions.extract_candidates(hand_heatmap())
     with pytest.raises(ValueError, match="lesion mask"):
         lesions.match_candidates(candidates, np.zeros((5, 5)))
+
+
+def test_one_candidate_detects_one_lesion_the_one_it_overlaps_most():
+    """A blob over two lesions is one hit: 1 of 2 lesions detected, not both."""
+    heatmap = np.zeros((6, 10), np.float32)
+    heatmap[1:5, 1:9] = 1.0  # one candidate spanning both lesions
+    mask = np.zeros((6, 10), np.uint8)
+    mask[2, 2] = 1  # lesion 1: one pixel under the blob
+    mask[2:4, 6:8] = 1  # lesion 2: four pixels under the blob
+    matched = lesions.match_candidates(lesions.extract_candidates(heatmap), mask)
+    assert matched.hits.tolist() == [True]
+    lesion_scores = sorted(matched.lesion_scores.tolist())
+    assert lesion_scores == [-np.inf, 1.0]
+    curve = lesions.froc_curve([matched])
+    assert curve.sensitivity_at(1.0) == pytest.approx(0.5)

@@ -4,16 +4,20 @@
         [--format=saved_model|tflite|onnx|all] [--heatmap_size=PX]
 
 Writes ``OUT/<N>/`` (the next free version unless ``--version`` names a new one); see
-`drscreen.export.exporter` for the layout.
+`drscreen.export.exporter` for the layout. The referable-score calibration is the run
+directory's ``calibration.json`` when it has one, else the default; explicit
+``--calibration_midpoint``/``--calibration_scale`` override either.
 """
 
 from absl import app, flags
 
 from drscreen.export import FORMATS, ExportConfig, SignatureConfig, export, load_model
+from drscreen.export.loading import run_calibration
 from drscreen.export.onnx import DEFAULT_OPSET
 from drscreen.export.tflite import VARIANTS
 from drscreen.heatmaps import METHODS
 from drscreen.models import DEFAULT_MIDPOINT, DEFAULT_SCALE
+from drscreen.models.calibration import Calibration
 
 _MODEL = flags.DEFINE_string(
     "model", None, "A training run directory (its best.keras) or a .keras model file."
@@ -28,10 +32,14 @@ _HEATMAP_METHOD = flags.DEFINE_enum(
     "heatmap_method", "sensitivity", list(METHODS), "Heatmap method of the exported signatures."
 )
 _MIDPOINT = flags.DEFINE_float(
-    "calibration_midpoint", DEFAULT_MIDPOINT, "Grade at which the referable score is 0.5."
+    "calibration_midpoint",
+    DEFAULT_MIDPOINT,
+    "Grade at which the referable score is 0.5 (default: the run's calibration.json, if any).",
 )
 _SCALE = flags.DEFINE_float(
-    "calibration_scale", DEFAULT_SCALE, "Logistic scale of the referable score, in grades."
+    "calibration_scale",
+    DEFAULT_SCALE,
+    "Logistic scale of the referable score, in grades (default: the run's calibration.json).",
 )
 _TFLITE_VARIANTS = flags.DEFINE_multi_enum(
     "tflite_variant", list(VARIANTS), list(VARIANTS), "TFLite variants to convert."
@@ -40,6 +48,18 @@ _ONNX_OPSET = flags.DEFINE_integer("onnx_opset", DEFAULT_OPSET, "ONNX opset.")
 _MODEL_NAME = flags.DEFINE_string(
     "model_name", "drscreen", "Model name in the TF Serving warmup requests."
 )
+
+
+def _calibration(run_or_model: str) -> tuple[float, float, str]:
+    """Midpoint, scale and their source: explicit flags, else the run's file, else default."""
+    found = run_calibration(run_or_model)
+    base = found[0] if found else Calibration()
+    midpoint = _MIDPOINT.value if _MIDPOINT.present else base.midpoint
+    scale = _SCALE.value if _SCALE.present else base.scale
+    sources = [f"--{flag.name}" for flag in (_MIDPOINT, _SCALE) if flag.present]
+    if found and len(sources) < 2:
+        sources.append(found[1])
+    return midpoint, scale, ", ".join(sources) or "default"
 
 
 def main(argv: list[str]) -> None:
@@ -53,18 +73,20 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"--version={_VERSION.value} must be >= 0 (0: next free version)")
     formats = FORMATS if _FORMAT.value == "all" else (_FORMAT.value,)
     try:
+        midpoint, scale, calibration_source = _calibration(_MODEL.value)
         config = ExportConfig(
             formats=formats,
             version=_VERSION.value or None,
             signature=SignatureConfig(
                 heatmap_method=_HEATMAP_METHOD.value,
                 heatmap_size=_HEATMAP_SIZE.value,
-                midpoint=_MIDPOINT.value,
-                scale=_SCALE.value,
+                midpoint=midpoint,
+                scale=scale,
             ),
             tflite_variants=tuple(_TFLITE_VARIANTS.value),
             onnx_opset=_ONNX_OPSET.value,
             model_name=_MODEL_NAME.value,
+            calibration_source=calibration_source,
         )
         model = load_model(_MODEL.value)
         export(model, _OUT.value, config, source=_MODEL.value)

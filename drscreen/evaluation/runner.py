@@ -44,9 +44,9 @@ from drscreen.evaluation import (
     screening,
     streaming,
 )
-from drscreen.export.loading import load_model
+from drscreen.export.loading import load_model, run_calibration
 from drscreen.heatmaps import METHODS, compute
-from drscreen.models import referable_probability
+from drscreen.models.calibration import Calibration
 
 # (images float32 (N, S, S, 3), FOV masks float32 (N, S, S)) -> (grades (N,), heatmaps (N, S, S))
 HeatmapFunction = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
@@ -639,12 +639,17 @@ def screening_metrics(
     test: Mapping[str, np.ndarray],
     validation: Mapping[str, np.ndarray] | None,
     n_bootstrap: int = 1000,
+    score_calibration: Calibration | None = None,
 ) -> dict:
     """Image-level, patient-level and calibration sections from `ScreeningAccumulator` arrays.
+
+    The calibration section scores the referable-DR probability of `score_calibration`
+    (default: `Calibration()`, the fixed logistic) and records its midpoint and scale.
 
     Images without a grade (-1) are left out; a section that cannot be computed holds
     ``{"skipped": reason}``.
     """
+    score_calibration = score_calibration or Calibration()
     graded = test["grades"] >= 0
     if not graded.any():
         reason = "the dataset has no grades"
@@ -671,10 +676,13 @@ def screening_metrics(
             patient_ids if pairs else None,
             screening.ScreeningConfig(n_bootstrap=n_bootstrap),
         ),
-        "calibration": calibration.evaluate_calibration(
-            screening.binary_labels(grades, REFERABLE_GRADE),
-            referable_probability(predictions),
-        ),
+        "calibration": {
+            **calibration.evaluate_calibration(
+                screening.binary_labels(grades, REFERABLE_GRADE),
+                score_calibration.probability(predictions),
+            ),
+            **score_calibration.to_dict(),
+        },
     }
     if pairs:
         _, worst_grades = patients.patient_scores(grades, patient_ids, "max")
@@ -796,6 +804,8 @@ def evaluate(config: EvaluationConfig) -> dict:
     The metrics written (the ``metrics`` part of ``metrics.json``).
     """
     model = load_model(config.model)
+    found = run_calibration(config.model)
+    score_calibration, calibration_source = found or (Calibration(), "default")
     image_size = config.image_size or model_input_size(model)
     if image_size is None:
         raise ValueError(f"model {config.model} has no fixed square input size: set image_size")
@@ -833,7 +843,11 @@ def evaluate(config: EvaluationConfig) -> dict:
         validation_arrays = validation_run.screening.arrays()
     main = run(evaluated, score_fn, heatmap_fns, runner_config, "evaluate")
     test_arrays = main.screening.arrays()
-    metrics = screening_metrics(test_arrays, validation_arrays, config.n_bootstrap)
+    metrics = screening_metrics(
+        test_arrays, validation_arrays, config.n_bootstrap, score_calibration
+    )
+    if "calibration" in metrics:
+        metrics["calibration"]["source"] = calibration_source
     primary = config.methods[0]
     if with_masks:
         metrics["lesions"] = main.methods[primary].lesion_metrics()

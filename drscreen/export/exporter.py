@@ -58,6 +58,8 @@ class ExportConfig:
         Model name in the warmup requests (TF Serving's ``--model_name``).
     calibration_images:
         Synthetic fundus photographs calibrating the int8 variant.
+    calibration_source:
+        Where ``signature.midpoint`` and ``scale`` came from, recorded in the description.
     seed:
         Seed of the synthetic warmup and calibration photographs.
     """
@@ -70,6 +72,7 @@ class ExportConfig:
     model_name: str = "drscreen"
     calibration_images: int = 32
     seed: int = 0
+    calibration_source: str = "default"
 
     def __post_init__(self):
         if not self.formats or set(self.formats) - set(FORMATS):
@@ -113,6 +116,7 @@ def _description(functions: ScreeningFunctions, config: ExportConfig, source: st
             "function": "sigmoid((grade - midpoint) / scale)",
             "midpoint": signature.midpoint,
             "scale": signature.scale,
+            "source": config.calibration_source,
         },
         "signatures": {
             name: list(SCORE_OUTPUTS if name == "predict_score" else HEATMAP_OUTPUTS)

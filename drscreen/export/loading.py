@@ -1,16 +1,19 @@
 """Resolve ``--model RUN_OR_MODEL`` to a drscreen Keras model, loaded with safe_mode=True.
 
 Owns the rule: a ``.keras`` file is loaded as is; a directory is a training run and its
-``best.keras`` (written by ``scripts/train.py``) is loaded. The model must be a chain of
-drscreen layers taking square RGB images to one grade, or export could not compute its
-heatmap. Must not export.
+``best.keras`` (written by ``scripts/train.py``) is loaded, and its ``calibration.json`` (when
+training could fit one) is the run's referable-DR calibration (`run_calibration`). The model
+must be a chain of drscreen layers taking square RGB images to one grade, or export could not
+compute its heatmap. Must not export.
 """
 
+import json
 import os
 
 import keras
 
 from drscreen.export.signatures import model_input_size
+from drscreen.models.calibration import CALIBRATION_FILE, Calibration
 
 RUN_MODEL_FILE = "best.keras"
 
@@ -59,3 +62,31 @@ def load_model(run_or_model: str) -> keras.Model:
     except (TypeError, ValueError) as error:
         raise ValueError(f"model {path!r} is not a drscreen screening model: {error}") from error
     return model
+
+
+def run_calibration(run_or_model: str) -> tuple[Calibration, str] | None:
+    """The referable-DR calibration of a run directory and the file it came from.
+
+    Returns
+    -------
+    ``(calibration, path of calibration.json)``; None for a ``.keras`` file or a run
+    directory without ``calibration.json``.
+
+    Raises
+    ------
+    ValueError
+        If ``calibration.json`` is not valid JSON or holds no valid midpoint and scale.
+    """
+    if not os.path.isdir(run_or_model):
+        return None
+    path = os.path.join(run_or_model, CALIBRATION_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            values = json.load(f)
+        if not isinstance(values, dict):
+            raise ValueError("expected a JSON object")
+        return Calibration.from_dict(values), path
+    except ValueError as error:
+        raise ValueError(f"calibration {path!r} is invalid: {error}") from error

@@ -6,15 +6,145 @@ through a logistic centred between grades 1 and 2:
 
     p = 1 / (1 + exp(-(grade - midpoint) / scale))
 
-``midpoint`` and ``scale`` are parameters so that evaluation can calibrate them on validation
-data; the defaults (1.5, 0.25) put grade 1 at p = 0.12 and grade 2 at p = 0.88.
+The defaults (1.5, 0.25) put grade 1 at p = 0.12 and grade 2 at p = 0.88. They are not
+calibrated: `fit_referable_calibration` fits ``midpoint`` and ``scale`` to a model's predicted
+grades by maximum likelihood (Platt scaling), and training writes the fit on the validation
+split to ``RUN_DIR/calibration.json`` (`CALIBRATION_FILE`).
 """
+
+import dataclasses
+from collections.abc import Mapping
 
 import numpy as np
 import tensorflow as tf
 
 DEFAULT_MIDPOINT = 1.5
 DEFAULT_SCALE = 0.25
+CALIBRATION_FILE = "calibration.json"
+DEFAULT_L2 = 1e-2
+
+
+@dataclasses.dataclass(frozen=True)
+class Calibration:
+    """Parameters of `referable_probability`: ``sigmoid((grade - midpoint) / scale)``.
+
+    Attributes
+    ----------
+    midpoint:
+        Grade at which the referable probability is 0.5 (finite).
+    scale:
+        Logistic scale in grade units (finite, > 0).
+    """
+
+    midpoint: float = DEFAULT_MIDPOINT
+    scale: float = DEFAULT_SCALE
+
+    def __post_init__(self):
+        if not np.isfinite(self.midpoint):
+            raise ValueError(f"calibration midpoint must be finite, got {self.midpoint}")
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise ValueError(f"calibration scale must be finite and > 0, got {self.scale}")
+
+    def to_dict(self) -> dict[str, float]:
+        """``{"midpoint": ..., "scale": ...}`` (JSON-ready)."""
+        return {"midpoint": float(self.midpoint), "scale": float(self.scale)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "Calibration":
+        """The calibration of a `to_dict` mapping (other keys are ignored).
+
+        Raises
+        ------
+        ValueError
+            If ``midpoint`` or ``scale`` is missing, not a number or out of range.
+        """
+        missing = [key for key in ("midpoint", "scale") if key not in values]
+        if missing:
+            raise ValueError(f"calibration is missing {missing}")
+        try:
+            return cls(midpoint=float(values["midpoint"]), scale=float(values["scale"]))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"calibration {dict(values)} is invalid: {error}") from error
+
+    def probability(self, grade: np.ndarray | tf.Tensor | float) -> np.ndarray | tf.Tensor:
+        """`referable_probability` of ``grade`` with this calibration."""
+        return referable_probability(grade, self.midpoint, self.scale)
+
+
+def fit_referable_calibration(
+    grades: np.ndarray, referable_labels: np.ndarray, l2: float = DEFAULT_L2
+) -> Calibration:
+    """Maximum-likelihood logistic calibration of predicted grades (Platt scaling).
+
+    Fits ``p = sigmoid(slope * grade + intercept)`` by Newton's method (IRLS) with step
+    halving, minimising the summed log loss plus ``l2 / 2 * slope**2``. The prior keeps the
+    slope, hence ``1 / scale``, finite when the grades separate the classes; the intercept
+    is not penalised. This is sklearn's ``LogisticRegression(C=1 / l2)`` on one feature.
+
+    Parameters
+    ----------
+    grades:
+        Predicted grades ŷ (any shape, flattened).
+    referable_labels:
+        1/True where the eye is referable, 0/False otherwise; the shape of ``grades``.
+    l2:
+        Strength of the Gaussian prior on the slope (> 0).
+
+    Returns
+    -------
+    ``Calibration(midpoint=-intercept / slope, scale=1 / slope)``.
+
+    Raises
+    ------
+    ValueError
+        Empty, mismatched, non-finite or non-binary input; one class only; or grades that do
+        not increase with referability (fitted slope <= 0).
+    """
+    if not l2 > 0:
+        raise ValueError(f"fit_referable_calibration: l2 must be > 0, got {l2}")
+    x = np.asarray(grades, dtype=np.float64).ravel()
+    labels = np.asarray(referable_labels).ravel()
+    if x.shape != labels.shape:
+        raise ValueError(f"grades {x.shape} and referable_labels {labels.shape} differ in length")
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise ValueError("fit_referable_calibration: grades must be non-empty and finite")
+    if not np.all((labels == 0) | (labels == 1)):
+        raise ValueError("fit_referable_calibration: referable_labels must be 0/1")
+    y = labels.astype(np.float64)
+    positives = int(y.sum())
+    if positives in (0, y.size):
+        raise ValueError(
+            f"fit_referable_calibration: all {y.size} labels are {int(y[0])}; "
+            "calibration needs referable and non-referable eyes"
+        )
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    prior = np.array([l2, 0.0])
+
+    def objective(weights: np.ndarray) -> float:
+        logits = design @ weights
+        return float(np.sum(np.logaddexp(0.0, logits) - y * logits) + 0.5 * l2 * weights[0] ** 2)
+
+    weights = np.array([0.0, np.log(positives / (y.size - positives))])
+    value = objective(weights)
+    for _ in range(100):
+        p = 0.5 * (1.0 + np.tanh(0.5 * (design @ weights)))
+        gradient = design.T @ (p - y) + prior * weights
+        hessian = (design * (p * (1.0 - p))[:, np.newaxis]).T @ design + np.diag(prior)
+        step = np.linalg.solve(hessian + 1e-12 * np.eye(2), gradient)
+        rate = 1.0
+        while objective(weights - rate * step) > value and rate > 1e-10:
+            rate /= 2
+        weights = weights - rate * step
+        value = objective(weights)
+        if np.max(np.abs(rate * step)) < 1e-10:
+            break
+    slope, intercept = weights
+    if not slope > 1e-12:
+        raise ValueError(
+            f"fit_referable_calibration: the predicted grades do not increase with "
+            f"referability (fitted slope {slope:.3g}); cannot calibrate"
+        )
+    return Calibration(midpoint=float(-intercept / slope), scale=float(1.0 / slope))
 
 
 def referable_probability(

@@ -3,7 +3,10 @@
 Scores every image (and its sensitivity heatmap when lesion masks exist, i.e. the synthetic
 benchmark), then computes the screening metrics with `drscreen.evaluation.screening`
 (thresholds chosen on validation, applied to test) and the heatmap's relevance mass inside the
-lesion masks with `drscreen.evaluation.heatmap_quality.relevance_mass`. Lesion masks are cut
+lesion masks with `drscreen.evaluation.heatmap_quality.relevance_mass`. The referable-DR
+probability is calibrated on the validation predictions
+(`drscreen.models.calibration.fit_referable_calibration`), with the expected calibration
+error of the default and the fitted calibration on both splits. Lesion masks are cut
 with the same field-of-view box as their photograph (`drscreen.data.fundus`), so they stay
 aligned with the pre-processed image.
 """
@@ -17,10 +20,13 @@ import tensorflow as tf
 
 from drscreen.data.fundus import crop_square, field_of_view_box, field_of_view_mask
 from drscreen.data.image_io import load_mask, load_rgb
+from drscreen.data.lesions import REFERABLE_GRADE
 from drscreen.data.records import FundusRecord
+from drscreen.evaluation.calibration import expected_calibration_error
 from drscreen.evaluation.heatmap_quality import relevance_mass
-from drscreen.evaluation.screening import evaluate_screening
+from drscreen.evaluation.screening import binary_labels, evaluate_screening
 from drscreen.heatmaps import compute
+from drscreen.models.calibration import Calibration, fit_referable_calibration
 from drscreen.training.data import Source, evaluation_batches
 
 
@@ -82,8 +88,39 @@ def heatmap_lesion_mass(
     }
 
 
+def calibration_metrics(validation: dict[str, np.ndarray], test: dict[str, np.ndarray]) -> dict:
+    """Referable-DR calibration fitted on `validation` and its ECE (`predict_split` outputs).
+
+    Returns
+    -------
+    ``{"fitted": Calibration.to_dict() or None, "expected_calibration_error": {split:
+    {"default": ..., "fitted": ...}}}``; without a fit (one class, or grades not increasing
+    with referability) ``fitted`` is None, ``reason`` says why and only ``default`` is given.
+    """
+    default = Calibration()
+    try:
+        fitted = fit_referable_calibration(
+            validation["predictions"], binary_labels(validation["grades"], REFERABLE_GRADE)
+        )
+    except ValueError as error:
+        fitted, reason = None, str(error)
+    errors = {}
+    for name, split in (("validation", validation), ("test", test)):
+        labels = binary_labels(split["grades"], REFERABLE_GRADE)
+        errors[name] = {
+            key: expected_calibration_error(labels, calibration.probability(split["predictions"]))
+            for key, calibration in (("default", default), ("fitted", fitted))
+            if calibration is not None
+        }
+    section = {"fitted": fitted.to_dict() if fitted else None, "expected_calibration_error": errors}
+    if fitted is None:
+        section["reason"] = reason
+    return section
+
+
 def final_metrics(model: keras.Model, validation: Source, test: Source, batch_size: int) -> dict:
-    """Screening metrics (validation and test) and, with lesion masks, heatmap mass (test)."""
+    """Screening metrics (validation and test), the referable-DR calibration fitted on
+    validation (`calibration_metrics`) and, with lesion masks, heatmap mass (test)."""
     with_masks = not isinstance(test, str) and any(r.lesion_masks for r in test)
     val = predict_split(model, validation, "validation", batch_size, heatmaps=False)
     tst = predict_split(model, test, "test", batch_size, heatmaps=with_masks)
@@ -108,6 +145,7 @@ def final_metrics(model: keras.Model, validation: Source, test: Source, batch_si
             "images": int(len(tst["grades"])),
             "screening": screening,
         },
+        "calibration": calibration_metrics(val, tst),
     }
     if with_masks:
         metrics["test"]["heatmap"] = heatmap_lesion_mass(tst["heatmaps"], tst["image_ids"], test)

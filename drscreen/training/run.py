@@ -18,6 +18,7 @@ Run directory::
     stages/<i>-<S>px/    per stage: backup/ (resume state), history.csv, best.keras, done.json
     logs/<i>-<S>px/      TensorBoard: train/validation scalars, heatmaps/ overlays per epoch
     best.keras           the best PLAIN model of the last stage
+    calibration.json     referable-DR calibration fitted on the validation split (when it fits)
     metrics.json         final validation and test metrics
 """
 
@@ -31,6 +32,7 @@ import numpy as np
 import tensorflow as tf
 
 from drscreen.models import build
+from drscreen.models.calibration import CALIBRATION_FILE
 from drscreen.training import data as run_data
 from drscreen.training.callbacks import training_callbacks
 from drscreen.training.config import TrainConfig
@@ -175,13 +177,31 @@ def _summary(metrics: dict) -> str:
     return line
 
 
+def write_calibration(out_dir: Path, metrics: dict) -> Path | None:
+    """Write the calibration fitted by `final_metrics` to ``out_dir/calibration.json``.
+
+    Returns
+    -------
+    The file written, or None (and a log line saying why) when no calibration was fitted.
+    """
+    fitted = metrics["calibration"]["fitted"]
+    if fitted is None:
+        _log(f"referable-DR calibration not fitted: {metrics['calibration']['reason']}")
+        return None
+    path = out_dir / CALIBRATION_FILE
+    calibration = {**fitted, "fitted_on": "validation", "images": metrics["validation"]["images"]}
+    path.write_text(json.dumps(calibration, indent=2) + "\n")
+    return path
+
+
 def run(config: TrainConfig) -> dict:
     """Train (resuming when possible), evaluate the best model and write ``metrics.json``.
 
     Returns
     -------
-    The metrics written to ``metrics.json`` (validation and test screening metrics; heatmap
-    mass inside lesion masks when the data has them).
+    The metrics written to ``metrics.json`` (validation and test screening metrics; the
+    referable-DR calibration, also written to ``calibration.json`` when it could be fitted;
+    heatmap mass inside lesion masks when the data has them).
 
     Raises
     ------
@@ -211,6 +231,7 @@ def run(config: TrainConfig) -> dict:
         "heatmap_penalty": config.heatmap.heatmap_penalty,
         "chief": is_chief(strategy),
     }
+    write_calibration(out_dir, metrics)
     (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
     print(f"drscreen.training: {_summary(metrics)}", flush=True)
     return metrics

@@ -1,6 +1,7 @@
 """End-to-end test of `drscreen evaluate` on a tiny synthetic set and an untrained model."""
 
 import json
+import shutil
 
 import cv2
 import keras
@@ -58,6 +59,8 @@ def test_writes_every_section_and_figure(data_dir, model_path, tmp_path):
         metrics
     )
     assert metrics["images"] == 12
+    assert metrics["calibration"]["source"] == "default"
+    assert (metrics["calibration"]["midpoint"], metrics["calibration"]["scale"]) == (1.5, 0.25)
     assert set(metrics["screening"]["referable_dr"]["operating_points"]) == {"0.90", "0.95"}
     assert "quadratic_weighted_kappa" in metrics["screening"]["kappa"]
     assert "froc_score" in metrics["lesions"]["red_lesions"]
@@ -111,3 +114,28 @@ def test_missing_model_is_a_clear_error(data_dir, tmp_path):
                 f"--out={tmp_path / 'eval'}",
             ]
         )
+
+
+def test_run_calibration_scores_the_referable_probability(data_dir, model_path, tmp_path):
+    """A run directory's calibration.json is the calibration evaluated, and is reported."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copyfile(model_path, run_dir / "best.keras")
+    (run_dir / "calibration.json").write_text(json.dumps({"midpoint": -5.0, "scale": 0.5}))
+    out = tmp_path / "eval"
+    code = _evaluate(
+        f"--model={run_dir}",
+        f"--data={data_dir}",
+        f"--validation_data={data_dir}",
+        "--split=all",
+        f"--out={out}",
+        "--gallery=0",
+        "--perturbation_images=0",
+        "--lesion_metrics=off",
+        "--n_bootstrap=10",
+    )
+    assert code in (0, None)
+    section = json.loads((out / "metrics.json").read_text())["metrics"]["calibration"]
+    assert section["source"] == str(run_dir / "calibration.json")
+    assert (section["midpoint"], section["scale"]) == (-5.0, 0.5)
+    assert section["counts"][-1] == 12  # every untrained ŷ (about 0) is far above -5

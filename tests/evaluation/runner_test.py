@@ -13,6 +13,7 @@ from drscreen.data.readers import read_dataset
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.evaluation import heatmap_quality, lesions, runner, screening, streaming
 from drscreen.heatmaps import compute
+from drscreen.models.calibration import Calibration
 
 SIZE = 64
 
@@ -159,6 +160,21 @@ def test_screening_metrics_use_validation_thresholds():
     all_referable = {**arrays, "grades": np.array([0, 2, 2, 1, 3, 0])}
     skipped = runner.screening_metrics(all_referable, validation, n_bootstrap=20)["patients"]
     assert "all positive for referable_dr" in skipped["skipped"]
+
+
+def test_screening_metrics_score_the_given_calibration():
+    """The calibration section bins sigmoid((ŷ - midpoint) / scale) and records both."""
+    arrays = {
+        "grades": np.array([0, 2, 1, 3]),
+        "predictions": np.array([0.0, 2.0, 1.0, 3.0]),
+        "image_ids": np.array(["a", "b", "c", "d"]),
+        "patient_ids": np.array(["a", "b", "c", "d"]),
+    }
+    result = runner.screening_metrics(arrays, arrays, 10, Calibration(midpoint=1.0, scale=1e-3))
+    section = result["calibration"]
+    assert (section["midpoint"], section["scale"]) == (1.0, 1e-3)
+    assert section["counts"] == [1, 0, 0, 0, 0, 1, 0, 0, 0, 2]  # p = 0, 1, 0.5, 1
+    assert section["expected_calibration_error"] == pytest.approx(0.5 / 4)  # only p = 0.5 misses
 
 
 def test_missing_model_names_the_path(tmp_path):

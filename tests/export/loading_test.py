@@ -1,10 +1,14 @@
 """`--model RUN_OR_MODEL` resolution and refusal of models export cannot handle."""
 
+import json
+
 import keras
 import pytest
 
 from drscreen import cli
-from drscreen.export import load_model, resolve_model_path
+from drscreen.export import load_model, read_description, resolve_model_path
+from drscreen.export.loading import run_calibration
+from drscreen.models.calibration import Calibration
 
 
 def test_run_directory_resolves_to_best_keras(model, tmp_path):
@@ -52,3 +56,43 @@ def test_cli_reports_bad_model_as_usage_error(tmp_path, capsys):
     error = capsys.readouterr().err
     assert "no such file" in error and f"{tmp_path}/x" in error
     assert not (tmp_path / "o").exists()
+
+
+def test_run_calibration_reads_the_run_directory(tmp_path):
+    """calibration.json of a run directory; none for a .keras file or a run without one."""
+    assert run_calibration(str(tmp_path)) is None
+    (tmp_path / "model.keras").write_bytes(b"")
+    assert run_calibration(str(tmp_path / "model.keras")) is None
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"midpoint": 1.1, "scale": 0.6, "fitted_on": "validation"}))
+    assert run_calibration(str(tmp_path)) == (Calibration(1.1, 0.6), str(path))
+    path.write_text(json.dumps({"midpoint": 1.1, "scale": 0.0}))
+    with pytest.raises(ValueError, match="calibration.json.*scale"):
+        run_calibration(str(tmp_path))
+
+
+def _exported_calibration(run_dir, out, *flags: str) -> dict:
+    """The calibration section of drscreen_export.json after `drscreen export FLAGS`."""
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(
+            ["drscreen", "export", f"--model={run_dir}", f"--out={out}", "--format=saved_model"]
+            + list(flags)
+        )
+    assert not exit_info.value.code
+    return read_description(str(out / "1"))["calibration"]
+
+
+def test_export_defaults_to_the_run_calibration(model, tmp_path):
+    """A run's calibration.json sets the score; explicit flags win and the source says so."""
+    model.save(tmp_path / "best.keras")
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps({"midpoint": 1.1, "scale": 0.6}))
+    section = _exported_calibration(tmp_path, tmp_path / "a")
+    assert (section["midpoint"], section["scale"], section["source"]) == (1.1, 0.6, str(path))
+    section = _exported_calibration(tmp_path, tmp_path / "b", "--calibration_scale=0.5")
+    assert (section["midpoint"], section["scale"]) == (1.1, 0.5)
+    assert section["source"] == f"--calibration_scale, {path}"
+    flags = ("--calibration_midpoint=2", "--calibration_scale=0.3")
+    section = _exported_calibration(tmp_path, tmp_path / "c", *flags)
+    assert (section["midpoint"], section["scale"]) == (2.0, 0.3)
+    assert section["source"] == "--calibration_midpoint, --calibration_scale"

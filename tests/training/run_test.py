@@ -8,9 +8,10 @@ import pytest
 import tensorflow as tf
 
 from drscreen import models
+from drscreen.models.calibration import Calibration
 from drscreen.training import data as run_data
 from drscreen.training.config import DataConfig, HeatmapConfig, ModelConfig, TrainConfig
-from drscreen.training.run import run
+from drscreen.training.run import run, write_calibration
 
 TINY_DATA = DataConfig(
     synth_n=16,
@@ -40,6 +41,16 @@ def test_one_step_run_writes_the_run_directory(tmp_path):
     assert 0.0 <= metrics["test"]["referable_auc"] <= 1.0
     assert metrics["test"]["images"] + metrics["validation"]["images"] <= 16
     assert 0.0 <= metrics["test"]["heatmap"]["relevance_mass_in_lesions"] <= 1.0
+    section = metrics["calibration"]
+    for split in ("validation", "test"):
+        errors = section["expected_calibration_error"][split]
+        assert set(errors) == ({"default"} if section["fitted"] is None else {"default", "fitted"})
+        assert all(0.0 <= error <= 1.0 for error in errors.values())
+    if section["fitted"] is None:  # one step leaves ŷ uncorrelated with referability
+        assert section["reason"] and not (run_dir / "calibration.json").exists()
+    else:
+        written = json.loads((run_dir / "calibration.json").read_text())
+        assert Calibration.from_dict(written).to_dict() == section["fitted"]
     best = keras.saving.load_model(run_dir / "best.keras")
     assert best.input_shape == (None, 64, 64, 3)
     assert (run_dir / "stages" / "0-64px" / "done.json").is_file()
@@ -60,3 +71,17 @@ def test_data_not_matching_the_model_is_refused():
     model = models.build("small", input_size=64, width=2)
     with pytest.raises(ValueError, match=r"shape \(32, 32, 3\) but model small expects"):
         run_data.check_matches_model(dataset, model, "training")
+
+
+def test_write_calibration_writes_only_a_fitted_calibration(tmp_path):
+    """A fitted calibration becomes calibration.json with its provenance; none, no file."""
+    fitted = {"midpoint": 1.2, "scale": 0.4}
+    metrics = {"calibration": {"fitted": fitted}, "validation": {"images": 7}}
+    path = write_calibration(tmp_path, metrics)
+    assert path == tmp_path / "calibration.json"
+    written = json.loads(path.read_text())
+    assert written == {**fitted, "fitted_on": "validation", "images": 7}
+    assert Calibration.from_dict(written) == Calibration(1.2, 0.4)
+    unfitted = {"calibration": {"fitted": None, "reason": "all 4 labels are 0"}}
+    assert write_calibration(tmp_path / "other", unfitted) is None
+    assert not (tmp_path / "other").exists()

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from drscreen.evaluation.runner import EvaluationConfig, evaluate
 from drscreen.export.exporter import ExportConfig, export
-from drscreen.export.loading import load_model
+from drscreen.models.runs import load_model
 from drscreen.serving.client import GrpcClient, RestClient
 from drscreen.serving.server import ModelServer, ServerConfig
 from drscreen.training import config

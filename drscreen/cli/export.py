@@ -11,13 +11,13 @@ directory's ``calibration.json`` when it has one, else the default; explicit
 
 from absl import app, flags
 
-from drscreen.export import FORMATS, ExportConfig, SignatureConfig, export, load_model
-from drscreen.export.loading import run_calibration
+from drscreen.export import FORMATS, ExportConfig, SignatureConfig, export
 from drscreen.export.onnx import DEFAULT_OPSET
 from drscreen.export.tflite import VARIANTS
 from drscreen.heatmaps import METHODS
 from drscreen.models import DEFAULT_MIDPOINT, DEFAULT_SCALE
 from drscreen.models.calibration import Calibration
+from drscreen.models.runs import load_model, run_calibration
 
 _MODEL = flags.DEFINE_string(
     "model", None, "A training run directory (its best.keras) or a .keras model file."

@@ -44,9 +44,9 @@ from drscreen.evaluation import (
     screening,
     streaming,
 )
-from drscreen.export.loading import load_model, run_calibration
 from drscreen.heatmaps import METHODS, compute
 from drscreen.models.calibration import Calibration
+from drscreen.models.runs import load_model, model_input_size, run_calibration
 
 # (images float32 (N, S, S, 3), FOV masks float32 (N, S, S)) -> (grades (N,), heatmaps (N, S, S))
 HeatmapFunction = Callable[[tf.Tensor, tf.Tensor], tuple[tf.Tensor, tf.Tensor]]
@@ -184,14 +184,6 @@ def keras_functions(
 ) -> tuple[ScoreFunction, dict[str, HeatmapFunction]]:
     """The score function and one heatmap function per method of a Keras model."""
     return score_function(model), {method: heatmap_function(model, method) for method in methods}
-
-
-def model_input_size(model: keras.Model) -> int | None:
-    """Side of the square input a Keras model was built for, None when it is not fixed."""
-    shape = model.inputs[0].shape if model.inputs else None
-    if shape is None or len(shape) != 4 or shape[1] is None or shape[1] != shape[2]:
-        return None
-    return int(shape[1])
 
 
 def has_lesion_masks(records: Sequence[FundusRecord]) -> bool:
@@ -463,7 +455,7 @@ class EvaluationConfig:
     ----------
     model:
         A training run directory (holding ``best.keras``) or a ``.keras`` file, loaded with
-        `drscreen.export.loading.load_model`.
+        `drscreen.models.runs.load_model`.
     data:
         The dataset's root folder, read with `drscreen.data.readers.read_dataset`.
     out:
@@ -788,7 +780,7 @@ def _method_section(result: MethodResult) -> dict:
 
 def _check_input_size(model: keras.Model, path: str, image_size: int) -> None:
     own = model_input_size(model)
-    if own is not None and own != image_size:
+    if own != image_size:
         raise ValueError(f"model {path} takes {own} px images, not {image_size} px")
 
 
@@ -807,8 +799,6 @@ def evaluate(config: EvaluationConfig) -> dict:
     found = run_calibration(config.model)
     score_calibration, calibration_source = found or (Calibration(), "default")
     image_size = config.image_size or model_input_size(model)
-    if image_size is None:
-        raise ValueError(f"model {config.model} has no fixed square input size: set image_size")
     _check_input_size(model, config.model, image_size)
     aware_model = None
     if config.heatmap_aware_model:

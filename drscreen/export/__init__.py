@@ -3,12 +3,11 @@
 Owns conversion of a trained model into deployable artefacts. Must not serve requests.
 
 `export(model, export_base, ExportConfig(...))` writes ``export_base/<N>/`` (see
-`drscreen.export.exporter`); `load_model(run_or_model)` resolves ``--model``. The exported
+`drscreen.export.exporter`); models come from `drscreen.models.runs.load_model`. The exported
 functions and their signature names are in `drscreen.export.signatures`.
 """
 
 from drscreen.export.exporter import FORMATS, ExportConfig, ExportResult, export
-from drscreen.export.loading import load_model, resolve_model_path
 from drscreen.export.saved_model import read_description, resolve_version
 from drscreen.export.signatures import (
     PREDICT_FLOAT,
@@ -30,8 +29,6 @@ __all__ = [
     "ScreeningFunctions",
     "SignatureConfig",
     "export",
-    "load_model",
     "read_description",
-    "resolve_model_path",
     "resolve_version",
 ]

@@ -174,7 +174,7 @@ def export(
     Parameters
     ----------
     model:
-        A drscreen screening model (see `drscreen.export.loading.load_model`).
+        A drscreen screening model (see `drscreen.models.runs.load_model`).
     export_base:
         The directory of versions (created if missing); TF Serving's ``--model_base_path``.
     config:

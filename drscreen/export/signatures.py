@@ -21,8 +21,8 @@ import tensorflow as tf
 
 from drscreen.data.fundus import decode_and_preprocess
 from drscreen.heatmaps import METHODS, compute
-from drscreen.heatmaps.backprop import chain_layers
 from drscreen.models import DEFAULT_MIDPOINT, DEFAULT_SCALE, referable_probability
+from drscreen.models.runs import model_input_size
 
 INPUT_NAME = "images"
 SERVING_DEFAULT = "serving_default"
@@ -62,31 +62,6 @@ class SignatureConfig:
             raise ValueError(f"heatmap_size must be >= 0 (0: input size), got {self.heatmap_size}")
         if not self.scale > 0:
             raise ValueError(f"calibration scale must be > 0, got {self.scale}")
-
-
-def model_input_size(model: keras.Model) -> int:
-    """The side S of the square RGB input (N, S, S, 3) of a drscreen model.
-
-    Raises
-    ------
-    ValueError
-        If the model's input is not a fixed-size square RGB image or its output is not (N, 1).
-    TypeError
-        If the model is not a chain of drscreen layers (no exportable heatmap).
-    """
-    chain_layers(model)
-    if not model.inputs or len(model.inputs) != 1:
-        raise ValueError(f"model {model.name!r} must have exactly one image input")
-    shape = tuple(model.inputs[0].shape)
-    if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
-        raise ValueError(
-            f"model {model.name!r} must take fixed-size square RGB images (N, S, S, 3), "
-            f"its input is {shape}"
-        )
-    output = tuple(model.outputs[0].shape)
-    if len(output) != 2 or output[1] != 1:
-        raise ValueError(f"model {model.name!r} must output the grade (N, 1), it outputs {output}")
-    return int(shape[1])
 
 
 def resolved_heatmap_size(config: SignatureConfig, input_size: int) -> int:

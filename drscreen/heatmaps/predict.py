@@ -14,7 +14,6 @@ import os
 import sys
 from typing import TextIO
 
-import keras
 import numpy as np
 import tensorflow as tf
 
@@ -22,9 +21,9 @@ from drscreen.data.fundus import crop_to_field_of_view
 from drscreen.data.image_io import ImageError, load_rgb
 from drscreen.heatmaps.api import METHODS, compute
 from drscreen.heatmaps.overlay import save_overlay
-from drscreen.models.calibration import DEFAULT_MIDPOINT, DEFAULT_SCALE, referable_probability
+from drscreen.models.calibration import Calibration
+from drscreen.models.runs import load_model, model_input_size, run_calibration
 
-BEST_MODEL_FILE = "best.keras"
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 PREDICTIONS_FILE = "predictions.csv"
 FAILURES_FILE = "failures.csv"
@@ -46,8 +45,9 @@ class PredictConfig:
         Heatmap method, one of `drscreen.heatmaps.METHODS`.
     batch_size:
         Images per network batch.
-    referable_midpoint, referable_scale:
-        Parameters of `drscreen.models.referable_probability`.
+    calibration:
+        Grade -> referable-DR probability; None takes the run directory's
+        ``calibration.json`` (fitted on validation by training), else the default.
     """
 
     model_path: str
@@ -55,16 +55,13 @@ class PredictConfig:
     out_dir: str
     method: str = "sensitivity"
     batch_size: int = 8
-    referable_midpoint: float = DEFAULT_MIDPOINT
-    referable_scale: float = DEFAULT_SCALE
+    calibration: Calibration | None = None
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.referable_scale > 0:
-            raise ValueError(f"referable_scale must be > 0, got {self.referable_scale}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,14 +80,6 @@ class PredictResult:
 
     predictions: tuple[Prediction, ...]
     failures: tuple[tuple[str, str], ...]
-
-
-def resolve_model_path(path: str) -> str:
-    """``path`` itself for a file, ``path/best.keras`` for a run directory."""
-    resolved = os.path.join(path, BEST_MODEL_FILE) if os.path.isdir(path) else path
-    if not os.path.isfile(resolved):
-        raise FileNotFoundError(f"{resolved}: no such model file")
-    return resolved
 
 
 def list_images(images: str) -> list[str]:
@@ -136,8 +125,9 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
         the result and ``failures.csv`` instead).
     """
     progress = progress or sys.stderr
-    model = keras.models.load_model(resolve_model_path(config.model_path), compile=False)
-    size = int(model.input_shape[1])
+    model = load_model(config.model_path)
+    size = model_input_size(model)
+    calibration = config.calibration or (run_calibration(config.model_path) or (Calibration(),))[0]
     paths = list_images(config.images)
     os.makedirs(config.out_dir, exist_ok=True)
     heatmap_fn = tf.function(
@@ -163,9 +153,7 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
             masks.append(mask.numpy())
         if batch_paths:
             grades, heatmaps = heatmap_fn(np.stack(images), np.stack(masks))
-            probabilities = referable_probability(
-                grades.numpy(), config.referable_midpoint, config.referable_scale
-            )
+            probabilities = calibration.probability(grades.numpy())
             for index, path in enumerate(batch_paths):
                 overlay_path = os.path.join(config.out_dir, _overlay_name(path, overlay_names))
                 photo = np.clip(np.rint(images[index]), 0, 255).astype(np.uint8)

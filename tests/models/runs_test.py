@@ -1,4 +1,4 @@
-"""`--model RUN_OR_MODEL` resolution and refusal of models export cannot handle."""
+"""`--model RUN_OR_MODEL` resolution, run calibration, and refusal of unusable models."""
 
 import json
 
@@ -6,9 +6,17 @@ import keras
 import pytest
 
 from drscreen import cli
-from drscreen.export import load_model, read_description, resolve_model_path
-from drscreen.export.loading import run_calibration
+from drscreen.export import read_description
+from drscreen.models import build
 from drscreen.models.calibration import Calibration
+from drscreen.models.runs import load_model, resolve_model_path, run_calibration
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    """The small network at its smallest input (64 px), width 4."""
+    keras.utils.set_random_seed(7)
+    return build("small", input_size=64, width=4)
 
 
 def test_run_directory_resolves_to_best_keras(model, tmp_path):

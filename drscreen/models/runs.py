@@ -1,10 +1,12 @@
 """Resolve ``--model RUN_OR_MODEL`` to a drscreen Keras model, loaded with safe_mode=True.
 
+Shared by every command that takes a model (predict, evaluate, export).
+
 Owns the rule: a ``.keras`` file is loaded as is; a directory is a training run and its
 ``best.keras`` (written by ``scripts/train.py``) is loaded, and its ``calibration.json`` (when
 training could fit one) is the run's referable-DR calibration (`run_calibration`). The model
 must be a chain of drscreen layers taking square RGB images to one grade, or export could not
-compute its heatmap. Must not export.
+compute its heatmap.
 """
 
 import json
@@ -12,7 +14,7 @@ import os
 
 import keras
 
-from drscreen.export.signatures import model_input_size
+from drscreen.heatmaps.backprop import chain_layers
 from drscreen.models.calibration import CALIBRATION_FILE, Calibration
 
 RUN_MODEL_FILE = "best.keras"
@@ -41,6 +43,31 @@ def resolve_model_path(run_or_model: str) -> str:
     if not run_or_model.endswith(".keras"):
         raise ValueError(f"model {run_or_model!r}: expected a .keras file or a run directory")
     return run_or_model
+
+
+def model_input_size(model: keras.Model) -> int:
+    """The side S of the square RGB input (N, S, S, 3) of a drscreen model.
+
+    Raises
+    ------
+    ValueError
+        If the model's input is not a fixed-size square RGB image or its output is not (N, 1).
+    TypeError
+        If the model is not a chain of drscreen layers (no exportable heatmap).
+    """
+    chain_layers(model)
+    if not model.inputs or len(model.inputs) != 1:
+        raise ValueError(f"model {model.name!r} must have exactly one image input")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or shape[3] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise ValueError(
+            f"model {model.name!r} must take fixed-size square RGB images (N, S, S, 3), "
+            f"its input is {shape}"
+        )
+    output = tuple(model.outputs[0].shape)
+    if len(output) != 2 or output[1] != 1:
+        raise ValueError(f"model {model.name!r} must output the grade (N, 1), it outputs {output}")
+    return int(shape[1])
 
 
 def load_model(run_or_model: str) -> keras.Model:

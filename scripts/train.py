@@ -40,6 +40,9 @@ flags.DEFINE_float("test_fraction", _D.test_fraction, "Test share of patients.")
 flags.DEFINE_string("model", _M.model, "drscreen.models.build name: small, oO_netA, oO_netB.")
 flags.DEFINE_integer("image_size", _M.image_size, "Input size (of the last stage).")
 flags.DEFINE_integer("width", _M.width, "Base filters; 0 keeps the model default.")
+flags.DEFINE_enum(
+    "normalization", _M.normalization, config.NORMALIZATIONS, "In-model input normalisation."
+)
 flags.DEFINE_list("progressive_sizes", [], "Stage sizes, e.g. 112,224,448; empty: one stage.")
 flags.DEFINE_float("learning_rate", _O.learning_rate, "Initial learning rate.")
 flags.DEFINE_enum("schedule", _O.schedule, config.SCHEDULES, "Learning-rate schedule.")
@@ -92,6 +95,7 @@ def config_from_flags() -> config.TrainConfig:
             image_size=FLAGS.image_size,
             width=FLAGS.width,
             progressive_sizes=sizes,
+            normalization=FLAGS.normalization,
         ),
         optimizer=config.OptimizerConfig(
             learning_rate=FLAGS.learning_rate,

@@ -9,16 +9,12 @@ Must not know about files (see `drscreen.data.image_io`) or augmentation
 (see `drscreen.data.augment`).
 """
 
-import math
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
 
-# Team o_O's per-channel statistics of 0-255 RGB fundus images (Kaggle DR 2015). The model's
-# in-graph normalisation layer imports these; keep them here only.
-OO_MEAN = (108.65, 75.87, 54.34)
-OO_STD = (70.54, 51.71, 43.03)
+from drscreen.layers.normalization import OO_MEAN, OO_STD, gaussian_kernel
 
 FOV_THRESHOLD = 10.0  # o_O: foreground is brighter than the border level + 10
 MAX_BACKGROUND = 30.0  # corners brighter than this are retina, not background
@@ -304,13 +300,6 @@ def normalize_oO(images: tf.Tensor | np.ndarray) -> tf.Tensor:
     return (images - tf.constant(OO_MEAN)) / tf.constant(OO_STD)
 
 
-def _gaussian_kernel(sigma: float) -> np.ndarray:
-    radius = max(1, math.ceil(3.0 * sigma))
-    offsets = np.arange(-radius, radius + 1, dtype=np.float64)
-    kernel = np.exp(-(offsets**2) / (2.0 * sigma**2))
-    return (kernel / kernel.sum()).astype(np.float32)
-
-
 def graham(
     image: tf.Tensor | np.ndarray,
     scale: float,
@@ -343,7 +332,7 @@ def graham(
         float32 in [0, 255], same shape as `image`.
     """
     batch, single = _as_float_images(image, "graham")
-    kernel = _gaussian_kernel(scale / 30.0)
+    kernel = gaussian_kernel(scale / 30.0)
     radius = (kernel.size - 1) // 2
     kernel_x = tf.constant(np.tile(kernel.reshape(1, -1, 1, 1), (1, 1, 3, 1)))
     kernel_y = tf.constant(np.tile(kernel.reshape(-1, 1, 1, 1), (1, 1, 3, 1)))

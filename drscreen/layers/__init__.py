@@ -31,6 +31,8 @@ compute in ``compute_dtype``, so ``mixed_float16`` works):
 
 - ``InputNormalization(mean=OO_MEAN, std=OO_STD)``: ``(x - mean) / std`` per channel;
   ``OO_MEAN``/``OO_STD`` (o_O statistics of 0-255 RGB) live in `normalization`.
+- ``GrahamNormalization(sigma_fraction=1/30)``: Graham's ``4x - 4 G_sigma * x + 128`` with
+  sigma = sigma_fraction x half the (static, square) input side; fixed separable blur.
 - ``Conv2D(filters, kernel_size, strides=1, padding="same", untied_bias=False,
   kernel_initializer="orthogonal", bias_initializer=Constant(0.05), kernel_regularizer=None)``.
 - ``LeakyReLU(negative_slope=0.01)`` (0 = ReLU), ``Sigmoid()``.
@@ -72,6 +74,7 @@ from drscreen.layers.normalization import (
     OO_MEAN,
     OO_STD,
     BatchNormalization,
+    GrahamNormalization,
     InputNormalization,
 )
 from drscreen.layers.pooling import (
@@ -107,6 +110,7 @@ __all__ = [
     "Flatten",
     "GlobalAveragePooling2D",
     "GlobalMaxPooling2D",
+    "GrahamNormalization",
     "InputNormalization",
     "LeakyReLU",
     "Maxout",

@@ -3,20 +3,23 @@
 Owns architectures built from `drscreen.layers` and the grade -> referable-probability
 mapping. Must not compute heatmaps or train.
 
-Every network is a `keras.Sequential` of drscreen layers: `InputNormalization` first (inputs
-are float32 RGB in [0, 255]), grade regression (N, 1) last, so the backward engine
-(`drscreen.heatmaps.backprop`) can walk it as a chain and `.keras` files reload it.
+Every network is a `keras.Sequential` of drscreen layers: its input normalisation first
+(inputs are float32 RGB in [0, 255]; `NORMALIZATIONS`: o_O's `InputNormalization`, or
+`GrahamNormalization` then a fixed z-score), grade regression (N, 1) last, so the backward
+engine (`drscreen.heatmaps.backprop`) can walk it as a chain and `.keras` files reload it.
 """
 
 from drscreen.models.calibration import DEFAULT_MIDPOINT, DEFAULT_SCALE, referable_probability
 from drscreen.models.oO import net_a, net_b
 from drscreen.models.small import small_net
+from drscreen.models.stack import NORMALIZATIONS
 from drscreen.models.zoo import MODELS, build
 
 __all__ = [
     "DEFAULT_MIDPOINT",
     "DEFAULT_SCALE",
     "MODELS",
+    "NORMALIZATIONS",
     "build",
     "net_a",
     "net_b",

@@ -20,7 +20,15 @@ pool3 13, conv 8n 13, pool4 6, conv 16n 6x6x16n, RMS pool 2x2x16n -> 2048 featur
 import keras
 
 from drscreen import layers
-from drscreen.models.stack import Conv, MaxPool, RMSPool, Step, build_body, maxout_head
+from drscreen.models.stack import (
+    Conv,
+    MaxPool,
+    RMSPool,
+    Step,
+    build_body,
+    input_normalization,
+    maxout_head,
+)
 
 DEFAULT_WIDTH = 32
 DEFAULT_INPUT_SIZE = 448
@@ -82,10 +90,11 @@ def _oO_net(
     input_size: int,
     dropout_rate: float,
     kernel_regularizer: keras.regularizers.Regularizer | None,
+    normalization: str,
 ) -> keras.Sequential:
     stack = [
         keras.Input((input_size, input_size, 3), name="images"),
-        layers.InputNormalization(name="normalization"),
+        *input_normalization(normalization),
         *build_body(steps, input_size, name, True, kernel_regularizer),
         layers.Flatten(name="flatten"),
         *maxout_head(HEAD_UNITS, dropout_rate, kernel_regularizer),
@@ -98,6 +107,7 @@ def net_a(
     input_size: int = DEFAULT_INPUT_SIZE,
     dropout_rate: float = 0.5,
     kernel_regularizer: keras.regularizers.Regularizer | None = None,
+    normalization: str = "oO",
 ) -> keras.Sequential:
     """o_O net A: float32 RGB (N, S, S, 3) in [0, 255] -> grade regression (N, 1).
 
@@ -111,8 +121,17 @@ def net_a(
         Dropout before each hidden dense layer.
     kernel_regularizer:
         Applied to every convolution and dense kernel (o_O: L2 5e-4).
+    normalization:
+        In-model input normalisation, one of `stack.NORMALIZATIONS` (``"oO"``, ``"graham"``).
     """
-    return _oO_net("oO_netA", net_a_steps(width), input_size, dropout_rate, kernel_regularizer)
+    return _oO_net(
+        "oO_netA",
+        net_a_steps(width),
+        input_size,
+        dropout_rate,
+        kernel_regularizer,
+        normalization,
+    )
 
 
 def net_b(
@@ -120,9 +139,17 @@ def net_b(
     input_size: int = DEFAULT_INPUT_SIZE,
     dropout_rate: float = 0.5,
     kernel_regularizer: keras.regularizers.Regularizer | None = None,
+    normalization: str = "oO",
 ) -> keras.Sequential:
     """o_O net B: float32 RGB (N, S, S, 3) in [0, 255] -> grade regression (N, 1).
 
     Parameters are those of `net_a`.
     """
-    return _oO_net("oO_netB", net_b_steps(width), input_size, dropout_rate, kernel_regularizer)
+    return _oO_net(
+        "oO_netB",
+        net_b_steps(width),
+        input_size,
+        dropout_rate,
+        kernel_regularizer,
+        normalization,
+    )

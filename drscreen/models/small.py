@@ -10,7 +10,14 @@ about 225k parameters at n = 16. Works at any input size from 61 px; default 192
 import keras
 
 from drscreen import layers
-from drscreen.models.stack import Conv, MaxPool, Step, build_body, maxout_head
+from drscreen.models.stack import (
+    Conv,
+    MaxPool,
+    Step,
+    build_body,
+    input_normalization,
+    maxout_head,
+)
 
 DEFAULT_WIDTH = 16
 DEFAULT_INPUT_SIZE = 192
@@ -37,6 +44,7 @@ def small_net(
     input_size: int = DEFAULT_INPUT_SIZE,
     dropout_rate: float = 0.5,
     kernel_regularizer: keras.regularizers.Regularizer | None = None,
+    normalization: str = "oO",
 ) -> keras.Sequential:
     """The small network: float32 RGB (N, S, S, 3) in [0, 255] -> grade regression (N, 1).
 
@@ -50,10 +58,12 @@ def small_net(
         Dropout before the hidden dense layer.
     kernel_regularizer:
         Applied to every convolution and dense kernel.
+    normalization:
+        In-model input normalisation, one of `stack.NORMALIZATIONS` (``"oO"``, ``"graham"``).
     """
     stack = [
         keras.Input((input_size, input_size, 3), name="images"),
-        layers.InputNormalization(name="normalization"),
+        *input_normalization(normalization),
         *build_body(small_steps(width), input_size, "small", False, kernel_regularizer),
         layers.GlobalAveragePooling2D(name="global_pool"),
         *maxout_head((16 * width,), dropout_rate, kernel_regularizer),

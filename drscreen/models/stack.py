@@ -2,7 +2,8 @@
 
 A network body is a tuple of `Conv`, `MaxPool` and `RMSPool` steps. `build_body` turns it
 into drscreen layers while tracking the spatial size, so that an input too small for a
-pooling window is reported by name instead of failing deep inside Keras.
+pooling window is reported by name instead of failing deep inside Keras. `input_normalization`
+gives the in-model normalisation every network starts with.
 """
 
 import dataclasses
@@ -11,8 +12,17 @@ import math
 import keras
 
 from drscreen import layers
+from drscreen.layers.normalization import GRAHAM_GREY
 
 LEAKY_SLOPE = 0.01
+
+NORMALIZATIONS = ("oO", "graham")
+"""In-model input normalisations: o_O's per-channel z-score, or Graham's local-average
+subtraction followed by a fixed z-score (`input_normalization`)."""
+GRAHAM_STD = 64.0
+"""Divisor after Graham's subtraction: maps its displayable range 128 ± 128 to ±2, the span
+the o_O z-score gives 0-255 pixels (about -1.5 to 2.1), so the first convolution sees inputs
+of the same scale under both normalisations. A fixed scale, not a measured statistic."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +89,28 @@ def min_input_size(steps: tuple[Step, ...]) -> int:
             size += 1
             continue
         return size
+
+
+def input_normalization(normalization: str) -> list[keras.layers.Layer]:
+    """The layers mapping float32 RGB in [0, 255] to the network's normalised input.
+
+    ``"oO"``: `layers.InputNormalization` with the o_O statistics (named ``normalization``).
+    ``"graham"``: `layers.GrahamNormalization` (``graham``, sigma = FOV radius / 30) then
+    ``(y - 128) / GRAHAM_STD`` per channel (``normalization``).
+
+    Raises
+    ------
+    ValueError
+        For a name not in `NORMALIZATIONS`.
+    """
+    if normalization == "oO":
+        return [layers.InputNormalization(name="normalization")]
+    if normalization == "graham":
+        return [
+            layers.GrahamNormalization(name="graham"),
+            layers.InputNormalization((GRAHAM_GREY,) * 3, (GRAHAM_STD,) * 3, name="normalization"),
+        ]
+    raise ValueError(f"unknown normalization {normalization!r}; known: {', '.join(NORMALIZATIONS)}")
 
 
 def build_body(

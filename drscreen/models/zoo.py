@@ -15,7 +15,11 @@ MODELS: dict[str, Callable[..., keras.Sequential]] = {
 
 
 def build(
-    name: str, input_size: int | None = None, width: int | None = None, **kwargs
+    name: str,
+    input_size: int | None = None,
+    width: int | None = None,
+    normalization: str = "oO",
+    **kwargs,
 ) -> keras.Sequential:
     """Build the zoo network ``name`` (one of `MODELS`).
 
@@ -25,6 +29,10 @@ def build(
         ``"small"``, ``"oO_netA"`` or ``"oO_netB"``.
     input_size, width:
         Override the network's default input side and first-stage width.
+    normalization:
+        In-model input normalisation (`stack.NORMALIZATIONS`; another name raises
+        ValueError): ``"oO"``, the o_O per-channel z-score; ``"graham"``, Graham's
+        local-average subtraction then ``(y - 128) / 64``.
     **kwargs:
         Passed to the network's builder (``dropout_rate``, ``kernel_regularizer``).
 
@@ -39,4 +47,4 @@ def build(
         kwargs["input_size"] = input_size
     if width is not None:
         kwargs["width"] = width
-    return MODELS[name](**kwargs)
+    return MODELS[name](normalization=normalization, **kwargs)

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from drscreen.models import NORMALIZATIONS
 from drscreen.training.penalties import PENALTIES
 
 DATA_SOURCES = ("synthetic", "tfrecords")
@@ -93,14 +94,19 @@ class ModelConfig:
     progressive_sizes:
         Input sizes of the progressive-resizing stages, increasing and ending at
         ``image_size`` (e.g. 112, 224, 448); empty trains one stage at ``image_size``.
+    normalization:
+        In-model input normalisation (``drscreen.models.NORMALIZATIONS``): ``"oO"``, o_O's
+        per-channel z-score; ``"graham"``, Graham's local-average subtraction (every stage).
     """
 
     model: str = "small"
     image_size: int = 256
     width: int = 0
     progressive_sizes: tuple[int, ...] = ()
+    normalization: str = "oO"
 
     def __post_init__(self):
+        _check_choice("normalization", self.normalization, NORMALIZATIONS)
         _check(self.image_size >= 16, f"--image_size={self.image_size} must be at least 16")
         _check(self.width >= 0, f"--width={self.width} must be >= 0 (0: model default)")
         sizes = self.progressive_sizes

@@ -59,7 +59,12 @@ def _backup_epoch(stage_dir: Path) -> int:
 
 
 def _build_model(config: TrainConfig, size: int, previous: keras.Model | None) -> keras.Model:
-    model = build(config.model.model, input_size=size, width=config.model.width or None)
+    model = build(
+        config.model.model,
+        input_size=size,
+        width=config.model.width or None,
+        normalization=config.model.normalization,
+    )
     if previous is not None:
         transfers = transfer_weights(previous, model)
         fresh = [t.path for t in transfers if t.action == REINITIALISED]

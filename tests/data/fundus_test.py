@@ -58,7 +58,9 @@ RUNNERS = {
 @pytest.mark.parametrize("runner", RUNNERS)
 def test_normalize_oO_golden_values(runner):
     """mean + k·std maps to k per channel."""
-    pixel = [108.65 + 70.54, 75.87, 54.34 - 2 * 43.03]
+    # o_O's statistics (drscreen.layers.normalization.OO_MEAN / OO_STD), written out here.
+    mean, std = (108.64628601, 75.86886597, 54.34005737), (70.53946096, 51.71475228, 43.03428563)
+    pixel = [mean[0] + std[0], mean[1], mean[2] - 2 * std[2]]
     image = np.tile(np.array(pixel, np.float32), (2, 2, 1))
     result = RUNNERS[runner](fundus.normalize_oO, image)
     np.testing.assert_allclose(result.numpy()[0, 0], [1.0, 0.0, -2.0], atol=1e-5)

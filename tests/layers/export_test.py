@@ -48,7 +48,8 @@ def _chain_with_global_max() -> keras.Sequential:
     return keras.Sequential(
         [
             keras.Input(SHAPE),
-            layers.InputNormalization(),
+            layers.GrahamNormalization(0.2),
+            layers.InputNormalization((128.0,) * 3, (64.0,) * 3),
             layers.Conv2D(4, 5, strides=2, padding="valid"),
             layers.LeakyReLU(),
             layers.MaxPooling2D(3, 2, padding="same"),

@@ -9,6 +9,8 @@ FLAT = (12,)
 
 CASES = [
     LayerCase("input_normalization", layers.InputNormalization),
+    LayerCase("graham", layers.GrahamNormalization, (32, 32, 3)),
+    LayerCase("graham_wide_blur", lambda: layers.GrahamNormalization(0.2)),
     LayerCase("conv_same", lambda: layers.Conv2D(4, 3)),
     LayerCase(
         "conv_valid_stride2_untied",

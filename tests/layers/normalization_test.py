@@ -1,4 +1,5 @@
-"""Input z-scoring with the o_O statistics and inference-only batch-normalisation backward."""
+"""Input z-scoring with the o_O statistics, Graham's local-average subtraction and
+inference-only batch-normalisation backward."""
 
 import keras
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from drscreen import layers
+from drscreen.data import fundus
 from drscreen.heatmaps.backprop import backward
 from tests.layers.battery import assert_close, run_chain
 
@@ -60,3 +62,46 @@ def test_batch_norm_training_backward_is_refused():
     assert not np.array_equal(keras.ops.convert_to_numpy(layer.moving_mean), before)
     with pytest.raises(NotImplementedError, match="training"):
         backward(trace, tf.ones_like(x), training=True)
+
+
+def test_graham_maps_a_constant_image_to_grey():
+    """4c - 4 blur(c) + 128 = 128 wherever the kernel (radius 4 at 64 px) misses the border."""
+    layer = layers.GrahamNormalization()
+    output = layer(tf.fill((1, 64, 64, 3), 77.0)).numpy()
+    assert layer.kernel_1d.size == 9  # sigma = 64 / 2 / 30 px, radius ceil(3 sigma) = 4
+    np.testing.assert_allclose(output[:, 4:-4, 4:-4], 128.0, atol=1e-4)
+    assert np.all(output[:, 0] > 128.0)  # zero padding: the border sees a darker average
+
+
+def test_graham_matches_opencv_away_from_borders():
+    """The layer equals Graham's recipe with cv2.GaussianBlur (sigma = side / 60) inside."""
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0, 255, (64, 64, 3)).astype("float32")
+    sigma = 64 / 2 / 30
+    radius = 4
+    blurred = cv2.GaussianBlur(image, (2 * radius + 1, 2 * radius + 1), sigma)
+    expected = 4.0 * image - 4.0 * blurred + 128.0
+    output = layers.GrahamNormalization()(image[np.newaxis]).numpy()[0]
+    inner = (slice(radius, -radius), slice(radius, -radius))
+    assert_close(output[inner], expected[inner], rtol=1e-5)
+    clipped = fundus.graham(image, scale=32.0).numpy()
+    unsaturated = (expected[inner] > 0) & (expected[inner] < 255)
+    np.testing.assert_allclose(output[inner][unsaturated], clipped[inner][unsaturated], atol=1e-3)
+    assert unsaturated.mean() > 0.2
+
+
+def test_graham_lrp_passes_relevance_through():
+    """LRP-epsilon returns the upstream relevance unchanged (conserved per pixel)."""
+    x = tf.random.stateless_uniform((1, 16, 16, 3), seed=(3, 3), maxval=255.0)
+    relevance = tf.random.stateless_normal((1, 16, 16, 3), seed=(4, 4))
+    _, trace = run_chain([layers.GrahamNormalization()], x)
+    np.testing.assert_array_equal(backward(trace, relevance, layers.lrp_epsilon(0.01)), relevance)
+
+
+def test_graham_needs_a_static_image_size():
+    """Unknown spatial size and a non-positive sigma are refused by name."""
+    with pytest.raises(ValueError, match="static size"):
+        layers.GrahamNormalization().build((None, None, None, 3))
+    with pytest.raises(ValueError, match="sigma_fraction must be positive"):
+        layers.GrahamNormalization(0.0)

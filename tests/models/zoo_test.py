@@ -141,3 +141,28 @@ def test_keras_save_reload_identical(name, tmp_path):
     reloaded = keras.models.load_model(path)
     assert [type(layer) for layer in reloaded.layers] == [type(layer) for layer in model.layers]
     np.testing.assert_array_equal(reloaded(images).numpy(), model(images).numpy())
+
+
+def test_graham_normalization_saves_and_gives_exact_heatmaps(tmp_path):
+    """normalization="graham" puts GrahamNormalization first; it reloads and its sensitivity
+    heatmap equals tf.GradientTape's."""
+    model = build("small", input_size=64, width=4, normalization="graham")
+    assert [layer.name for layer in model.layers[:2]] == ["graham", "normalization"]
+    assert isinstance(model.layers[0], __import__("drscreen").layers.GrahamNormalization)
+    images = _images(64, seed=3)
+    path = os.path.join(tmp_path, "graham.keras")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_array_equal(reloaded(images).numpy(), model(images).numpy())
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        total = tf.reduce_sum(reloaded(images))
+    expected = tf.reduce_sum(tf.abs(tape.gradient(total, images)), axis=-1).numpy()
+    _, heatmaps = sensitivity(reloaded, images)
+    np.testing.assert_allclose(heatmaps.numpy(), expected, atol=1e-5 * expected.max())
+
+
+def test_unknown_normalization_is_refused():
+    """An unknown normalization names the known ones."""
+    with pytest.raises(ValueError, match="unknown normalization 'zscore'; known: oO, graham"):
+        build("small", input_size=64, width=4, normalization="zscore")

@@ -15,6 +15,10 @@ from drscreen.training.config import DataConfig, ModelConfig, OptimizerConfig, T
         (lambda: DataConfig(data_source="tfrecords"), "--data_source=tfrecords needs --data_dir"),
         (lambda: ModelConfig(progressive_sizes=(224, 112), image_size=112), "must increase"),
         (lambda: ModelConfig(progressive_sizes=(112, 224)), "must end at --image_size=256"),
+        (
+            lambda: ModelConfig(normalization="zscore"),
+            "--normalization='zscore' is not one of oO, graham",
+        ),
         (lambda: OptimizerConfig(learning_rate=-1.0), "--learning_rate=-1.0 must be > 0"),
         (lambda: OptimizerConfig(schedule="step"), "--schedule='step' is not one of oO, cosine"),
         (lambda: TrainConfig(model_dir="r", epochs=0), "--epochs=0 must be at least 1"),

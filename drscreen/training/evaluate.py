@@ -6,22 +6,17 @@ benchmark), then computes the screening metrics with `drscreen.evaluation.screen
 lesion masks with `drscreen.evaluation.heatmap_quality.relevance_mass`. The referable-DR
 probability is calibrated on the validation predictions
 (`drscreen.models.calibration.fit_referable_calibration`), with the expected calibration
-error of the default and the fitted calibration on both splits. Lesion masks are cut
-with the same field-of-view box as their photograph (`drscreen.data.fundus`), so they stay
-aligned with the pre-processed image.
+error of the default and the fitted calibration on both splits. Images with lesion masks are
+read through `drscreen.evaluation.runner.batches`, which crops each mask with its own
+photograph's field-of-view box, so masks stay aligned with the pre-processed image.
 """
 
-from collections.abc import Sequence
-
-import cv2
 import keras
 import numpy as np
 import tensorflow as tf
 
-from drscreen.data.fundus import crop_square, field_of_view_box, field_of_view_mask
-from drscreen.data.image_io import load_mask, load_rgb
 from drscreen.data.lesions import REFERABLE_GRADE
-from drscreen.data.records import FundusRecord
+from drscreen.evaluation import runner
 from drscreen.evaluation.calibration import expected_calibration_error
 from drscreen.evaluation.heatmap_quality import relevance_mass
 from drscreen.evaluation.screening import binary_labels, evaluate_screening
@@ -30,33 +25,31 @@ from drscreen.models.calibration import Calibration, fit_referable_calibration
 from drscreen.training.data import Source, evaluation_batches
 
 
-def lesion_mask_at_size(record: FundusRecord, size: int) -> np.ndarray:
-    """Union of `record`'s lesion masks, cropped and resized like its photograph (bool)."""
-    image = load_rgb(record.image_path)
-    union = np.zeros(image.shape[:2], np.uint8)
-    for path in record.lesion_masks.values():
-        mask = load_mask(path)
-        if mask.shape != union.shape:
-            mask = cv2.resize(mask.astype(np.uint8), union.shape[::-1], cv2.INTER_NEAREST) > 0
-        union |= mask.astype(np.uint8)
-    box = field_of_view_box(field_of_view_mask(image))
-    cropped = crop_square(union[..., np.newaxis] * 255.0, box, size)
-    return np.asarray(cropped[..., 0]) > 127.5
-
-
 def predict_split(
-    model: keras.Model, source: Source, split: str, batch_size: int, heatmaps: bool
+    model: keras.Model, source: Source, split: str, batch_size: int, lesion_masks: bool
 ) -> dict[str, np.ndarray]:
-    """Grades, predictions, ids (and heatmaps (N, S, S) when asked) of one split."""
+    """Grades, predictions and ids of one split.
+
+    With `lesion_masks` (`source` is records carrying masks), the batches come from the
+    evaluation runner, which crops each lesion mask with its photograph's box, and
+    ``lesion_mass`` holds each image's sensitivity-heatmap mass inside the union of its lesion
+    masks (NaN without lesions); heatmaps are reduced batch by batch, never kept.
+    """
     size = int(model.input_shape[1])
     out: dict[str, list] = {"grades": [], "predictions": [], "image_ids": [], "patient_ids": []}
-    if heatmaps:
-        out["heatmaps"] = []
+    if lesion_masks:
+        out["lesion_mass"] = []
+        batches = runner.batches(
+            source, runner.RunnerConfig(image_size=size, batch_size=batch_size), with_masks=True
+        )
+    else:
+        batches = evaluation_batches(source, split, size, batch_size)
     score_fn = tf.function(lambda images: model(images, training=False)[:, 0])
-    for batch in evaluation_batches(source, split, size, batch_size):
-        if heatmaps:
+    for batch in batches:
+        if lesion_masks:
             scores, maps = compute(model, batch["image"], fov_masks=batch["mask"])
-            out["heatmaps"].append(np.asarray(maps))
+            pairs = zip(np.asarray(maps), batch["lesion_masks"], strict=True)
+            out["lesion_mass"].append([_lesion_mass(h, m) for h, m in pairs])
         else:
             scores = score_fn(batch["image"])
         out["predictions"].append(np.asarray(scores, np.float64).reshape(-1))
@@ -66,25 +59,19 @@ def predict_split(
     return {key: np.concatenate(values) for key, values in out.items()}
 
 
-def heatmap_lesion_mass(
-    heatmaps: np.ndarray, image_ids: np.ndarray, records: Sequence[FundusRecord]
-) -> dict:
+def _lesion_mass(heatmap: np.ndarray, masks: dict[str, np.ndarray]) -> float:
+    union = np.any([mask > 0 for mask in masks.values()], axis=0) if masks else None
+    if union is None or not union.any():
+        return float("nan")
+    return relevance_mass(heatmap, union)
+
+
+def heatmap_lesion_mass(lesion_mass: np.ndarray) -> dict:
     """Mean fraction of heatmap mass inside the lesion masks, over images that have lesions."""
-    by_id = {record.image_id: record for record in records}
-    size = heatmaps.shape[1]
-    masses = []
-    for heatmap, image_id in zip(heatmaps, image_ids, strict=True):
-        record = by_id[image_id]
-        if not record.lesion_masks:
-            continue
-        mask = lesion_mask_at_size(record, size)
-        if mask.any():
-            mass = relevance_mass(heatmap, mask)
-            if np.isfinite(mass):
-                masses.append(mass)
+    masses = lesion_mass[np.isfinite(lesion_mass)]
     return {
-        "relevance_mass_in_lesions": float(np.mean(masses)) if masses else float("nan"),
-        "images_with_lesions": len(masses),
+        "relevance_mass_in_lesions": float(np.mean(masses)) if masses.size else float("nan"),
+        "images_with_lesions": int(masses.size),
     }
 
 
@@ -122,8 +109,8 @@ def final_metrics(model: keras.Model, validation: Source, test: Source, batch_si
     """Screening metrics (validation and test), the referable-DR calibration fitted on
     validation (`calibration_metrics`) and, with lesion masks, heatmap mass (test)."""
     with_masks = not isinstance(test, str) and any(r.lesion_masks for r in test)
-    val = predict_split(model, validation, "validation", batch_size, heatmaps=False)
-    tst = predict_split(model, test, "test", batch_size, heatmaps=with_masks)
+    val = predict_split(model, validation, "validation", batch_size, lesion_masks=False)
+    tst = predict_split(model, test, "test", batch_size, lesion_masks=with_masks)
     screening = evaluate_screening(
         tst["grades"], tst["predictions"], val["grades"], val["predictions"], tst["patient_ids"]
     )
@@ -148,5 +135,5 @@ def final_metrics(model: keras.Model, validation: Source, test: Source, batch_si
         "calibration": calibration_metrics(val, tst),
     }
     if with_masks:
-        metrics["test"]["heatmap"] = heatmap_lesion_mass(tst["heatmaps"], tst["image_ids"], test)
+        metrics["test"]["heatmap"] = heatmap_lesion_mass(tst["lesion_mass"])
     return metrics

@@ -1,4 +1,4 @@
-"""The referable-DR calibration section of a run's final metrics."""
+"""The calibration and heatmap-mass sections of a run's final metrics."""
 
 import numpy as np
 import pytest
@@ -8,6 +8,7 @@ from drscreen.models.calibration import (
     fit_referable_calibration,
     referable_probability,
 )
+from drscreen.training import evaluate
 from drscreen.training.evaluate import calibration_metrics
 
 
@@ -42,3 +43,23 @@ def test_one_class_validation_is_reported_not_raised():
     assert section["fitted"] is None
     assert "all 3 labels are 0" in section["reason"]
     assert set(section["expected_calibration_error"]["test"]) == {"default"}
+
+
+def test_heatmap_lesion_mass_averages_images_with_lesions():
+    """Images without lesions (NaN) are left out of the mean and the count."""
+    assert evaluate.heatmap_lesion_mass(np.array([0.2, np.nan, 0.4])) == {
+        "relevance_mass_in_lesions": pytest.approx(0.3),
+        "images_with_lesions": 2,
+    }
+
+
+def test_lesion_mass_uses_the_union_of_lesion_types():
+    """Mass inside the union of the masks of every lesion type, by hand; NaN without lesion."""
+    heatmap = np.array([[1.0, 2.0], [3.0, 4.0]])
+    masks = {
+        "microaneurysm": np.array([[1, 0], [0, 0]]),
+        "hard_exudate": np.array([[0, 0], [0, 1]]),
+    }
+    assert evaluate._lesion_mass(heatmap, masks) == pytest.approx((1.0 + 4.0) / 10.0)
+    assert np.isnan(evaluate._lesion_mass(heatmap, {"microaneurysm": np.zeros((2, 2))}))
+    assert np.isnan(evaluate._lesion_mass(heatmap, {}))

@@ -50,8 +50,8 @@ _MODEL_NAME = flags.DEFINE_string(
 )
 
 
-def _calibration(run_or_model: str) -> tuple[float, float, str]:
-    """Midpoint, scale and their source: explicit flags, else the run's file, else default."""
+def _calibration(run_or_model: str) -> tuple[Calibration, str]:
+    """The calibration and its source: explicit flags, else the run's file, else default."""
     found = run_calibration(run_or_model)
     base = found[0] if found else Calibration()
     midpoint = _MIDPOINT.value if _MIDPOINT.present else base.midpoint
@@ -59,7 +59,7 @@ def _calibration(run_or_model: str) -> tuple[float, float, str]:
     sources = [f"--{flag.name}" for flag in (_MIDPOINT, _SCALE) if flag.present]
     if found and len(sources) < 2:
         sources.append(found[1])
-    return midpoint, scale, ", ".join(sources) or "default"
+    return Calibration(midpoint, scale), ", ".join(sources) or "default"
 
 
 def main(argv: list[str]) -> None:
@@ -73,15 +73,14 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"--version={_VERSION.value} must be >= 0 (0: next free version)")
     formats = FORMATS if _FORMAT.value == "all" else (_FORMAT.value,)
     try:
-        midpoint, scale, calibration_source = _calibration(_MODEL.value)
+        calibration, calibration_source = _calibration(_MODEL.value)
         config = ExportConfig(
             formats=formats,
             version=_VERSION.value or None,
             signature=SignatureConfig(
                 heatmap_method=_HEATMAP_METHOD.value,
                 heatmap_size=_HEATMAP_SIZE.value,
-                midpoint=midpoint,
-                scale=scale,
+                calibration=calibration,
             ),
             tflite_variants=tuple(_TFLITE_VARIANTS.value),
             onnx_opset=_ONNX_OPSET.value,

@@ -59,7 +59,7 @@ class ExportConfig:
     calibration_images:
         Synthetic fundus photographs calibrating the int8 variant.
     calibration_source:
-        Where ``signature.midpoint`` and ``scale`` came from, recorded in the description.
+        Where ``signature.calibration`` came from, recorded in the description.
     seed:
         Seed of the synthetic warmup and calibration photographs.
     """
@@ -114,8 +114,8 @@ def _description(functions: ScreeningFunctions, config: ExportConfig, source: st
         },
         "calibration": {
             "function": "sigmoid((grade - midpoint) / scale)",
-            "midpoint": signature.midpoint,
-            "scale": signature.scale,
+            "midpoint": signature.calibration.midpoint,
+            "scale": signature.calibration.scale,
             "source": config.calibration_source,
         },
         "signatures": {

@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from drscreen.data.fundus import decode_and_preprocess
 from drscreen.heatmaps import METHODS, compute
-from drscreen.models import DEFAULT_MIDPOINT, DEFAULT_SCALE, referable_probability
+from drscreen.models.calibration import Calibration
 from drscreen.models.runs import model_input_size
 
 INPUT_NAME = "images"
@@ -44,14 +44,13 @@ class SignatureConfig:
     heatmap_size:
         Side of the returned heatmap in pixels; 0 returns it at the input size. A smaller
         size must divide the input size: the heatmap is average-pooled (area) to it.
-    midpoint, scale:
-        Calibration of the referable probability (`drscreen.models.referable_probability`).
+    calibration:
+        Grade -> referable probability (training fits it on validation: `calibration.json`).
     """
 
     heatmap_method: str = "sensitivity"
     heatmap_size: int = 0
-    midpoint: float = DEFAULT_MIDPOINT
-    scale: float = DEFAULT_SCALE
+    calibration: Calibration = Calibration()
 
     def __post_init__(self):
         if self.heatmap_method not in METHODS:
@@ -60,8 +59,6 @@ class SignatureConfig:
             )
         if self.heatmap_size < 0:
             raise ValueError(f"heatmap_size must be >= 0 (0: input size), got {self.heatmap_size}")
-        if not self.scale > 0:
-            raise ValueError(f"calibration scale must be > 0, got {self.scale}")
 
 
 def resolved_heatmap_size(config: SignatureConfig, input_size: int) -> int:
@@ -156,4 +153,4 @@ class ScreeningFunctions:
         return self.predict(images)
 
     def _probability(self, grade: tf.Tensor) -> tf.Tensor:
-        return referable_probability(grade, self.config.midpoint, self.config.scale)
+        return self.config.calibration.probability(grade)

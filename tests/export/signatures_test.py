@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from drscreen.export import ScreeningFunctions, SignatureConfig
+from drscreen.models.calibration import Calibration
 
 
 def test_heatmap_size_average_pools(model, photographs):
@@ -19,7 +20,7 @@ def test_heatmap_size_average_pools(model, photographs):
 def test_calibration_sets_the_score(model, photographs):
     """score = sigmoid((grade - midpoint) / scale) with the configured calibration."""
     _, images, _ = photographs
-    config = SignatureConfig(midpoint=0.0, scale=2.0)
+    config = SignatureConfig(calibration=Calibration(midpoint=0.0, scale=2.0))
     outputs = ScreeningFunctions(model, config).score(tf.constant(images))
     grade = outputs["grade"].numpy().astype(np.float64)
     np.testing.assert_allclose(outputs["score"].numpy(), 1 / (1 + np.exp(-grade / 2.0)), atol=1e-6)
@@ -31,5 +32,5 @@ def test_invalid_configs_are_refused(model):
         SignatureConfig(heatmap_method="saliency")
     with pytest.raises(ValueError, match="must divide the model input size 64"):
         ScreeningFunctions(model, SignatureConfig(heatmap_size=48))
-    with pytest.raises(ValueError, match="scale must be > 0"):
-        SignatureConfig(scale=0.0)
+    with pytest.raises(ValueError, match="scale must be finite and > 0"):
+        SignatureConfig(calibration=Calibration(scale=0.0))

@@ -31,6 +31,12 @@ _BATCHING_PARAMETERS_FILE = flags.DEFINE_string(
 _POLL_SECONDS = flags.DEFINE_float(
     "file_system_poll_wait_seconds", 1.0, "Seconds between polls for new versions (0: once)."
 )
+_MAX_NUM_LOAD_RETRIES = flags.DEFINE_integer(
+    "max_num_load_retries", 5, "Further attempts to load a version that failed to load."
+)
+_LOAD_RETRY_INTERVAL_MICROS = flags.DEFINE_integer(
+    "load_retry_interval_micros", 60_000_000, "Microseconds between load attempts."
+)
 _MAX_REQUEST_BYTES = flags.DEFINE_integer(
     "max_request_bytes", 64 * 1024 * 1024, "Largest accepted request (gRPC message, REST body)."
 )
@@ -70,6 +76,8 @@ def main(argv: list[str]) -> None:
             host=_HOST.value,
             batching=_batching(),
             file_system_poll_wait_seconds=_POLL_SECONDS.value,
+            max_num_load_retries=_MAX_NUM_LOAD_RETRIES.value,
+            load_retry_interval_micros=_LOAD_RETRY_INTERVAL_MICROS.value,
             max_request_bytes=_MAX_REQUEST_BYTES.value,
             grpc_max_threads=_GRPC_MAX_THREADS.value,
             rest_api_num_threads=_REST_API_NUM_THREADS.value,

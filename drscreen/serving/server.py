@@ -39,6 +39,10 @@ class ServerConfig:
         Server-side batching parameters, or ``None`` to run requests one by one.
     file_system_poll_wait_seconds:
         Seconds between polls for new versions; 0 polls once at start.
+    max_num_load_retries:
+        Further attempts to load a version that failed to load.
+    load_retry_interval_micros:
+        Wait before each of those attempts, in microseconds.
     max_request_bytes:
         Largest accepted request (gRPC message or REST body).
     grpc_max_threads:
@@ -56,6 +60,8 @@ class ServerConfig:
     host: str = "127.0.0.1"
     batching: BatchingConfig | None = None
     file_system_poll_wait_seconds: float = 1.0
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
     max_request_bytes: int = 64 * 1024 * 1024
     grpc_max_threads: int = 8
     rest_api_num_threads: int = 8
@@ -73,8 +79,13 @@ class ServerConfig:
         for name in ("max_request_bytes", "grpc_max_threads", "rest_api_num_threads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.file_system_poll_wait_seconds < 0:
-            raise ValueError("file_system_poll_wait_seconds must be >= 0")
+        for name in ("file_system_poll_wait_seconds", "max_num_load_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.load_retry_interval_micros < 0:
+            raise ValueError(
+                f"load_retry_interval_micros must be >= 0, got {self.load_retry_interval_micros}"
+            )
 
 
 class ModelServer:
@@ -89,7 +100,11 @@ class ModelServer:
     def __init__(self, config: ServerConfig):
         self.config = config
         self.store = ModelStore(
-            config.model_name, config.model_base_path, config.file_system_poll_wait_seconds
+            config.model_name,
+            config.model_base_path,
+            config.file_system_poll_wait_seconds,
+            config.max_num_load_retries,
+            config.load_retry_interval_micros / 1e6,
         )
         self.predictor = Predictor(self.store, config.batching)
         self._grpc = None

@@ -118,9 +118,7 @@ def test_stop_interrupts_the_wait_between_attempts(exports, tmp_path):
     """stop() does not wait out a one-hour retry interval."""
     base = str(tmp_path)
     _half_copy(exports, base, 1)
-    store = ModelStore(
-        "drscreen", base, poll_wait_seconds=0, load_retry_interval_seconds=3600.0
-    )
+    store = ModelStore("drscreen", base, poll_wait_seconds=0, load_retry_interval_seconds=3600.0)
     loader = threading.Thread(target=store.start)
     loader.start()
     store.stop()

@@ -335,7 +335,7 @@ BAD_REST_REQUESTS = {
         "drscreen:predict",
         json.dumps({"signature_name": "predict_float", "instances": [[["a"] * 3] * 16] * 1}),
         400,
-        "cannot read the JSON value as a rectangular float32",
+        "Type: String is not of expected type: float32",
     ),
     "wrong shape": (
         "drscreen:predict",

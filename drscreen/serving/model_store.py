@@ -12,6 +12,7 @@ Knows nothing about the network protocols.
 """
 
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -26,6 +27,18 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from drscreen.serving.errors import ServingError
 
 _LOG = logging.getLogger(__name__)
+# What a drscreen export computes (`drscreen.export.saved_model.DESCRIPTION_FILE`; not imported,
+# so serving does not need the export converters installed).
+EXPORT_DESCRIPTION_FILE = "drscreen_export.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputRange:
+    """Values a float input must lie in (a drscreen export declares [0, 255] for ``images``)."""
+
+    name: str
+    low: float
+    high: float
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -44,6 +57,8 @@ class ModelVersion:
         Callable signature name to concrete function (keyword tensors in, dict out).
     loaded:
         The object `tf.saved_model.load` returned; kept so its variables stay alive.
+    input_range:
+        The range the export's description declares for its float image input, if any.
     """
 
     version: int
@@ -51,6 +66,7 @@ class ModelVersion:
     signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]
     functions: Mapping[str, Callable[..., dict]]
     loaded: Any
+    input_range: InputRange | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +104,7 @@ def load_version(base_path: str, version: int) -> ModelVersion:
             raise ValueError(f"{path}/saved_model.pb is not a SavedModel proto: {error}") from error
     if len(proto.meta_graphs) != 1:
         raise ValueError(f"{path}: expected one MetaGraph, found {len(proto.meta_graphs)}")
+    input_range = read_input_range(path)
     loaded = tf.saved_model.load(path)
     return ModelVersion(
         version=version,
@@ -95,7 +112,22 @@ def load_version(base_path: str, version: int) -> ModelVersion:
         signature_defs=dict(proto.meta_graphs[0].signature_def),
         functions={name: loaded.signatures[name] for name in loaded.signatures},
         loaded=loaded,
+        input_range=input_range,
     )
+
+
+def read_input_range(path: str) -> InputRange | None:
+    """The float input range declared by ``path/drscreen_export.json`` (None without one)."""
+    description_path = os.path.join(path, EXPORT_DESCRIPTION_FILE)
+    if not os.path.isfile(description_path):
+        return None
+    try:
+        with open(description_path, encoding="utf-8") as file:
+            declared = json.load(file)["input"]
+        low, high = (float(value) for value in declared["range"])
+        return InputRange(str(declared["name"]), low, high)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{description_path}: no valid input name and range ({error})") from error
 
 
 class ModelStore:

@@ -42,6 +42,12 @@ _MAX_REQUEST_BYTES = flags.DEFINE_integer(
 )
 _GRPC_MAX_THREADS = flags.DEFINE_integer("grpc_max_threads", 8, "Threads serving gRPC.")
 _REST_API_NUM_THREADS = flags.DEFINE_integer("rest_api_num_threads", 8, "Threads serving REST.")
+_REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
+    "rest_api_timeout_in_ms", 30_000, "Close a REST connection that sends nothing for this long."
+)
+_REST_API_MAX_CONNECTIONS = flags.DEFINE_integer(
+    "rest_api_max_connections", 100, "Most REST connections open at once."
+)
 
 
 def _batching() -> BatchingConfig | None:
@@ -81,6 +87,8 @@ def main(argv: list[str]) -> None:
             max_request_bytes=_MAX_REQUEST_BYTES.value,
             grpc_max_threads=_GRPC_MAX_THREADS.value,
             rest_api_num_threads=_REST_API_NUM_THREADS.value,
+            rest_api_timeout_in_ms=_REST_API_TIMEOUT_IN_MS.value,
+            rest_api_max_connections=_REST_API_MAX_CONNECTIONS.value,
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from error

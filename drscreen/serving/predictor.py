@@ -237,6 +237,8 @@ def _check_shape(shape: tuple[int, ...], info, signature_name: str, name: str) -
 
 
 _TF_NODE_TRACE = re.compile(r"\s*(\[\[|\[Op:).*$", re.DOTALL)
+_TF_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+_TF_ASSERTION = re.compile(r"^assertion failed: \[(?P<reason>.*)\]$", re.DOTALL)
 
 
 class _Rejected(ServingError):
@@ -283,9 +285,12 @@ def _run_signature(
 
 
 def _tf_reason(message: str) -> str:
-    """The last line of a TensorFlow error before its node trace (the actual reason)."""
+    """The last line of a TensorFlow error before its node trace (the actual reason); the
+    message of a failed in-graph check (``tf.debugging.Assert``) alone."""
     lines = [line.strip() for line in _TF_NODE_TRACE.sub("", message).splitlines()]
-    return next((line for line in reversed(lines) if line), message)
+    reason = _TF_FUNCTION_NODE.sub("", next((line for line in reversed(lines) if line), message))
+    assertion = _TF_ASSERTION.match(reason)
+    return assertion["reason"] if assertion else reason
 
 
 def _invalid(message: str) -> ServingError:

@@ -6,9 +6,8 @@
 Measures, with ``--clients`` concurrent callers of ``--images_per_request`` images each:
 1. requests/s of in-process calls of the SavedModel signature (``tf.saved_model.load``);
 2. requests/s of the same calls sent to a `drscreen serve` subprocess over gRPC;
-and prints their ratio (the serving overhead). Then sends a bounded load of
-``--load_requests`` requests and reports failed requests (must be 0) and the server's RSS
-before and after (memory must stay stable). Without ``--model_base_path`` it exports and
+and prints their ratio (the serving overhead). Reliability under load (malformed requests,
+slow clients, memory) is `bench/server_load.py`'s. Without ``--model_base_path`` it exports and
 serves an untrained `small` network at 192 px (score + sensitivity heatmap, as a trained one
 would be served). Runtime: ~2 min on 2 cores.
 """
@@ -40,7 +39,6 @@ _SIGNATURE = flags.DEFINE_string("signature", "predict_float", "Signature to cal
 _CLIENTS = flags.DEFINE_integer("clients", 8, "Concurrent callers.")
 _REQUESTS_PER_CLIENT = flags.DEFINE_integer("requests_per_client", 25, "Timed calls per caller.")
 _IMAGES_PER_REQUEST = flags.DEFINE_integer("images_per_request", 4, "Images in each call.")
-_LOAD_REQUESTS = flags.DEFINE_integer("load_requests", 400, "Requests of the bounded load.")
 _ENABLE_BATCHING = flags.DEFINE_boolean("enable_batching", False, "Serve with batching.")
 
 
@@ -48,14 +46,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as file:
-        for line in file:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def _float_batch(base_path: str, signature: str, count: int) -> tuple[np.ndarray, Any]:
@@ -132,14 +122,6 @@ def main(argv: list[str]) -> None:
             served_rps, failures = _run_concurrently(
                 lambda: client.predict(batch, signature=signature), clients, per_client
             )
-            rss_before = _rss_mib(process.pid)
-            print(f"bounded load: {_LOAD_REQUESTS.value} requests", file=sys.stderr)
-            _, load_failures = _run_concurrently(
-                lambda: client.predict(batch, signature=signature),
-                clients,
-                _LOAD_REQUESTS.value // clients,
-            )
-            rss_after = _rss_mib(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(timeout=60)
@@ -147,9 +129,6 @@ def main(argv: list[str]) -> None:
     print(f"in-process     : {local_rps:8.1f} requests/s ({clients} threads)")
     print(f"gRPC server    : {served_rps:8.1f} requests/s ({clients} clients, {failures} failed)")
     print(f"overhead ratio : {local_rps / served_rps:8.2f}× (in-process / served)")
-    total = clients * (_LOAD_REQUESTS.value // clients)
-    print(f"bounded load   : {total} requests, {load_failures} failed")
-    print(f"server RSS     : {rss_before:.0f} MiB before, {rss_after:.0f} MiB after")
     print(f"SIGTERM        : exit code {exit_code}")
 
 

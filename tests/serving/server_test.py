@@ -29,6 +29,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from bench.server_load import run_load
 from drscreen.serving.client import GrpcClient, RestClient
 from drscreen.serving.errors import ServingError
 
@@ -482,6 +483,16 @@ def test_concurrent_requests_are_batched_and_split_correctly(server, direct):
     for index, (images, result) in enumerate(zip(requests, results, strict=True)):
         if index != 5:
             _assert_outputs_close(result, _direct(direct[1], "serving_default", images))
+
+
+def test_bounded_load_with_malformed_requests_fails_no_valid_request(server):
+    """1,000 requests from 8 clients (half gRPC, half REST), one in ten malformed: no valid
+    request fails and every malformed one is refused as a bad request (figures:
+    bench/server_load.py, BENCHMARKS.md)."""
+    photograph = _images(1, seed=7)[0][0]
+    result = run_load(server.target, server.rest_base, photograph, 1000, 8, malformed_every=10)
+    assert (result.valid_failures, result.malformed_accepted) == (0, 0)
+    assert len(result.latencies) == 900
 
 
 def test_query_example_writes_overlays(server, tmp_path):

@@ -12,6 +12,8 @@
 2. Slow clients: with ``--slow_connections`` idle connections and as many that promised a
    body they never send, ``--slow_probe_requests`` valid REST requests one after another;
    reports their slowest answer (the REST server answers them from its 8 workers meanwhile).
+3. Decompression bomb: a real 12000 × 12000 JPEG sent over gRPC, refused from its header;
+   reports its size, the answer and the server's RSS before and after.
 
 Without ``--model_base_path`` it exports and serves an untrained `small` network at 192 px
 (score + sensitivity heatmap). `tests/serving/server_test.py` runs `run_load` against the
@@ -32,6 +34,7 @@ import time
 import urllib.error
 import urllib.request
 
+import cv2
 import numpy as np
 from absl import app, flags
 
@@ -169,6 +172,13 @@ def slowest_answer_beside_slow_clients(
             sock.close()
 
 
+def bomb_jpeg(side: int = 12000) -> bytes:
+    """A ``side`` × ``side`` JPEG of a flat orange disc on black: a few MB on disk."""
+    image = np.zeros((side, side, 3), np.uint8)
+    cv2.circle(image, (side // 2, side // 2), side // 2 - 1, (40, 90, 200), -1)
+    return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 50])[1].tobytes()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -228,6 +238,12 @@ def main(argv: list[str]) -> None:
             _SLOW_CONNECTIONS.value,
             _SLOW_PROBE_REQUESTS.value,
         )
+        print("decompression bomb", file=sys.stderr)
+        bomb = bomb_jpeg()
+        rss_before_bomb = _rss_mib(process.pid)
+        with GrpcClient(target, "drscreen") as client:
+            bomb_status = _grpc_predict(client, bomb)
+        rss_after_bomb = _rss_mib(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(timeout=60)
@@ -243,6 +259,8 @@ def main(argv: list[str]) -> None:
     print(f"server RSS      : {rss_before:.0f} MiB before, {rss_after:.0f} MiB after")
     print(f"slow clients    : slowest of {_SLOW_PROBE_REQUESTS.value} valid REST requests beside "
           f"{2 * _SLOW_CONNECTIONS.value} slow connections: {slowest * 1000:.0f} ms")  # fmt: skip
+    print(f"bomb            : 12000x12000 JPEG of {len(bomb) / 1e6:.1f} MB answered {bomb_status};"
+          f" RSS {rss_before_bomb:.0f} -> {rss_after_bomb:.0f} MiB")  # fmt: skip
     print(f"SIGTERM         : exit code {exit_code}")
 
 

@@ -24,12 +24,9 @@ import base64
 import concurrent.futures
 import dataclasses
 import json
-import os
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -38,9 +35,8 @@ import cv2
 import numpy as np
 from absl import app, flags
 
-from drscreen.export.exporter import ExportConfig, export
+from bench.served import default_export, start_server
 from drscreen.export.samples import encoded_photographs
-from drscreen.models import build
 from drscreen.serving.client import GrpcClient
 from drscreen.serving.errors import ServingError, http_status
 
@@ -179,12 +175,6 @@ def bomb_jpeg(side: int = 12000) -> bytes:
     return cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 50])[1].tobytes()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _rss_mib(pid: int) -> float:
     with open(f"/proc/{pid}/status") as file:
         for line in file:
@@ -193,35 +183,12 @@ def _rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def _start_server(base_path: str) -> tuple[subprocess.Popen, str, int]:
-    grpc_port, rest_port = _free_port(), _free_port()
-    command = [
-        sys.executable, "-m", "drscreen", "serve", f"--model_base_path={base_path}",
-        f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-    ]  # fmt: skip
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
-    target = f"127.0.0.1:{grpc_port}"
-    with GrpcClient(target, "drscreen", timeout_seconds=2) as client:
-        for _ in range(300):
-            try:
-                client.status()
-                return process, target, rest_port
-            except ServingError:
-                time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the server did not become ready in 60 s")
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    base_path = _MODEL_BASE_PATH.value
-    if not base_path:
-        base_path = tempfile.mkdtemp(prefix="drscreen-bench-")
-        export(build("small", input_size=192), base_path, ExportConfig(formats=("saved_model",)))
+    base_path = _MODEL_BASE_PATH.value or default_export()
     (photograph,) = encoded_photographs(1, seed=3)
-    process, target, rest_port = _start_server(base_path)
+    process, target, rest_port = start_server(base_path, rest=True)
     rest_url = f"http://127.0.0.1:{rest_port}"
     try:
         run_load(target, rest_url, photograph, 4 * _CLIENTS.value, _CLIENTS.value, 10**9)

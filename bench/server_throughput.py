@@ -15,10 +15,7 @@ would be served). Runtime: ~2 min on 2 cores.
 import concurrent.futures
 import os
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -26,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from drscreen.export.exporter import ExportConfig, export
-from drscreen.models import build
+from bench.served import default_export, start_server
 from drscreen.serving.client import GrpcClient, images_array
 from drscreen.serving.errors import ServingError
 from drscreen.serving.model_store import list_versions
@@ -40,12 +36,6 @@ _CLIENTS = flags.DEFINE_integer("clients", 8, "Concurrent callers.")
 _REQUESTS_PER_CLIENT = flags.DEFINE_integer("requests_per_client", 25, "Timed calls per caller.")
 _IMAGES_PER_REQUEST = flags.DEFINE_integer("images_per_request", 4, "Images in each call.")
 _ENABLE_BATCHING = flags.DEFINE_boolean("enable_batching", False, "Serve with batching.")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _float_batch(base_path: str, signature: str, count: int) -> tuple[np.ndarray, Any]:
@@ -78,32 +68,10 @@ def _run_concurrently(call, clients: int, requests_per_client: int) -> tuple[flo
     return clients * requests_per_client / (time.perf_counter() - start), failures
 
 
-def _start_server(base_path: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "drscreen", "serve", f"--model_base_path={base_path}",
-        f"--port={port}", "--rest_api_port=0", f"--enable_batching={_ENABLE_BATCHING.value}",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    target = f"127.0.0.1:{port}"
-    with GrpcClient(target, "drscreen", timeout_seconds=2) as client:
-        for _ in range(300):
-            try:
-                client.status()
-                return process, target
-            except ServingError:
-                time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the server did not become ready in 60 s")
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    base_path = _MODEL_BASE_PATH.value
-    if not base_path:
-        base_path = tempfile.mkdtemp(prefix="drscreen-bench-")
-        export(build("small", input_size=192), base_path, ExportConfig(formats=("saved_model",)))
+    base_path = _MODEL_BASE_PATH.value or default_export()
     signature = _SIGNATURE.value
     batch, model = _float_batch(base_path, signature, _IMAGES_PER_REQUEST.value)
     function = model.signatures[signature]
@@ -114,7 +82,9 @@ def main(argv: list[str]) -> None:
         lambda: function(images=tf.constant(batch))["score"].numpy(), clients, per_client
     )
     print("starting drscreen serve", file=sys.stderr)
-    process, target = _start_server(base_path)
+    process, target, _ = start_server(
+        base_path, rest=False, flags=(f"--enable_batching={_ENABLE_BATCHING.value}",)
+    )
     try:
         with GrpcClient(target, "drscreen") as client:
             client.predict(images_array(batch), signature=signature)

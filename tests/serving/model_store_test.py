@@ -15,6 +15,13 @@ def _add(exports: str, base: str, version: int) -> None:
     shutil.copytree(os.path.join(exports, str(version)), os.path.join(base, str(version)))
 
 
+def _store_serving_version_1(exports: str, base: str, **retries) -> ModelStore:
+    _add(exports, base, 1)
+    store = ModelStore("drscreen", base, poll_wait_seconds=0, **retries)
+    store.start()
+    return store
+
+
 def test_list_versions_keeps_integer_directories_with_a_saved_model(exports, tmp_path):
     """Only digit-named directories holding saved_model.pb count; newest last."""
     base = str(tmp_path)
@@ -49,12 +56,9 @@ def test_store_serves_newest_and_follows_new_versions(exports, tmp_path):
 def test_broken_version_is_reported_and_the_old_one_kept(exports, tmp_path):
     """A version that fails to load is END with its error; serving continues on version 1."""
     base = str(tmp_path)
-    _add(exports, base, 1)
-    store = ModelStore(
-        "drscreen", base, poll_wait_seconds=0, max_num_load_retries=2,
-        load_retry_interval_seconds=0.01,
-    )  # fmt: skip
-    store.start()
+    store = _store_serving_version_1(
+        exports, base, max_num_load_retries=2, load_retry_interval_seconds=0.01
+    )
     os.makedirs(os.path.join(base, "3"))
     with open(os.path.join(base, "3", "saved_model.pb"), "wb") as file:
         file.write(b"not a protobuf")
@@ -77,12 +81,9 @@ def _half_copy(exports: str, base: str, version: int) -> str:
 def test_half_copied_version_is_retried_until_the_copy_completes(exports, tmp_path):
     """A version caught half-copied loads on a later attempt, as with TF Serving's retries."""
     base = str(tmp_path)
-    _add(exports, base, 1)
-    store = ModelStore(
-        "drscreen", base, poll_wait_seconds=0, max_num_load_retries=50,
-        load_retry_interval_seconds=0.1,
-    )  # fmt: skip
-    store.start()
+    store = _store_serving_version_1(
+        exports, base, max_num_load_retries=50, load_retry_interval_seconds=0.1
+    )
     target = _half_copy(exports, base, 2)
     finish = threading.Timer(
         0.3,
@@ -99,9 +100,7 @@ def test_half_copied_version_is_retried_until_the_copy_completes(exports, tmp_pa
 def test_version_that_failed_every_attempt_loads_once_it_is_copied_again(exports, tmp_path):
     """Retries spent: removing the version and copying it again (atomically) loads it."""
     base = str(tmp_path)
-    _add(exports, base, 1)
-    store = ModelStore("drscreen", base, poll_wait_seconds=0, max_num_load_retries=0)
-    store.start()
+    store = _store_serving_version_1(exports, base, max_num_load_retries=0)
     target = _half_copy(exports, base, 2)
     store.poll_once()
     assert store.statuses(2)[0].error and store.get(None).version == 1

@@ -1,6 +1,7 @@
 """End-to-end: `drscreen serve` in a subprocess, queried as a TensorFlow Serving client would.
 
-Tests run in order against one server: queries, errors, batching, version pick-up, SIGTERM.
+Tests run in order against one server: queries, errors, hostile and slow clients, batching, a
+bounded load with malformed requests, version pick-up, SIGTERM.
 """
 
 import base64

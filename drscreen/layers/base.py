@@ -1,7 +1,16 @@
 """The `BackpropLayer` contract: a Keras layer that knows its own backward pass.
 
 Owns the abstract base class and the small tensor helpers every layer's backward shares
-(LRP-epsilon stabilised division, weight casting, argument checks). Holds no concrete layer.
+(LRP-epsilon stabilised division, masks from arithmetic, weight casting, argument checks).
+Holds no concrete layer.
+
+Backward rules stay inside LiteRT's XNNPACK delegate (the default CPU path on devices) only
+if every op is one XNNPACK runs: arithmetic (add, sub, mul, div, min, max, clamp, ceil,
+floor, abs), convolutions with constant kernels, pooling, pads, unit-stride slices,
+reshapes, concatenations, transposes. Comparisons, ``where``/select, ``sign``, casts,
+``zeros_like``, strided slices that drop an axis and transposed convolutions whose output
+shape depends on the batch run on TFLite's slow reference kernels instead. So masks are built
+with `positive_step` and applied by multiplication.
 """
 
 import abc
@@ -66,6 +75,18 @@ class BackpropLayer(keras.layers.Layer, abc.ABC):
     def cast_input(self, tensor: tf.Tensor) -> tf.Tensor:
         """``tensor`` in this layer's compute dtype."""
         return tf.cast(tensor, self.compute_dtype)
+
+
+def positive_step(values: tf.Tensor) -> tf.Tensor:
+    """1 where ``values > 0``; 0 where ``-1 < values <= 0``; -1 where ``values <= -1``.
+
+    ``ceil(clip(values, -1, 1))``: TFLite's RELU_N1_TO_1 and CEIL, both XNNPACK ops, where
+    ``values > 0`` would be a comparison (and a cast) that XNNPACK does not run. Exact for
+    every positive float, subnormals included (on a runtime that does not flush them to zero,
+    as TensorFlow's CPU kernels do: there they count as 0 for this step and for a comparison
+    alike). A mask is piecewise constant, so its gradient is cut.
+    """
+    return tf.stop_gradient(tf.math.ceil(tf.clip_by_value(values, -1, 1)))
 
 
 def lrp_ratio(relevance: tf.Tensor, z: tf.Tensor, epsilon: float) -> tf.Tensor:

@@ -4,11 +4,13 @@
 
 For each model (o_O net A at 448 px, the small network at 192 px; random weights, random
 images, CPU) and batch size 8, all three computations compiled with `tf.function`, one
-warm-up call excluded, median of ``--repeats`` calls:
+warm-up call excluded:
 1. score only: ``model(images)``;
 2. score + heatmap with drscreen's engine: `drscreen.heatmaps.sensitivity`;
-3. score + the same heatmap from ``tf.GradientTape`` (TF's own gradient kernels);
-and prints ratios 2/1 (heatmap overhead; floor ~2x, aim <= 2.5x) and 2/3 (aim <= 1x).
+3. score + the same heatmap from ``tf.GradientTape`` (TF's own gradient kernels).
+The three are called in turn ``--repeats`` times, so each round sees the same load; the
+script prints the medians, the ratios 2/1 (heatmap overhead; floor ~2x, aim <= 2.5x) and
+2/3 (aim <= 1x) of the medians, and the range of the per-round ratio 2/3.
 Runtime: ~2-3 minutes on 2 CPU cores (net A dominates).
 """
 
@@ -29,15 +31,18 @@ from drscreen.models import build  # noqa: E402
 INPUT_SIZES = {"oO_netA": 448, "oO_netB": 448, "small": 192}
 
 
-def _median_seconds(function, images: tf.Tensor, repeats: int) -> float:
-    function(images)  # warm-up: tracing and first-run allocations
-    times = []
+def interleaved_seconds(functions: dict, images: tf.Tensor, repeats: int) -> dict[str, list]:
+    """Seconds of each call of each function, the functions called in turn each round."""
+    for function in functions.values():
+        function(images)  # warm-up: tracing and first-run allocations
+    times = {name: [] for name in functions}
     for _ in range(repeats):
-        start = time.perf_counter()
-        for tensor in tf.nest.flatten(function(images)):
-            tensor.numpy()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, function in functions.items():
+            start = time.perf_counter()
+            for tensor in tf.nest.flatten(function(images)):
+                tensor.numpy()
+            times[name].append(time.perf_counter() - start)
+    return times
 
 
 def _functions(model):
@@ -57,7 +62,7 @@ def _functions(model):
             total = tf.reduce_sum(grades)
         return grades, tf.reduce_sum(tf.abs(tape.gradient(total, images)), axis=-1)
 
-    return score_only, engine_heatmap, tape_heatmap
+    return {"score": score_only, "engine": engine_heatmap, "tape": tape_heatmap}
 
 
 def main() -> None:
@@ -72,22 +77,23 @@ def main() -> None:
         model = build(name, input_size=size)
         rng = np.random.default_rng(0)
         images = tf.constant(rng.uniform(0, 255, (args.batch_size, size, size, 3)), tf.float32)
-        score_only, engine_heatmap, tape_heatmap = _functions(model)
-        engine_grades, engine_maps = engine_heatmap(images)
-        tape_grades, tape_maps = tape_heatmap(images)
+        functions = _functions(model)
+        _, engine_maps = functions["engine"](images)
+        _, tape_maps = functions["tape"](images)
         difference = float(tf.reduce_max(tf.abs(engine_maps - tape_maps)))
         scale = float(tf.reduce_max(tape_maps))
-        score_s = _median_seconds(score_only, images, args.repeats)
-        engine_s = _median_seconds(engine_heatmap, images, args.repeats)
-        tape_s = _median_seconds(tape_heatmap, images, args.repeats)
+        load = os.getloadavg()[0]
+        times = interleaved_seconds(functions, images, args.repeats)
+        score_s, engine_s, tape_s = (statistics.median(times[key]) for key in functions)
+        rounds = [e / t for e, t in zip(times["engine"], times["tape"], strict=True)]
         print(
-            f"{name} {size}px ({model.count_params():,} params): "
-            f"score only {score_s * 1e3:.0f} ms, "
-            f"score+heatmap (engine) {engine_s * 1e3:.0f} ms, "
-            f"score+heatmap (GradientTape) "
-            f"{tape_s * 1e3:.0f} ms | heatmap/score x{engine_s / score_s:.2f}, "
-            f"engine/tape x{engine_s / tape_s:.2f} | max |engine - tape| "
-            f"{difference:.2e} (heatmap max {scale:.2e})"
+            f"{name} {size}px ({model.count_params():,} params, load {load:.1f}): "
+            f"score only {score_s * 1e3:.0f} ms, score+heatmap (engine) {engine_s * 1e3:.0f} ms, "
+            f"score+heatmap (GradientTape) {tape_s * 1e3:.0f} ms | heatmap/score "
+            f"x{engine_s / score_s:.2f}, engine/tape x{engine_s / tape_s:.2f} (rounds "
+            f"{min(rounds):.2f}-{max(rounds):.2f}) | max |engine - tape| {difference:.2e} "
+            f"(heatmap max {scale:.2e})",
+            flush=True,
         )
 
 

@@ -19,8 +19,8 @@ class LeakyReLU(BackpropLayer):
     Backward rules: gradient ``where(x > 0, 1, slope)`` (slope at ``x == 0``, as TensorFlow's
     ``LeakyReluGrad``), read off the output, whose sign is the input's: keeping the
     pre-activation out of the backward graph lets Grappler fuse conv + bias + activation in
-    the forward pass. The slope map is ``max(positive_step(y), slope)``, arithmetic that
-    LiteRT's XNNPACK delegate runs, and the upstream signal is multiplied by it, so
+    the forward pass. The slope map is ``positive_step(y, slope)``, arithmetic that LiteRT's
+    XNNPACK delegate runs, and the upstream signal is multiplied by it, so
     differentiating the backward pass again (double back-propagation) costs one
     multiplication; guided additionally zeroes negative upstream (``relu``); deconvnet passes
     ``relu(upstream)``; LRP passes relevance through.
@@ -47,9 +47,7 @@ class LeakyReLU(BackpropLayer):
             return upstream
         if rule.name == "deconvnet":
             return tf.nn.relu(upstream)
-        # positive_step(y) is 1 where y > 0 and 0 or -1 elsewhere: exactly 1 or the slope.
-        slopes = tf.maximum(positive_step(outputs), tf.constant(self.negative_slope, outputs.dtype))
-        grad = upstream * slopes
+        grad = upstream * positive_step(outputs, self.negative_slope)
         if rule.name == "guided":
             return tf.nn.relu(grad)
         return grad

@@ -77,16 +77,18 @@ class BackpropLayer(keras.layers.Layer, abc.ABC):
         return tf.cast(tensor, self.compute_dtype)
 
 
-def positive_step(values: tf.Tensor) -> tf.Tensor:
-    """1 where ``values > 0``; 0 where ``-1 < values <= 0``; -1 where ``values <= -1``.
+def positive_step(values: tf.Tensor, low: float = 0.0) -> tf.Tensor:
+    """Exactly 1 where ``values > 0`` and ``low`` (in [0, 1)) elsewhere, from arithmetic.
 
-    ``ceil(clip(values, -1, 1))``: TFLite's RELU_N1_TO_1 and CEIL, both XNNPACK ops, where
-    ``values > 0`` would be a comparison (and a cast) that XNNPACK does not run. Exact for
-    every positive float, subnormals included (on a runtime that does not flush them to zero,
-    as TensorFlow's CPU kernels do: there they count as 0 for this step and for a comparison
-    alike). A mask is piecewise constant, so its gradient is cut.
+    ``clip(ceil(values), low, 1)``: TFLite's CEIL, MINIMUM and MAXIMUM (or RELU), all XNNPACK
+    ops, where ``values > 0`` would be a comparison and a select or cast that XNNPACK does not
+    run; in TensorFlow two element-wise passes. Exact for every positive float, subnormals
+    included (on a runtime that flushes subnormals to zero, as TensorFlow's CPU kernels do,
+    they count as 0 here and in a comparison alike). A mask is piecewise constant, so its
+    gradient is cut.
     """
-    return tf.stop_gradient(tf.math.ceil(tf.clip_by_value(values, -1, 1)))
+    step = tf.clip_by_value(tf.math.ceil(values), tf.cast(low, values.dtype), 1)
+    return tf.stop_gradient(step)
 
 
 def lrp_ratio(relevance: tf.Tensor, z: tf.Tensor, epsilon: float) -> tf.Tensor:

@@ -10,7 +10,9 @@ warm-up call excluded:
 3. score + the same heatmap from ``tf.GradientTape`` (TF's own gradient kernels).
 The three are called in turn ``--repeats`` times, so each round sees the same load; the
 script prints the medians, the ratios 2/1 (heatmap overhead; floor ~2x, aim <= 2.5x) and
-2/3 (aim <= 1x) of the medians, and the range of the per-round ratio 2/3.
+2/3 (aim <= 1x) of the medians, and the range of the per-round ratio 2/3; then the same
+ratios of the process CPU time (all threads), which other jobs on a shared machine disturb
+much less than the wall-clock time.
 Runtime: ~2-3 minutes on 2 CPU cores (net A dominates).
 """
 
@@ -31,21 +33,25 @@ from drscreen.models import build  # noqa: E402
 INPUT_SIZES = {"oO_netA": 448, "oO_netB": 448, "small": 192}
 
 
-def interleaved_seconds(functions: dict, images: tf.Tensor, repeats: int) -> dict[str, list]:
-    """Seconds of each call of each function, the functions called in turn each round."""
+def interleaved_seconds(functions: dict, images: tf.Tensor, repeats: int) -> tuple[dict, dict]:
+    """Wall and CPU seconds of each call of each function, the functions called in turn."""
     for function in functions.values():
         function(images)  # warm-up: tracing and first-run allocations
-    times = {name: [] for name in functions}
+    wall = {name: [] for name in functions}
+    cpu = {name: [] for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for tensor in tf.nest.flatten(function(images)):
                 tensor.numpy()
-            times[name].append(time.perf_counter() - start)
-    return times
+            wall[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+    return wall, cpu
 
 
-def _functions(model):
+def contenders(model) -> dict:
+    """Score only, drscreen's heatmap, the tape's heatmap: name -> `tf.function`."""
+
     @tf.function
     def score_only(images):
         return model(images, training=False)[:, 0]
@@ -77,24 +83,25 @@ def main() -> None:
         model = build(name, input_size=size)
         rng = np.random.default_rng(0)
         images = tf.constant(rng.uniform(0, 255, (args.batch_size, size, size, 3)), tf.float32)
-        functions = _functions(model)
+        functions = contenders(model)
         _, engine_maps = functions["engine"](images)
         _, tape_maps = functions["tape"](images)
         difference = float(tf.reduce_max(tf.abs(engine_maps - tape_maps)))
         scale = float(tf.reduce_max(tape_maps))
         load = os.getloadavg()[0]
-        times = interleaved_seconds(functions, images, args.repeats)
-        score_s, engine_s, tape_s = (statistics.median(times[key]) for key in functions)
-        rounds = [e / t for e, t in zip(times["engine"], times["tape"], strict=True)]
-        print(
-            f"{name} {size}px ({model.count_params():,} params, load {load:.1f}): "
-            f"score only {score_s * 1e3:.0f} ms, score+heatmap (engine) {engine_s * 1e3:.0f} ms, "
-            f"score+heatmap (GradientTape) {tape_s * 1e3:.0f} ms | heatmap/score "
-            f"x{engine_s / score_s:.2f}, engine/tape x{engine_s / tape_s:.2f} (rounds "
-            f"{min(rounds):.2f}-{max(rounds):.2f}) | max |engine - tape| {difference:.2e} "
-            f"(heatmap max {scale:.2e})",
-            flush=True,
-        )
+        wall, cpu = interleaved_seconds(functions, images, args.repeats)
+        for clock, times in (("wall", wall), ("CPU", cpu)):
+            score_s, engine_s, tape_s = (statistics.median(times[key]) for key in functions)
+            rounds = [e / t for e, t in zip(times["engine"], times["tape"], strict=True)]
+            print(
+                f"{name} {size}px ({model.count_params():,} params, load {load:.1f}), {clock}: "
+                f"score only {score_s * 1e3:.0f} ms, score+heatmap (engine) "
+                f"{engine_s * 1e3:.0f} ms, score+heatmap (GradientTape) {tape_s * 1e3:.0f} ms | "
+                f"heatmap/score x{engine_s / score_s:.2f}, engine/tape x{engine_s / tape_s:.2f} "
+                f"(rounds {min(rounds):.2f}-{max(rounds):.2f}) | max |engine - tape| "
+                f"{difference:.2e} (heatmap max {scale:.2e})",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -15,52 +15,25 @@ batch ``--batch_size``) the contenders, each compiled or called as its library i
 4. Xplique ``Saliency`` (``reducer="sum"``, the same map; its own batching and tf.function);
 5. tf-keras-vis ``Saliency`` (|g|, max over channels, not normalised).
 
-are called in turn ``--repeats`` times after one warm-up call; the script prints each median,
-its ratio to the score and to the tape, and each peer's largest difference from the tape's map
-(with the peer's channel reduction), so the contenders are checked to compute the same thing.
+are called in turn ``--repeats`` times after one warm-up call (`heatmap_latency`'s timing);
+the script prints each median, by wall-clock and by process CPU time, its ratio to the score
+and to the tape, and each map's largest difference from the tape's (with the same channel
+reduction), so the contenders are checked to compute the same thing.
 Runtime: ~4 min on 2 shared cores (net A dominates).
 """
 
 import argparse
 import os
 import statistics
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from heatmap_latency import INPUT_SIZES, contenders, interleaved_seconds  # noqa: E402 (sibling)
 
-from drscreen.heatmaps.sensitivity import sensitivity  # noqa: E402
 from drscreen.models import build  # noqa: E402
-
-INPUT_SIZES = {"oO_netA": 448, "oO_netB": 448, "small": 192}
-
-
-def _tape_gradient(model, images: tf.Tensor) -> tf.Tensor:
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        total = tf.reduce_sum(model(images, training=False)[:, 0])
-    return tape.gradient(total, images)
-
-
-def own_contenders(model) -> dict:
-    """Score, drscreen and tape: name -> (function of images, channel reduction of its map)."""
-
-    @tf.function
-    def score(images):
-        return model(images, training=False)[:, 0]
-
-    @tf.function
-    def drscreen_map(images):
-        return sensitivity(model, images)[1]
-
-    @tf.function
-    def tape_map(images):
-        return tf.reduce_sum(tf.abs(_tape_gradient(model, images)), axis=-1)
-
-    return {"score": (score, None), "drscreen": (drscreen_map, "sum"), "tape": (tape_map, "sum")}
 
 
 def peer_contenders(model, batch_size: int) -> tuple[dict, list[str]]:
@@ -71,7 +44,10 @@ def peer_contenders(model, batch_size: int) -> tuple[dict, list[str]]:
 
         explainer = XpliqueSaliency(model, batch_size=batch_size, reducer="sum")
         targets = np.ones((batch_size, 1), np.float32)
-        peers["xplique"] = (lambda images: explainer.explain(images, targets), "sum")
+        peers["xplique"] = (
+            lambda images: tf.convert_to_tensor(explainer.explain(images, targets)),
+            "sum",
+        )
     except ImportError as error:
         skipped.append(f"xplique ({error})")
     try:
@@ -79,7 +55,9 @@ def peer_contenders(model, batch_size: int) -> tuple[dict, list[str]]:
 
         saliency = KerasVisSaliency(model, clone=False)
         peers["tf-keras-vis"] = (
-            lambda images: saliency(lambda out: out[:, 0], images, normalize_map=False),
+            lambda images: tf.convert_to_tensor(
+                saliency(lambda out: out[:, 0], images, normalize_map=False)
+            ),
             "max",
         )
     except ImportError as error:
@@ -87,8 +65,8 @@ def peer_contenders(model, batch_size: int) -> tuple[dict, list[str]]:
     return peers, skipped
 
 
-def _as_map(result) -> np.ndarray:
-    values = np.asarray(result.numpy() if hasattr(result, "numpy") else result)
+def _as_map(result: tf.Tensor) -> np.ndarray:
+    values = result.numpy()
     return values[..., 0] if values.ndim == 4 else values
 
 
@@ -104,34 +82,45 @@ def main() -> None:
         model = build(name, input_size=size)
         rng = np.random.default_rng(0)
         images = tf.constant(rng.uniform(0, 255, (args.batch_size, size, size, 3)), tf.float32)
-        contenders = own_contenders(model)
+        own = contenders(model)
+        functions = {"score": (own["score"], None)}
+        functions["drscreen"] = (lambda x, f=own["engine"]: f(x)[1], "sum")
+        functions["tape"] = (lambda x, f=own["tape"]: f(x)[1], "sum")
         peers, skipped = peer_contenders(model, args.batch_size)
-        contenders.update(peers)
-        gradient = np.abs(_tape_gradient(model, images).numpy())
-        reference = {"sum": gradient.sum(axis=-1), "max": gradient.max(axis=-1)}
+        functions.update(peers)
+        tape_gradient = own["tape"](images)[1].numpy()  # sum over channels of |g|
         differences = {}
-        for key, (function, reduction) in contenders.items():
-            result = function(images)  # warm-up: tracing, first-run allocations
-            if reduction is not None:
-                expected = reference[reduction]
-                differences[key] = np.abs(_as_map(result) - expected).max() / expected.max()
-        times = {key: [] for key in contenders}
+        for key, (function, reduction) in functions.items():
+            if reduction is None:
+                continue
+            expected = tape_gradient if reduction == "sum" else _max_map(model, images)
+            differences[key] = np.abs(_as_map(function(images)) - expected).max() / expected.max()
         load = os.getloadavg()[0]
-        for _ in range(args.repeats):
-            for key, (function, _) in contenders.items():
-                start = time.perf_counter()
-                _as_map(function(images))
-                times[key].append(time.perf_counter() - start)
-        medians = {key: statistics.median(values) for key, values in times.items()}
+        wall, cpu = interleaved_seconds(
+            {key: function for key, (function, _) in functions.items()}, images, args.repeats
+        )
         print(f"\n{name} {size}px ({model.count_params():,} params), load {load:.1f}")
-        for key, seconds in medians.items():
-            check = f", max |map - tape| / max {differences[key]:.1e}" if key in differences else ""
-            print(
-                f"  {key:<13}{seconds * 1e3:8.0f} ms  x{seconds / medians['score']:.2f} score"
-                f"  x{seconds / medians['tape']:.2f} tape{check}"
-            )
+        for clock, times in (("wall", wall), ("CPU", cpu)):
+            medians = {key: statistics.median(values) for key, values in times.items()}
+            for key, seconds in medians.items():
+                check = (
+                    f", max |map - tape| / max {differences[key]:.1e}" if key in differences else ""
+                )
+                print(
+                    f"  {clock:<5}{key:<13}{seconds * 1e3:8.0f} ms"
+                    f"  x{seconds / medians['score']:.2f} score"
+                    f"  x{seconds / medians['tape']:.2f} tape{check}"
+                )
         for reason in skipped:
             print(f"  skipped {reason}")
+
+
+def _max_map(model, images: tf.Tensor) -> np.ndarray:
+    """The tape's max over channels of |g| (tf-keras-vis' channel reduction)."""
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        total = tf.reduce_sum(model(images, training=False)[:, 0])
+    return np.abs(tape.gradient(total, images).numpy()).max(axis=-1)
 
 
 if __name__ == "__main__":

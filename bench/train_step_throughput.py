@@ -6,7 +6,8 @@ Both steps are `HeatmapAwareModel.train_step` compiled by Keras (`train_on_batch
 one has λ = 0 (no heatmap), the heatmap-aware one λ > 0 (forward, backward to the pixels,
 then the gradient through both passes). Warm-up excluded; the two are timed in alternating
 rounds of ``--steps`` steps so that both see the same load; prints the medians, their ratio
-and the range of the per-round ratios. Aim: ≤ 2.5×.
+and the range of the per-round ratios, by wall-clock and by process CPU time (which other
+jobs on a shared machine disturb much less). Aim: ≤ 2.5×.
 """
 
 import os
@@ -42,12 +43,13 @@ def compiled_wrapper(heatmap_weight: float, images: np.ndarray, grades: np.ndarr
     return wrapper
 
 
-def images_per_second(wrapper, images: np.ndarray, grades: np.ndarray) -> float:
-    """images/s of one round of ``--steps`` `train_on_batch` calls."""
-    start = time.perf_counter()
+def images_per_second(wrapper, images: np.ndarray, grades: np.ndarray) -> tuple[float, float]:
+    """(wall, CPU) images/s of one round of ``--steps`` `train_on_batch` calls."""
+    start, start_cpu = time.perf_counter(), time.process_time()
     for _ in range(FLAGS.steps):
         wrapper.train_on_batch(images, grades)
-    return FLAGS.steps * len(images) / (time.perf_counter() - start)
+    count = FLAGS.steps * len(images)
+    return count / (time.perf_counter() - start), count / (time.process_time() - start_cpu)
 
 
 def main(argv: list[str]) -> None:
@@ -60,17 +62,20 @@ def main(argv: list[str]) -> None:
     grades = rng.integers(0, 5, FLAGS.batch_size).astype(np.float32)
     wrappers = {"plain": compiled_wrapper(0.0, images, grades)}
     wrappers["aware"] = compiled_wrapper(1.0, images, grades)
-    rates = {name: [] for name in wrappers}
+    rates = {(name, clock): [] for name in wrappers for clock in ("wall", "CPU")}
     for _ in range(FLAGS.repeats):
         for name, wrapper in wrappers.items():
-            rates[name].append(images_per_second(wrapper, images, grades))
-    plain, aware = (statistics.median(rates[name]) for name in ("plain", "aware"))
-    rounds = [p / a for p, a in zip(rates["plain"], rates["aware"], strict=True)]
-    print(
-        f"{FLAGS.model} {size}px batch {FLAGS.batch_size} (load {os.getloadavg()[0]:.1f}): "
-        f"plain step {plain:.1f} images/s, heatmap-aware step {aware:.1f} images/s, "
-        f"slowdown {plain / aware:.2f}x (rounds {min(rounds):.2f}-{max(rounds):.2f})"
-    )
+            wall, cpu = images_per_second(wrapper, images, grades)
+            rates[name, "wall"].append(wall)
+            rates[name, "CPU"].append(cpu)
+    for clock in ("wall", "CPU"):
+        plain, aware = (statistics.median(rates[name, clock]) for name in ("plain", "aware"))
+        rounds = [p / a for p, a in zip(rates["plain", clock], rates["aware", clock], strict=True)]
+        print(
+            f"{FLAGS.model} {size}px batch {FLAGS.batch_size} (load {os.getloadavg()[0]:.1f}), "
+            f"{clock}: plain step {plain:.1f} images/s, heatmap-aware step {aware:.1f} "
+            f"images/s, slowdown {plain / aware:.2f}x (rounds {min(rounds):.2f}-{max(rounds):.2f})"
+        )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Owns `Conv2D` and `conv_input_gradient`, its backward: TensorFlow's input gradie
 stride, 'same' or 'valid') written as an ordinary stride-1 convolution of the upstream signal,
 not a transposed convolution. With an unknown batch size a transposed convolution's output
 shape is computed at run time, and LiteRT's XNNPACK delegate refuses a TRANSPOSE_CONV whose
-output shape is not a constant, so it ran on TFLite's slow reference kernel (two thirds of
+output shape is not a constant, so it ran on TFLite's slow reference kernel (60 % of
 net A's heatmap time). A convolution has no output-shape input.
 
 For stride ``s`` the input positions split into ``s x s`` phases (sub-pixel convolution):
@@ -178,7 +178,7 @@ class Conv2D(BackpropLayer):
         )
         return convolved + self.cast_weight(self.bias)
 
-    def _transpose(self, upstream: tf.Tensor, inputs: tf.Tensor) -> tf.Tensor:
+    def _input_gradient(self, upstream: tf.Tensor, inputs: tf.Tensor) -> tf.Tensor:
         input_hw = (spatial_dim(inputs, 1), spatial_dim(inputs, 2))
         kernel = self.cast_weight(self.kernel)
         return conv_input_gradient(upstream, kernel, input_hw, self.strides, self.padding)
@@ -186,8 +186,8 @@ class Conv2D(BackpropLayer):
     def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
         inputs = self.cast_input(inputs)
         if rule.is_lrp:
-            return inputs * self._transpose(lrp_ratio(upstream, outputs, rule.epsilon), inputs)
-        return self._transpose(upstream, inputs)
+            return inputs * self._input_gradient(lrp_ratio(upstream, outputs, rule.epsilon), inputs)
+        return self._input_gradient(upstream, inputs)
 
     def get_config(self):
         config = super().get_config()

@@ -71,18 +71,31 @@ def contenders(model) -> dict:
     return {"score": score_only, "engine": engine_heatmap, "tape": tape_heatmap}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=7)
+def arguments(description: str, repeats: int) -> argparse.Namespace:
+    """``--models``, ``--batch_size`` and ``--repeats`` (also `heatmap_peers`' options)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--repeats", type=int, default=repeats)
     parser.add_argument("--batch_size", type=int, default=8)
     parser.add_argument("--models", default="oO_netA,small")
     args = parser.parse_args()
     print(f"TensorFlow {tf.__version__}, CPU threads: {os.cpu_count()}, batch {args.batch_size}")
+    return args
+
+
+def model_and_images(name: str, batch_size: int) -> tuple:
+    """A random-weight ``name`` at its benchmark size and a seeded batch of random images."""
+    size = INPUT_SIZES[name]
+    model = build(name, input_size=size)
+    rng = np.random.default_rng(0)
+    images = tf.constant(rng.uniform(0, 255, (batch_size, size, size, 3)), tf.float32)
+    return model, images
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0], repeats=7)
     for name in args.models.split(","):
+        model, images = model_and_images(name, args.batch_size)
         size = INPUT_SIZES[name]
-        model = build(name, input_size=size)
-        rng = np.random.default_rng(0)
-        images = tf.constant(rng.uniform(0, 255, (args.batch_size, size, size, 3)), tf.float32)
         functions = contenders(model)
         _, engine_maps = functions["engine"](images)
         _, tape_maps = functions["tape"](images)

@@ -22,7 +22,6 @@ reduction), so the contenders are checked to compute the same thing.
 Runtime: ~4 min on 2 shared cores (net A dominates).
 """
 
-import argparse
 import os
 import statistics
 
@@ -31,9 +30,13 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from heatmap_latency import INPUT_SIZES, contenders, interleaved_seconds  # noqa: E402 (sibling)
-
-from drscreen.models import build  # noqa: E402
+from heatmap_latency import (  # noqa: E402 (a sibling script)
+    INPUT_SIZES,
+    arguments,
+    contenders,
+    interleaved_seconds,
+    model_and_images,
+)
 
 
 def peer_contenders(model, batch_size: int) -> tuple[dict, list[str]]:
@@ -71,17 +74,10 @@ def _as_map(result: tf.Tensor) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="oO_netA,small")
-    parser.add_argument("--batch_size", type=int, default=8)
-    parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args()
-    print(f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs, batch {args.batch_size}")
+    args = arguments(__doc__.splitlines()[0], repeats=5)
     for name in args.models.split(","):
+        model, images = model_and_images(name, args.batch_size)
         size = INPUT_SIZES[name]
-        model = build(name, input_size=size)
-        rng = np.random.default_rng(0)
-        images = tf.constant(rng.uniform(0, 255, (args.batch_size, size, size, 3)), tf.float32)
         own = contenders(model)
         functions = {"score": (own["score"], None)}
         functions["drscreen"] = (lambda x, f=own["engine"]: f(x)[1], "sum")

@@ -84,6 +84,7 @@ def edge_description(
     file_name: str,
     variant: str,
     quantization: str,
+    heatmap_agreement: str,
     functions: ScreeningFunctions,
 ) -> dict:
     """The ``drscreen_<variant>.json`` content of one converted TFLite file."""
@@ -108,6 +109,7 @@ def edge_description(
         "heatmap": {
             "method": functions.config.heatmap_method,
             "size": functions.heatmap_size,
+            "agreement_with_float32": heatmap_agreement,
         },
         "calibration": {
             "function": "sigmoid((grade - midpoint) / scale)",

@@ -146,7 +146,8 @@ def _write_tflite(
         with open(os.path.join(directory, name), "wb") as file:
             file.write(flatbuffer)
         quantization = tflite.VARIANT_QUANTIZATION[variant]
-        edge = edge_description(flatbuffer, name, variant, quantization, functions)
+        agreement = tflite.VARIANT_HEATMAP_AGREEMENT[variant]
+        edge = edge_description(flatbuffer, name, variant, quantization, agreement, functions)
         edge_name = tflite.description_name(variant)
         with open(os.path.join(directory, edge_name), "w", encoding="utf-8") as file:
             json.dump(edge, file, indent=2)

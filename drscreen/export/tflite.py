@@ -50,6 +50,15 @@ VARIANT_QUANTIZATION = {
     "dynamic_int8": "int8 convolution and dense weights (dynamic range), float32 activations",
     "int8": "full integer: int8 weights and activations, float32 input and outputs",
 }
+VARIANT_HEATMAP_AGREEMENT = {
+    "float32": "the SavedModel's heatmap (r = 1.0000)",
+    "float16": "close to float32 (per-image r >= 0.99 on random-weight o_O nets)",
+    "dynamic_int8": "approximate (per-image r about 0.7 with float32 on random-weight o_O nets, "
+    "0.9 on the small net): prefer float16 where the heatmap matters",
+    "int8": "no heatmap (score signature only)",
+}
+"""How each variant's heatmap compares with float32 (`bench/export_latency.py`), for its
+description beside the file."""
 
 
 def file_name(variant: str) -> str:

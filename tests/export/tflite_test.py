@@ -130,4 +130,5 @@ def test_edge_description_matches_the_file(exported, variant):
         heatmap = description["signatures"]["predict_float"]["outputs"]["heatmap"]
         assert heatmap["shape"] == [-1, 64, 64] and heatmap["range"] == [0.0, None]
     assert description["input_size"] == 64
+    assert description["heatmap"]["agreement_with_float32"]
     assert any("crop the square" in step for step in description["preprocessing"]["device_must"])

@@ -35,11 +35,11 @@ compute in ``compute_dtype``, so ``mixed_float16`` works):
   sigma = sigma_fraction x half the (static, square) input side; fixed separable blur.
 - ``Conv2D(filters, kernel_size, strides=1, padding="same", untied_bias=False,
   kernel_initializer="orthogonal", bias_initializer=Constant(0.05), kernel_regularizer=None)``.
-- ``LeakyReLU(negative_slope=0.01)`` (0 = ReLU), ``Sigmoid()``.
+- ``LeakyReLU(negative_slope=0.01)`` (0 = ReLU), ``SquaredReLU()`` (``relu(x)²``), ``Sigmoid()``.
 - ``MaxPooling2D(pool_size=3, strides=2, padding="valid")``,
   ``AveragePooling2D(pool_size=2, strides=None)``, ``RMSPooling2D(pool_size=3, strides=None)``
   (``sqrt(avgpool(x^2) + 1e-12)``), ``GlobalAveragePooling2D()``, ``GlobalMaxPooling2D()``.
-- ``Flatten()``, ``Dense(units, kernel_initializer="orthogonal",
+- ``Flatten()``, ``Dense(units, use_bias=True, kernel_initializer="orthogonal",
   bias_initializer=Constant(0.05), kernel_regularizer=None)``, ``Maxout(pieces=2)``
   (consecutive units), ``Dropout(rate, seed=None)``.
 - ``BatchNormalization(momentum=0.99, epsilon=1e-3)`` (backward at inference only).
@@ -69,7 +69,7 @@ them as uninitialised ``READ_VARIABLE`` ops (garbage outputs); pass a ``tf.Modul
 ``[v.value for v in model.variables]`` as the trackable so they are frozen.
 """
 
-from drscreen.layers.activations import LeakyReLU, Sigmoid
+from drscreen.layers.activations import LeakyReLU, Sigmoid, SquaredReLU
 from drscreen.layers.base import BackpropLayer
 from drscreen.layers.convolution import Conv2D
 from drscreen.layers.core import Dense, Dropout, Flatten, Maxout
@@ -120,5 +120,6 @@ __all__ = [
     "MaxPooling2D",
     "RMSPooling2D",
     "Sigmoid",
+    "SquaredReLU",
     "lrp_epsilon",
 ]

@@ -1,8 +1,8 @@
 """Element-wise activations and their backward rules.
 
-Owns `LeakyReLU` (ReLU when the slope is 0), the ReLU family where guided back-propagation
-and deconvnet depart from the gradient, and `Sigmoid`, which every rule treats as the
-gradient except LRP (relevance passes through activations unchanged).
+Owns `LeakyReLU` (ReLU when the slope is 0) and `SquaredReLU`, the ReLU family where guided
+back-propagation and deconvnet depart from the gradient, and `Sigmoid`, which every rule
+treats as the gradient except LRP (relevance passes through activations unchanged).
 """
 
 import keras
@@ -56,6 +56,37 @@ class LeakyReLU(BackpropLayer):
         config = super().get_config()
         config["negative_slope"] = self.negative_slope
         return config
+
+
+@keras.saving.register_keras_serializable(package="drscreen")
+class SquaredReLU(BackpropLayer):
+    """``relu(x)²``: the evidence activation of `drscreen.models.evidence`.
+
+    Pooled by a global average, it makes the image score a mean of squared local evidence,
+    whose gradient with respect to each position is ``2 · relu(x)``: every position's share of
+    the heatmap is weighted by its own evidence, so positions without evidence contribute
+    nothing and heatmap values compare across images.
+
+    Backward rules: gradient ``2 · relu(x) · upstream`` (0 at ``x <= 0``, as TensorFlow's
+    gradient of ``relu(x)²``); ``relu`` is an XNNPACK op, and differentiating the backward pass
+    again costs one more ``relu`` gradient. Guided zeroes negative upstream (``relu`` of the
+    gradient, the factor being >= 0); deconvnet passes ``relu(upstream)`` as for ReLU; LRP
+    passes relevance through.
+    """
+
+    def call(self, inputs):
+        positive = tf.nn.relu(inputs)
+        return positive * positive
+
+    def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
+        if rule.name == "lrp_epsilon":
+            return upstream
+        if rule.name == "deconvnet":
+            return tf.nn.relu(upstream)
+        grad = upstream * (2 * tf.nn.relu(self.cast_input(inputs)))
+        if rule.name == "guided":
+            return tf.nn.relu(grad)
+        return grad
 
 
 @keras.saving.register_keras_serializable(package="drscreen")

@@ -35,12 +35,15 @@ class Flatten(BackpropLayer):
 
 @keras.saving.register_keras_serializable(package="drscreen")
 class Dense(BackpropLayer):
-    """Fully connected layer ``x W + b`` on rank-2 inputs.
+    """Fully connected layer ``x W + b`` (``x W`` without bias) on rank-2 inputs.
 
     Parameters
     ----------
     units:
         Number of outputs.
+    use_bias:
+        Add the bias ``b``; without it a zero input gives a zero output (the evidence
+        model's grade is zero when no position holds evidence).
     kernel_initializer, bias_initializer, kernel_regularizer:
         Anything `keras.initializers.get` / `keras.regularizers.get` accept.
     """
@@ -48,6 +51,7 @@ class Dense(BackpropLayer):
     def __init__(
         self,
         units: int,
+        use_bias: bool = True,
         kernel_initializer="orthogonal",
         bias_initializer=DEFAULT_BIAS,
         kernel_regularizer=None,
@@ -55,6 +59,7 @@ class Dense(BackpropLayer):
     ):
         super().__init__(**kwargs)
         self.units = int(units)
+        self.use_bias = bool(use_bias)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -67,12 +72,15 @@ class Dense(BackpropLayer):
             initializer=self.kernel_initializer,
             regularizer=self.kernel_regularizer,
         )
-        self.bias = self.add_weight(
-            name="bias", shape=(self.units,), initializer=self.bias_initializer
-        )
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias", shape=(self.units,), initializer=self.bias_initializer
+            )
 
     def call(self, inputs):
-        return tf.matmul(inputs, self.cast_weight(self.kernel)) + self.cast_weight(self.bias)
+        outputs = tf.matmul(inputs, self.cast_weight(self.kernel))
+        return outputs if self.bias is None else outputs + self.cast_weight(self.bias)
 
     def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
         kernel = self.cast_weight(self.kernel)
@@ -86,6 +94,7 @@ class Dense(BackpropLayer):
         config.update(
             {
                 "units": self.units,
+                "use_bias": self.use_bias,
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
                 "bias_initializer": keras.initializers.serialize(self.bias_initializer),
                 "kernel_regularizer": keras.regularizers.serialize(self.kernel_regularizer),

@@ -45,3 +45,14 @@ def test_sigmoid_rules():
         got = _rule(layers.Sigmoid(), rule)
         np.testing.assert_allclose(got, UPSTREAM.numpy() * s * (1 - s), rtol=1e-6)
     np.testing.assert_allclose(_rule(layers.Sigmoid(), layers.lrp_epsilon()), UPSTREAM.numpy())
+
+
+def test_squared_relu_rules_by_hand():
+    """relu(x)² at (-2, 0, 3, 4): gradient 2·relu(x)·up = (0, 0, -6, 16); guided zeroes the
+    negative product; deconvnet relu(upstream); LRP passes relevance through."""
+    layer = layers.SquaredReLU()
+    np.testing.assert_allclose(layer(X).numpy(), [[0, 0, 9, 16]])
+    np.testing.assert_allclose(_rule(layer, layers.GRADIENT), [[0, 0, -6, 16]], rtol=1e-6)
+    np.testing.assert_allclose(_rule(layer, layers.GUIDED), [[0, 0, 0, 16]], rtol=1e-6)
+    np.testing.assert_allclose(_rule(layer, layers.DECONVNET), [[1, 1, 0, 2]], rtol=1e-6)
+    np.testing.assert_allclose(_rule(layer, layers.lrp_epsilon()), UPSTREAM.numpy())

@@ -57,3 +57,11 @@ def test_dropout_inference_is_identity_and_training_needs_the_mask():
         layer.backward(x, x, x, training=True)
     with pytest.raises(ValueError, match="rate"):
         layers.Dropout(1.0)
+
+
+def test_dense_without_bias_maps_zero_to_zero():
+    """use_bias=False: no bias weight, x W exactly (a zero input gives a zero output)."""
+    layer = layers.Dense(2, use_bias=False, kernel_initializer="ones")
+    x = tf.constant([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    np.testing.assert_allclose(layer(x).numpy(), [[0, 0], [6, 6]])
+    assert [w.name for w in layer.weights] == ["kernel"]

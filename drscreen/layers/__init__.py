@@ -47,14 +47,17 @@ compute in ``compute_dtype``, so ``mixed_float16`` works):
 Each layer: ``forward(x, training) -> (y, saved)`` and
 ``backward(inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None)``.
 
-Engine (`drscreen.heatmaps.backprop`): models are chains (``keras.Sequential`` or a chain
-functional model of these layers)::
+Chains (`drscreen.layers.chain`): models are chains (``keras.Sequential`` or a chain
+functional model of these layers); ``chain_layers(model)`` is their layer sequence, input to
+output, and refuses any other model by name.
+
+Engine (`drscreen.heatmaps.backprop`)::
 
     outputs, trace = forward(model, images, training=False)          # Trace(layers, inputs,
     grad = backward(trace, seed, rule=GRADIENT, training=False,       #       outputs, saved)
                     stop_at=None)        # stop_at="conv5": w.r.t. that layer's OUTPUT
     outputs, grad = input_gradient(model, images, rule=GRADIENT, training=False, output_index=0)
-    layers = chain_layers(model); images = validate_images(images, expected_hw=None)
+    images = validate_images(images, expected_hw=None)
     feature_map = trace.output_of("conv5")
 
 ``validate_images(images, expected_hw=None, expected_channels=None)`` raises TypeError/
@@ -68,6 +71,7 @@ them as uninitialised ``READ_VARIABLE`` ops (garbage outputs); pass a ``tf.Modul
 
 from drscreen.layers.activations import LeakyReLU, Sigmoid
 from drscreen.layers.base import BackpropLayer
+from drscreen.layers.chain import chain_layers
 from drscreen.layers.convolution import Conv2D
 from drscreen.layers.core import Dense, Dropout, Flatten, Maxout
 from drscreen.layers.normalization import (
@@ -117,5 +121,6 @@ __all__ = [
     "MaxPooling2D",
     "RMSPooling2D",
     "Sigmoid",
+    "chain_layers",
     "lrp_epsilon",
 ]

@@ -14,7 +14,7 @@ import os
 
 import keras
 
-from drscreen.heatmaps.backprop import chain_layers
+from drscreen.layers.chain import chain_layers
 from drscreen.models.calibration import CALIBRATION_FILE, Calibration
 
 RUN_MODEL_FILE = "best.keras"

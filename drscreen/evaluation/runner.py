@@ -45,7 +45,7 @@ from drscreen.evaluation import (
     streaming,
 )
 from drscreen.heatmaps import METHODS, compute
-from drscreen.models.calibration import Calibration
+from drscreen.models.calibration import Calibration, resolve_calibration
 from drscreen.models.runs import load_model, model_input_size, run_calibration
 
 # (images float32 (N, S, S, 3), FOV masks float32 (N, S, S)) -> (grades (N,), heatmaps (N, S, S))
@@ -796,8 +796,7 @@ def evaluate(config: EvaluationConfig) -> dict:
     The metrics written (the ``metrics`` part of ``metrics.json``).
     """
     model = load_model(config.model)
-    found = run_calibration(config.model)
-    score_calibration, calibration_source = found or (Calibration(), "default")
+    score_calibration, calibration_source = resolve_calibration(run_calibration(config.model))
     image_size = config.image_size or model_input_size(model)
     _check_input_size(model, config.model, image_size)
     aware_model = None

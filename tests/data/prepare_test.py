@@ -11,6 +11,7 @@ from drscreen import cli
 from drscreen.data import pipeline
 from drscreen.data.prepare import Manifest, PrepareConfig, PrepareError, prepare_dataset
 from drscreen.data.readers import DatasetProblemsError
+from drscreen.data.sources import PreparedSplit
 from drscreen.data.splits import Splits
 from tests.data.fundus_test import draw_fundus
 
@@ -71,7 +72,7 @@ def test_prepare_writes_shards_and_lists_bad_inputs(tmp_path):
     seen = {}
     config = pipeline.PipelineConfig(image_size=16, batch_size=4)
     for split in ("train", "validation", "test"):
-        for batch in pipeline.dataset_for_evaluation(out, config, split=split):
+        for batch in pipeline.dataset_for_evaluation(PreparedSplit(out, split), config):
             for image_id, grade, image in zip(
                 batch["image_id"].numpy(),
                 batch["grade"].numpy(),

@@ -9,7 +9,7 @@ through a logistic centred between grades 1 and 2:
 The defaults (1.5, 0.25) put grade 1 at p = 0.12 and grade 2 at p = 0.88. They are not
 calibrated: `fit_referable_calibration` fits ``midpoint`` and ``scale`` to a model's predicted
 grades by maximum likelihood (Platt scaling), and training writes the fit on the validation
-split to ``RUN_DIR/calibration.json`` (`CALIBRATION_FILE`).
+split to ``RUN_DIR/calibration.json`` (`drscreen.models.runs.RunDirectory`).
 """
 
 import dataclasses
@@ -21,7 +21,6 @@ import tensorflow as tf
 
 DEFAULT_MIDPOINT = 1.5
 DEFAULT_SCALE = 0.25
-CALIBRATION_FILE = "calibration.json"
 DEFAULT_L2 = 1e-2
 
 

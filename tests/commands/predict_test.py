@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from drscreen import cli
-from drscreen.heatmaps.predict import PredictConfig, list_images
+from drscreen.commands.predict import PredictConfig, list_images
 from drscreen.models import build, referable_probability
 
 

@@ -1,4 +1,4 @@
-"""End-to-end test of `drscreen evaluate` on a tiny synthetic set and an untrained model."""
+"""`drscreen evaluate` end to end on a tiny synthetic set and an untrained model."""
 
 import json
 import shutil
@@ -8,6 +8,7 @@ import keras
 import pytest
 
 from drscreen import cli, models
+from drscreen.commands.evaluate import EvaluationConfig
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.evaluation import report
 
@@ -55,15 +56,18 @@ def test_writes_every_section_and_figure(data_dir, model_path, tmp_path):
     assert written["context"]["model"] == model_path
     assert written["context"]["command"].startswith("drscreen evaluate --model=")
     metrics = written["metrics"]
-    assert {"screening", "calibration", "patients", "lesions", "perturbation", "methods"} <= set(
+    assert {"screening", "calibration", "patients", "methods", "evaluated", "validation"} <= set(
         metrics
     )
-    assert metrics["images"] == 12
+    assert metrics["evaluated"]["images"] == 12
     assert metrics["calibration"]["source"] == "default"
     assert (metrics["calibration"]["midpoint"], metrics["calibration"]["scale"]) == (1.5, 0.25)
     assert set(metrics["screening"]["referable_dr"]["operating_points"]) == {"0.90", "0.95"}
     assert "quadratic_weighted_kappa" in metrics["screening"]["kappa"]
-    assert "froc_score" in metrics["lesions"]["red_lesions"]
+    sensitivity = metrics["methods"]["sensitivity"]
+    assert "froc_score" in sensitivity["lesions"]["red_lesions"]
+    assert sensitivity["perturbation"]["images"] == 2
+    assert 0.0 <= sensitivity["relevance_mass/all_lesions"] <= 1.0
     (row,) = written["comparison"]
     assert set(row) == {key for key, _ in report.COMPARISON_COLUMNS}
     report_text = (out / "report.md").read_text()
@@ -100,6 +104,12 @@ def test_bad_flags_are_usage_errors(data_dir, model_path, tmp_path, flag, messag
     )
     assert code == 1
     assert message in capsys.readouterr().err
+
+
+def test_config_rejects_unknown_methods():
+    """An unknown heatmap method is named in the error."""
+    with pytest.raises(ValueError, match="occlusion"):
+        EvaluationConfig(model="m", data="d", out="o", methods=("occlusion",))
 
 
 def test_missing_model_is_a_clear_error(data_dir, tmp_path):

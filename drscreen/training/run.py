@@ -49,7 +49,7 @@ from drscreen.training.config import TrainConfig
 from drscreen.training.distribution import is_chief, make_strategy, worker_shard, writable_dir
 from drscreen.training.heatmap_aware import HeatmapAwareModel
 from drscreen.training.mixed_precision import heatmap_seed_scale, set_precision, wrap_optimizer
-from drscreen.training.progressive import REINITIALISED, transfer_weights
+from drscreen.training.progressive import NEW, REINITIALISED, transfer_weights
 from drscreen.training.schedules import learning_rate_schedule
 
 FINAL_HEATMAP_METHOD = "sensitivity"
@@ -75,9 +75,10 @@ def _build_model(config: TrainConfig, size: int, previous: keras.Model | None) -
     )
     if previous is not None:
         transfers = transfer_weights(previous, model)
-        fresh = [t.path for t in transfers if t.action == REINITIALISED]
+        fresh = [t.path for t in transfers if t.action in (REINITIALISED, NEW)]
         _log(
-            f"initialised {model.name} at {size} px from {previous.name}; fresh: {fresh or 'none'}"
+            f"initialised {model.name} at {size} px ({len(model.layers)} layers) from "
+            f"{previous.name} at {previous.input_shape[1]} px; fresh: {fresh or 'none'}"
         )
     return model
 

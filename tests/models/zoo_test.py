@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from drscreen import layers
 from drscreen.heatmaps.sensitivity import sensitivity
 from drscreen.models import MODELS, build
 
@@ -80,9 +81,27 @@ def test_unknown_name_lists_models():
 
 
 def test_too_small_input_names_the_minimum():
-    """Net A needs at least 245 px."""
+    """Net A needs at least 245 px for its 5 conv blocks, and 53 px for o_O's shallowest net."""
     with pytest.raises(ValueError, match="oO_netA: input_size 200 is too small.*minimum is 245"):
-        build("oO_netA", input_size=200)
+        build("oO_netA", input_size=200, depth=5)
+    with pytest.raises(ValueError, match="oO_netA: input_size 40 is too small.*minimum is 53"):
+        build("oO_netA", input_size=40)
+
+
+@pytest.mark.parametrize(
+    ("size", "last_conv", "pooled"),
+    [(112, "conv8", (6, 6, 128)), (224, "conv11", (6, 6, 256)), (448, "conv13", (6, 6, 512))],
+)
+def test_oO_progressive_stages_are_o_O_s_shallower_networks(size, last_conv, pooled):
+    """o_O's c_128/c_256/c_512 nets: 3, 4, 5 conv blocks, each ending in a 6x6 map that the
+    RMS pool 3/3 takes to 2x2 (112 px: 56, pool 27, 14, pool 6)."""
+    model = build("oO_netA", input_size=size)
+    convs = [layer.name for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    assert convs[-1] == last_conv
+    assert tuple(model.get_layer(last_conv).output.shape[1:]) == pooled
+    rms = [layer for layer in model.layers if isinstance(layer, layers.RMSPooling2D)]
+    assert len(rms) == 1 and tuple(rms[0].output.shape[1:]) == (2, 2, pooled[-1])
+    assert model.get_layer("dense1").kernel.shape == (4 * pooled[-1], 1024)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

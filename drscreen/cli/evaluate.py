@@ -10,6 +10,7 @@ thresholds are chosen on that split's validation part, or on ``--validation_data
 """
 
 import shlex
+import sys
 
 from absl import app, flags
 
@@ -113,7 +114,10 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = _config()
-    metrics = evaluate(config)
+    try:
+        metrics = evaluate(config)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"drscreen evaluate: {error}")
     summary = metrics["screening"].get("referable_dr", {}).get("auc")
     auc = f"referable-DR AUC {summary:.3f}, " if summary is not None else ""
     images = metrics["evaluated"]["images"]

@@ -22,7 +22,7 @@ def test_cli_error_is_the_only_line(tmp_path):
     missing = tmp_path / "missing.keras"
     process = _run("-m", "drscreen", "evaluate", f"--model={missing}", "--data=d", "--out=o")
     assert process.returncode != 0
-    assert str(missing) in process.stderr
+    assert f"drscreen evaluate: model {str(missing)!r}" in process.stderr
     assert not [line for line in process.stderr.splitlines() if TENSORFLOW_LOG_LINE.search(line)]
 
 

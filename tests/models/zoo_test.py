@@ -74,6 +74,47 @@ def test_small_model_size():
     assert build("small", input_size=128).count_params() == model.count_params()
 
 
+def test_small_model_parameters_by_hand():
+    """Width 4, 64 px: 5·5·3·4+4, 3·3·4·8+8, 3·3·8·16+16, 3·3·16·24+24, 3·3·24·32+32 conv
+    parameters, then dense 32·64+64 and grade 32+1: 14,337 (tied biases: any input size)."""
+    model = build("small", input_size=64, width=4)
+    convs = [304, 296, 1_168, 3_480, 6_944]
+    assert model.count_params() == sum(convs) + 2_112 + 33 == 14_337
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_zoo_battery(name):
+    """Every zoo model: config round trip, (N, 1) output, one fit step that moves every
+    kernel, and a finite sensitivity heatmap under both mixed-precision policies."""
+    size = SMALL_CONFIGS[name]
+    model = build(name, input_size=size, width=4)
+    clone = keras.Sequential.from_config(model.get_config())
+    assert [type(layer) for layer in clone.layers] == [type(layer) for layer in model.layers]
+    assert clone.count_params() == model.count_params()
+    images = _images(size, seed=4)
+    assert model(images).shape == (2, 1) and model.output_shape == (None, 1)
+
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    kernels = {v.path: v.numpy().copy() for v in model.trainable_variables if "kernel" in v.path}
+    history = model.fit(images, np.ones((2, 1), "float32"), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    moved = [v.path for v in model.trainable_variables if v.path in kernels]
+    assert all(
+        not np.array_equal(kernels[p], model.get_layer(p.split("/")[1]).kernel) for p in moved
+    )
+
+    previous = keras.config.dtype_policy()
+    for policy, dtype in (("mixed_float16", tf.float16), ("mixed_bfloat16", tf.bfloat16)):
+        keras.config.set_dtype_policy(policy)
+        try:
+            mixed = build(name, input_size=size, width=4)
+            grades, heatmaps = sensitivity(mixed, images)
+            assert mixed(images).dtype == dtype
+            assert np.all(np.isfinite(heatmaps.numpy())) and np.all(np.isfinite(grades.numpy()))
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+
 def test_unknown_name_lists_models():
     """An unknown model name names the known ones."""
     with pytest.raises(ValueError, match="small, oO_netA, oO_netB"):

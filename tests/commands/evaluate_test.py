@@ -34,6 +34,19 @@ def model_path(tmp_path_factory):
     return str(path)
 
 
+def _all_of(data_dir: str) -> tuple[str, ...]:
+    """Evaluate all of ``data_dir``, thresholds on it too, without the costly extras."""
+    return (
+        f"--data={data_dir}",
+        f"--validation_data={data_dir}",
+        "--split=all",
+        "--gallery=0",
+        "--perturbation_images=0",
+        "--lesion_metrics=off",
+        "--n_bootstrap=10",
+    )
+
+
 def _evaluate(*arguments: str) -> int:
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["drscreen", "evaluate", *arguments])
@@ -139,14 +152,8 @@ def test_run_calibration_scores_the_referable_probability(data_dir, model_path, 
     out = tmp_path / "eval"
     code = _evaluate(
         f"--model={run_dir}",
-        f"--data={data_dir}",
-        f"--validation_data={data_dir}",
-        "--split=all",
         f"--out={out}",
-        "--gallery=0",
-        "--perturbation_images=0",
-        "--lesion_metrics=off",
-        "--n_bootstrap=10",
+        *_all_of(data_dir),
     )
     assert code in (0, None)
     section = json.loads((out / "metrics.json").read_text())["metrics"]["calibration"]
@@ -178,14 +185,8 @@ def test_heatmap_aware_model_is_tuned_on_its_own_validation_scores(data_dir, mod
     code = _evaluate(
         f"--model={model_path}",
         f"--heatmap_aware_model={aware_path}",
-        f"--data={data_dir}",
-        f"--validation_data={data_dir}",
-        "--split=all",
         f"--out={out}",
-        "--gallery=0",
-        "--perturbation_images=0",
-        "--lesion_metrics=off",
-        "--n_bootstrap=10",
+        *_all_of(data_dir),
     )
     assert code in (0, None)
     metrics = json.loads((out / "metrics.json").read_text())["metrics"]

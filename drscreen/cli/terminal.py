@@ -13,20 +13,26 @@ import os
 import sys
 import tempfile
 
+_QUIETED = "DRSCREEN_QUIET_TENSORFLOW"
+
 
 def quiet_tensorflow() -> None:
     """Import TensorFlow quietly and keep its C++ log lines off the terminal.
 
-    Unless ``TF_CPP_MIN_LOG_LEVEL`` is already set: sets it to 3 (no C++ info, warning or
-    error lines: TensorFlow reports what matters to a caller as Python exceptions), puts the
+    Unless the user set ``TF_CPP_MIN_LOG_LEVEL``: sets it to 3 (no C++ info, warning or
+    error lines: TensorFlow reports what matters to a caller as Python exceptions), marks the
+    environment so that worker processes re-running the entry point do the same, puts the
     ``tensorflow`` Python logger at ERROR, and imports TensorFlow with the process's standard
     error sent to a temporary file, since its start-up lines are written before absl logging
     is initialised, where no log level reaches them. If the import fails, what it wrote is
     replayed on standard error before the exception propagates.
     """
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ or "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules:
         return
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ and os.environ.get(_QUIETED) != "1":
+        return  # the user's own level
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ[_QUIETED] = "1"  # worker processes re-running the entry point stay quiet too
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     sys.stderr.flush()
     saved = os.dup(2)

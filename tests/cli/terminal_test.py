@@ -40,8 +40,15 @@ def test_an_explicit_log_level_is_respected():
         "import os, sys; from drscreen.cli.terminal import quiet_tensorflow; quiet_tensorflow(); "
         "print(os.environ['TF_CPP_MIN_LOG_LEVEL'], 'tensorflow' in sys.modules)"
     )
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "1"}
-    process = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-    )
-    assert process.stdout.split() == ["1", "False"]
+
+    def run(**variables: str) -> list[str]:
+        env = {**os.environ, **variables}
+        process = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+        return process.stdout.split()
+
+    assert run(TF_CPP_MIN_LOG_LEVEL="1") == ["1", "False"]
+    # A worker process inherits the level drscreen set, with its mark: it stays quiet.
+    assert run(TF_CPP_MIN_LOG_LEVEL="3", DRSCREEN_QUIET_TENSORFLOW="1") == ["3", "True"]

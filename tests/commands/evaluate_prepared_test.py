@@ -97,6 +97,17 @@ def test_tfrecord_run_is_evaluated_on_its_held_out_tfrecords(
     lesions = metrics["methods"]["sensitivity"]["lesions"]
     assert lesions["all_lesions"]["images"] == len(splits.ids("test"))
     assert "splits.json" in written["context"]["evaluated images"]
+    # Training's final metrics and the command are one computation on the same images.
+    trained = json.loads((tfrecord_run / "metrics.json").read_text())
+    for key in (
+        "relevance_mass/red_lesions",
+        "relevance_mass/all_lesions",
+        "froc_score/red_lesions",
+    ):
+        assert metrics["methods"]["sensitivity"][key] == pytest.approx(
+            trained["methods"]["sensitivity"][key], rel=1e-6
+        )
+    assert metrics["calibration"]["fitted"] == pytest.approx(trained["calibration"]["fitted"])
 
 
 def test_the_same_run_on_the_raw_folder_gives_the_same_images(

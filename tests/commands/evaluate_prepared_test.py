@@ -59,7 +59,7 @@ def tfrecord_evaluation(prepared, tfrecord_run, tmp_path_factory):
     """`drscreen evaluate` of the TFRecord run on its TFRecords: the output folder."""
     _, folder = prepared
     out = tmp_path_factory.mktemp("eval")
-    _evaluate(tfrecord_run, folder, out)
+    _evaluate(tfrecord_run, folder, out, "--gallery=2")
     return out
 
 
@@ -97,6 +97,7 @@ def test_tfrecord_run_is_evaluated_on_its_held_out_tfrecords(
     lesions = metrics["methods"]["sensitivity"]["lesions"]
     assert lesions["all_lesions"]["images"] == len(splits.ids("test"))
     assert "splits.json" in written["context"]["evaluated images"]
+    assert "](gallery.png)" in (tfrecord_evaluation / "report.md").read_text()
     # Training's final metrics and the command are one computation on the same images.
     trained = json.loads((tfrecord_run / "metrics.json").read_text())
     for key in (

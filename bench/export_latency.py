@@ -1,134 +1,167 @@
-"""Export latency and agreement: TFLite variants vs the float SavedModel, heatmap vs score.
+"""Export latency, size and agreement: every TFLite variant and ONNX vs the float SavedModel.
 
-    python bench/export_latency.py [--input_size=128] [--width=8] [--images=8] [--repeats=20]
+    python bench/export_latency.py [--models=small,oO_netA,oO_netB] [--images=4] [--repeats=3]
+        [--threads=2] [--int8_heatmap]
 
-Exports a randomly initialised small network (all formats) to a temporary directory, then
-prints for each TFLite variant its file size, latency per image (batch 1) and agreement with
-the SavedModel's ``predict_float`` (largest score difference, mean heatmap Pearson r), the
-int8 and float16 latency over float32, and the SavedModel heatmap signature latency over the
-score-only signature. Full-integer quantization of the heatmap signature is tried in a
-subprocess (LiteRT may abort on it) and its heatmap correlation reported.
+For each model at its real input size (the small network at 128 px width 8, o_O nets A and B
+at 448 px; random weights) exports every format to a temporary directory, then prints for
+each TFLite variant its file size, the latency per image (batch 1, LiteRT's signature runner
+with ``--threads`` threads, ``predict_score`` and ``predict_float`` called in turn so both
+see the same load) and the agreement with the SavedModel's ``predict_float`` on synthetic
+photographs (largest score difference, smallest and mean per-image heatmap Pearson r), then
+ONNX Runtime's ``predict_float`` latency and agreement and the SavedModel's heatmap/score
+latency ratio. ``--int8_heatmap`` also tries full-integer quantization of the heatmap
+signature in a subprocess (LiteRT may abort on it) and reports its heatmap correlation.
+Runtime: ~1 min for the small net, ~6 min for each o_O net on 2 shared cores.
 """
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-import keras
-import numpy as np
-import tensorflow as tf
-from absl import app, flags
-from ai_edge_litert.interpreter import Interpreter
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from drscreen.export import ExportConfig, export, tflite
-from drscreen.export.samples import encoded_photographs, preprocessed_images
-from drscreen.models import build
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import onnxruntime  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from absl import app, flags  # noqa: E402
+from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
-_INPUT_SIZE = flags.DEFINE_integer("input_size", 128, "Model input side in pixels.")
-_WIDTH = flags.DEFINE_integer("width", 8, "First-stage width of the small network.")
-_IMAGES = flags.DEFINE_integer("images", 8, "Synthetic photographs to compare on.")
-_REPEATS = flags.DEFINE_integer("repeats", 20, "Timed passes over the images.")
-_INT8_HEATMAP = flags.DEFINE_string(
+from drscreen.export import ExportConfig, export, tflite  # noqa: E402
+from drscreen.export.samples import encoded_photographs, preprocessed_images  # noqa: E402
+from drscreen.models import build  # noqa: E402
+
+MODEL_SIZES = {"small": (128, {"width": 8}), "oO_netA": (448, {}), "oO_netB": (448, {})}
+
+_MODELS = flags.DEFINE_string("models", "small,oO_netA,oO_netB", "Models to export.")
+_IMAGES = flags.DEFINE_integer("images", 4, "Synthetic photographs to compare and time on.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed passes over the images.")
+_THREADS = flags.DEFINE_integer("threads", 2, "LiteRT and ONNX Runtime threads.")
+_INT8_HEATMAP = flags.DEFINE_bool(
+    "int8_heatmap", False, "Also try the heatmap signature with full-integer quantization."
+)
+_INT8_CHILD = flags.DEFINE_string(
     "int8_heatmap_child", None, "Internal: SavedModel dir for the int8 heatmap subprocess."
 )
 
 
-def _seconds_per_image(run, images: np.ndarray, repeats: int) -> float:
-    for image in images[:2]:
-        run(image[np.newaxis])
-    start = time.perf_counter()
+def _interleaved_ms(runs: dict, images: np.ndarray, repeats: int) -> dict[str, float]:
+    """Median ms per image of each ``run(image)``, the runs called in turn per image."""
+    for run in runs.values():
+        run(images[:1])
+    times = {name: [] for name in runs}
     for _ in range(repeats):
         for image in images:
-            run(image[np.newaxis])
-    return (time.perf_counter() - start) / (repeats * len(images))
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run(image[np.newaxis])
+                times[name].append(1e3 * (time.perf_counter() - start))
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
-def _mean_pearson(a: np.ndarray, b: np.ndarray) -> float:
-    return float(
-        np.mean([np.corrcoef(x.ravel(), y.ravel())[0, 1] for x, y in zip(a, b, strict=True)])
-    )
+def _pearsons(a: np.ndarray, b: np.ndarray) -> list[float]:
+    return [float(np.corrcoef(x.ravel(), y.ravel())[0, 1]) for x, y in zip(a, b, strict=True)]
 
 
 def _int8_heatmap_child(saved_model_dir: str) -> None:
     """Subprocess: full-integer predict_float; prints the mean heatmap correlation."""
-    size = int(tf.saved_model.load(saved_model_dir).signatures["predict_float"]
-               .structured_input_signature[1]["images"].shape[1])  # fmt: skip
+    signature = tf.saved_model.load(saved_model_dir).signatures["predict_float"]
+    size = int(signature.structured_input_signature[1]["images"].shape[1])
     images, _ = preprocessed_images(encoded_photographs(16, seed=1), size)
     converter = tflite.converter(saved_model_dir, "int8", ("predict_float",), images[8:])
     runner = Interpreter(model_content=converter.convert()).get_signature_runner("predict_float")
-    expected = tf.saved_model.load(saved_model_dir).signatures["predict_float"]
-    outputs = [runner(images=image[np.newaxis])["heatmap"][0] for image in images[:8]]
-    reference = expected(images=tf.constant(images[:8]))["heatmap"].numpy()
-    print(f"INT8_HEATMAP_R {_mean_pearson(np.stack(outputs), reference):.3f}")
+    outputs = np.stack([runner(images=image[np.newaxis])["heatmap"][0] for image in images[:8]])
+    reference = signature(images=tf.constant(images[:8]))["heatmap"].numpy()
+    print(f"INT8_HEATMAP_R {np.mean(_pearsons(outputs, reference)):.3f}")
 
 
 def _int8_heatmap_report(saved_model_dir: str) -> str:
     result = subprocess.run(
         [sys.executable, __file__, f"--int8_heatmap_child={saved_model_dir}"],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     for line in result.stdout.splitlines():
         if line.startswith("INT8_HEATMAP_R"):
             return f"mean heatmap Pearson r = {line.split()[1]}"
-    return f"LiteRT failed (exit code {result.returncode}: aborted on a quantized comparison)"
+    return f"LiteRT failed (exit code {result.returncode})"
+
+
+def _report_model(name: str) -> None:
+    size, options = MODEL_SIZES[name]
+    keras.utils.set_random_seed(0)
+    model = build(name, input_size=size, **options)
+    images, _ = preprocessed_images(encoded_photographs(_IMAGES.value, seed=5), size)
+    threads, repeats = _THREADS.value, _REPEATS.value
+    with tempfile.TemporaryDirectory() as base:
+        result = export(model, base, ExportConfig(calibration_images=16))
+        signatures = tf.saved_model.load(result.path).signatures
+        reference = {k: v.numpy() for k, v in signatures["predict_float"](images=images).items()}
+        print(f"\n{name} at {size} px, {model.count_params():,} parameters, random weights; "
+              f"{len(images)} synthetic photographs, batch 1, {threads} threads, "
+              f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
+        print(f"{'variant':<13}{'MB':>7}{'score ms':>10}{'heatmap ms':>12}{'ratio':>7}"
+              f"{'max |Δscore|':>14}{'heatmap r min/mean':>20}")  # fmt: skip
+        for variant in tflite.VARIANTS:
+            path = os.path.join(result.path, "tflite", tflite.file_name(variant))
+            runners = {}
+            for signature in tflite.VARIANT_SIGNATURES[variant]:
+                interpreter = Interpreter(model_path=path, num_threads=threads)
+                runners[signature] = interpreter.get_signature_runner(signature)
+            runs = {key: (lambda x, r=r: r(images=x)) for key, r in runners.items()}
+            ms = _interleaved_ms(runs, images, repeats)
+            first = runners[tflite.VARIANT_SIGNATURES[variant][0]]
+            outputs = {key: [] for key in ("score", "heatmap")}
+            for image in images:
+                result_one = first(images=image[np.newaxis])
+                for key in outputs:
+                    if key in result_one:
+                        outputs[key].append(result_one[key][0])
+            score_diff = np.abs(np.array(outputs["score"]) - reference["score"]).max()
+            heatmap_ms, ratio, r = "n/a", "", "n/a"
+            if outputs["heatmap"]:
+                rs = _pearsons(np.stack(outputs["heatmap"]), reference["heatmap"])
+                r = f"{min(rs):.4f}/{np.mean(rs):.4f}"
+                heatmap_ms = f"{ms['predict_float']:.1f}"
+                ratio = f"x{ms['predict_float'] / ms['predict_score']:.2f}"
+            print(f"{variant:<13}{os.path.getsize(path) / 1e6:>7.1f}{ms['predict_score']:>10.1f}"
+                  f"{heatmap_ms:>12}{ratio:>7}{score_diff:>14.2e}{r:>20}", flush=True)  # fmt: skip
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = threads
+        session = onnxruntime.InferenceSession(
+            os.path.join(result.path, "onnx", "drscreen.onnx"), options,
+            providers=["CPUExecutionProvider"],
+        )  # fmt: skip
+        names = [output.name for output in session.get_outputs()]
+        onnx_run = {"onnx": lambda x: session.run(None, {"images": x})}
+        onnx_ms = _interleaved_ms(onnx_run, images, repeats)
+        heatmap_index = names.index("heatmap")
+        onnx_maps = np.stack(
+            [session.run(None, {"images": image[np.newaxis]})[heatmap_index][0] for image in images]
+        )
+        print(f"ONNX Runtime predict_float {onnx_ms['onnx']:.1f} ms/image, heatmap r min "
+              f"{min(_pearsons(onnx_maps, reference['heatmap'])):.5f}")  # fmt: skip
+        saved = _interleaved_ms(
+            {key: (lambda x, f=signatures[key]: f(images=tf.constant(x))) for key in
+             ("predict_score", "predict_float")}, images, repeats,
+        )  # fmt: skip
+        heatmap_ms, score_ms = saved["predict_float"], saved["predict_score"]
+        print(f"SavedModel predict_float / predict_score: {heatmap_ms:.1f} / {score_ms:.1f} ms = "
+              f"x{heatmap_ms / score_ms:.2f}")  # fmt: skip
+        if _INT8_HEATMAP.value:
+            print(f"int8 full-integer heatmap signature: {_int8_heatmap_report(result.path)}")
 
 
 def main(argv: list[str]) -> None:
     del argv
-    if _INT8_HEATMAP.value:
-        _int8_heatmap_child(_INT8_HEATMAP.value)
+    if _INT8_CHILD.value:
+        _int8_heatmap_child(_INT8_CHILD.value)
         return
-    keras.utils.set_random_seed(0)
-    model = build("small", input_size=_INPUT_SIZE.value, width=_WIDTH.value)
-    images, _ = preprocessed_images(encoded_photographs(_IMAGES.value, seed=5), _INPUT_SIZE.value)
-    with tempfile.TemporaryDirectory() as base:
-        result = export(model, base, ExportConfig(calibration_images=32))
-        signatures = tf.saved_model.load(result.path).signatures
-        reference = signatures["predict_float"](images=tf.constant(images))
-        timings = {}
-        for name in ("predict_float", "predict_score"):
-            function = signatures[name]
-            timings[name] = _seconds_per_image(
-                lambda x, f=function: f(images=tf.constant(x)), images, _REPEATS.value
-            )
-        parameters = model.count_params()
-        print(f"model: small, {_INPUT_SIZE.value} px, width {_WIDTH.value}, {parameters} "
-              f"parameters; {_IMAGES.value} synthetic photographs")  # fmt: skip
-        print(f"{'variant':<9}{'signature':<15}{'bytes':>9}{'ms/image':>10}"
-              f"{'max |Δscore|':>14}{'heatmap r':>11}")  # fmt: skip
-        for variant in tflite.VARIANTS:
-            path = os.path.join(result.path, "tflite", tflite.file_name(variant))
-            signature = tflite.VARIANT_SIGNATURES[variant][0]
-            runner = Interpreter(model_path=path).get_signature_runner(signature)
-            outputs = runner(images=images)
-            timings[variant] = _seconds_per_image(
-                lambda x, r=runner: r(images=x), images, _REPEATS.value
-            )
-            score_diff = np.abs(outputs["score"] - reference["score"].numpy()).max()
-            r = (
-                f"{_mean_pearson(outputs['heatmap'], reference['heatmap'].numpy()):.5f}"
-                if "heatmap" in outputs
-                else "n/a"
-            )
-            if variant == "float32":
-                score_runner = Interpreter(model_path=path).get_signature_runner("predict_score")
-                timings["float32_score"] = _seconds_per_image(
-                    lambda x, r=score_runner: r(images=x), images, _REPEATS.value
-                )
-            print(f"{variant:<9}{signature:<15}{os.path.getsize(path):>9}"
-                  f"{1e3 * timings[variant]:>10.2f}{score_diff:>14.2e}{r:>11}")  # fmt: skip
-        print(f"SavedModel predict_float {1e3 * timings['predict_float']:.2f} ms/image, "
-              f"predict_score {1e3 * timings['predict_score']:.2f} ms/image")  # fmt: skip
-        print(f"TFLite float32 predict_score {1e3 * timings['float32_score']:.2f} ms/image")
-        print(f"ratio TFLite int8 / float32 latency (predict_score): "
-              f"{timings['int8'] / timings['float32_score']:.2f}")  # fmt: skip
-        print(f"ratio TFLite float16 / float32 latency: "
-              f"{timings['float16'] / timings['float32']:.2f}")  # fmt: skip
-        print(f"ratio SavedModel heatmap / score-only signature latency: "
-              f"{timings['predict_float'] / timings['predict_score']:.2f}")  # fmt: skip
-        print(f"int8 full-integer heatmap signature: {_int8_heatmap_report(result.path)}")
+    for name in _MODELS.value.split(","):
+        _report_model(name)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,8 @@
 Measures, with ``--clients`` concurrent callers of ``--images_per_request`` images each:
 1. requests/s of in-process calls of the SavedModel signature (``tf.saved_model.load``);
 2. requests/s of the same calls sent to a `drscreen serve` subprocess over gRPC;
-and prints their ratio (the serving overhead). Then sends a bounded load of
-``--load_requests`` requests and reports failed requests (must be 0) and the server's RSS
-before and after (memory must stay stable). Without ``--model_base_path`` it exports and
+and prints their ratio (the serving overhead). Reliability under load (malformed requests,
+slow clients, memory) is `bench/server_load.py`'s. Without ``--model_base_path`` it exports and
 serves an untrained `small` network at 192 px (score + sensitivity heatmap, as a trained one
 would be served). Runtime: ~2 min on 2 cores.
 """
@@ -16,10 +15,7 @@ would be served). Runtime: ~2 min on 2 cores.
 import concurrent.futures
 import os
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
@@ -27,8 +23,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from drscreen.export.exporter import ExportConfig, export
-from drscreen.models import build
+from bench.served import default_export, start_server
 from drscreen.serving.client import GrpcClient, images_array
 from drscreen.serving.errors import ServingError
 from drscreen.serving.model_store import list_versions
@@ -40,22 +35,7 @@ _SIGNATURE = flags.DEFINE_string("signature", "predict_float", "Signature to cal
 _CLIENTS = flags.DEFINE_integer("clients", 8, "Concurrent callers.")
 _REQUESTS_PER_CLIENT = flags.DEFINE_integer("requests_per_client", 25, "Timed calls per caller.")
 _IMAGES_PER_REQUEST = flags.DEFINE_integer("images_per_request", 4, "Images in each call.")
-_LOAD_REQUESTS = flags.DEFINE_integer("load_requests", 400, "Requests of the bounded load.")
 _ENABLE_BATCHING = flags.DEFINE_boolean("enable_batching", False, "Serve with batching.")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _rss_mib(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as file:
-        for line in file:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
 def _float_batch(base_path: str, signature: str, count: int) -> tuple[np.ndarray, Any]:
@@ -88,32 +68,10 @@ def _run_concurrently(call, clients: int, requests_per_client: int) -> tuple[flo
     return clients * requests_per_client / (time.perf_counter() - start), failures
 
 
-def _start_server(base_path: str) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    command = [
-        sys.executable, "-m", "drscreen", "serve", f"--model_base_path={base_path}",
-        f"--port={port}", "--rest_api_port=0", f"--enable_batching={_ENABLE_BATCHING.value}",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stderr=subprocess.DEVNULL)
-    target = f"127.0.0.1:{port}"
-    with GrpcClient(target, "drscreen", timeout_seconds=2) as client:
-        for _ in range(300):
-            try:
-                client.status()
-                return process, target
-            except ServingError:
-                time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the server did not become ready in 60 s")
-
-
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    base_path = _MODEL_BASE_PATH.value
-    if not base_path:
-        base_path = tempfile.mkdtemp(prefix="drscreen-bench-")
-        export(build("small", input_size=192), base_path, ExportConfig(formats=("saved_model",)))
+    base_path = _MODEL_BASE_PATH.value or default_export()
     signature = _SIGNATURE.value
     batch, model = _float_batch(base_path, signature, _IMAGES_PER_REQUEST.value)
     function = model.signatures[signature]
@@ -124,7 +82,9 @@ def main(argv: list[str]) -> None:
         lambda: function(images=tf.constant(batch))["score"].numpy(), clients, per_client
     )
     print("starting drscreen serve", file=sys.stderr)
-    process, target = _start_server(base_path)
+    process, target, _ = start_server(
+        base_path, rest=False, flags=(f"--enable_batching={_ENABLE_BATCHING.value}",)
+    )
     try:
         with GrpcClient(target, "drscreen") as client:
             client.predict(images_array(batch), signature=signature)
@@ -132,14 +92,6 @@ def main(argv: list[str]) -> None:
             served_rps, failures = _run_concurrently(
                 lambda: client.predict(batch, signature=signature), clients, per_client
             )
-            rss_before = _rss_mib(process.pid)
-            print(f"bounded load: {_LOAD_REQUESTS.value} requests", file=sys.stderr)
-            _, load_failures = _run_concurrently(
-                lambda: client.predict(batch, signature=signature),
-                clients,
-                _LOAD_REQUESTS.value // clients,
-            )
-            rss_after = _rss_mib(process.pid)
     finally:
         process.send_signal(signal.SIGTERM)
         exit_code = process.wait(timeout=60)
@@ -147,9 +99,6 @@ def main(argv: list[str]) -> None:
     print(f"in-process     : {local_rps:8.1f} requests/s ({clients} threads)")
     print(f"gRPC server    : {served_rps:8.1f} requests/s ({clients} clients, {failures} failed)")
     print(f"overhead ratio : {local_rps / served_rps:8.2f}× (in-process / served)")
-    total = clients * (_LOAD_REQUESTS.value // clients)
-    print(f"bounded load   : {total} requests, {load_failures} failed")
-    print(f"server RSS     : {rss_before:.0f} MiB before, {rss_after:.0f} MiB after")
     print(f"SIGTERM        : exit code {exit_code}")
 
 

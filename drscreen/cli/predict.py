@@ -1,7 +1,7 @@
 """`drscreen predict`: grade, referable-DR probability and heatmap overlay for image files.
 
     drscreen predict --model=RUN_DIR_OR_MODEL.keras --images=FILE_OR_DIR --out=DIR \
-        [--method=sensitivity] [--batch_size=8]
+        [--method=sensitivity] [--batch_size=8] [--max_image_pixels=40000000]
 
 Writes DIR/predictions.csv, DIR/<image>_heatmap.png and, for unusable images,
 DIR/failures.csv (image, reason).
@@ -12,6 +12,7 @@ import sys
 from absl import app, flags
 
 from drscreen.commands.predict import PredictConfig, predict
+from drscreen.data.image_io import DEFAULT_MAX_PIXELS
 from drscreen.heatmaps.api import METHODS
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model, or a run directory with best.keras.")
@@ -19,6 +20,11 @@ _IMAGES = flags.DEFINE_string("images", None, "An image file or a directory of i
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
 _METHOD = flags.DEFINE_enum("method", "sensitivity", list(METHODS), "Heatmap method.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per network batch.")
+_MAX_IMAGE_PIXELS = flags.DEFINE_integer(
+    "max_image_pixels",
+    DEFAULT_MAX_PIXELS,
+    "Refuse photographs with more pixels than this (read from the header, before decoding).",
+)
 
 
 def main(argv: list[str]) -> None:
@@ -34,6 +40,7 @@ def main(argv: list[str]) -> None:
             out_dir=_OUT.value,
             method=_METHOD.value,
             batch_size=_BATCH_SIZE.value,
+            max_image_pixels=_MAX_IMAGE_PIXELS.value,
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from error

@@ -2,7 +2,7 @@
 
     drscreen prepare --dataset=kaggle --data=/data/kaggle --out=/data/kaggle-512 \
         [--size=512] [--shard_size=256] [--strict] [--val_fraction=0.15 --test_fraction=0.15]
-        [--seed=0] [--workers=0]
+        [--seed=0] [--workers=0] [--max_image_pixels=40000000]
 """
 
 import os
@@ -10,6 +10,7 @@ import sys
 
 from absl import app, flags
 
+from drscreen.data.image_io import DEFAULT_MAX_PIXELS
 from drscreen.data.prepare import MANIFEST_NAME, PrepareConfig, PrepareError, prepare_dataset
 from drscreen.data.readers import DATASET_NAMES, DatasetProblemsError
 
@@ -23,6 +24,11 @@ _VAL_FRACTION = flags.DEFINE_float("val_fraction", 0.15, "Share of patients in v
 _TEST_FRACTION = flags.DEFINE_float("test_fraction", 0.15, "Share of patients in test.")
 _SEED = flags.DEFINE_integer("seed", 0, "Seed of the patient split and shard order.")
 _WORKERS = flags.DEFINE_integer("workers", 0, "Shards processed at once (0: one per core).")
+_MAX_IMAGE_PIXELS = flags.DEFINE_integer(
+    "max_image_pixels",
+    DEFAULT_MAX_PIXELS,
+    "Skip images with more pixels than this (read from the header, before decoding).",
+)
 
 
 def main(argv: list[str]) -> None:
@@ -43,6 +49,7 @@ def main(argv: list[str]) -> None:
             test_fraction=_TEST_FRACTION.value,
             seed=_SEED.value,
             num_workers=_WORKERS.value,
+            max_image_pixels=_MAX_IMAGE_PIXELS.value,
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from error

@@ -31,11 +31,23 @@ _BATCHING_PARAMETERS_FILE = flags.DEFINE_string(
 _POLL_SECONDS = flags.DEFINE_float(
     "file_system_poll_wait_seconds", 1.0, "Seconds between polls for new versions (0: once)."
 )
+_MAX_NUM_LOAD_RETRIES = flags.DEFINE_integer(
+    "max_num_load_retries", 5, "Further attempts to load a version that failed to load."
+)
+_LOAD_RETRY_INTERVAL_MICROS = flags.DEFINE_integer(
+    "load_retry_interval_micros", 60_000_000, "Microseconds between load attempts."
+)
 _MAX_REQUEST_BYTES = flags.DEFINE_integer(
     "max_request_bytes", 64 * 1024 * 1024, "Largest accepted request (gRPC message, REST body)."
 )
 _GRPC_MAX_THREADS = flags.DEFINE_integer("grpc_max_threads", 8, "Threads serving gRPC.")
 _REST_API_NUM_THREADS = flags.DEFINE_integer("rest_api_num_threads", 8, "Threads serving REST.")
+_REST_API_TIMEOUT_IN_MS = flags.DEFINE_integer(
+    "rest_api_timeout_in_ms", 30_000, "Close a REST connection that sends nothing for this long."
+)
+_REST_API_MAX_CONNECTIONS = flags.DEFINE_integer(
+    "rest_api_max_connections", 100, "Most REST connections open at once."
+)
 
 
 def _batching() -> BatchingConfig | None:
@@ -70,9 +82,13 @@ def main(argv: list[str]) -> None:
             host=_HOST.value,
             batching=_batching(),
             file_system_poll_wait_seconds=_POLL_SECONDS.value,
+            max_num_load_retries=_MAX_NUM_LOAD_RETRIES.value,
+            load_retry_interval_micros=_LOAD_RETRY_INTERVAL_MICROS.value,
             max_request_bytes=_MAX_REQUEST_BYTES.value,
             grpc_max_threads=_GRPC_MAX_THREADS.value,
             rest_api_num_threads=_REST_API_NUM_THREADS.value,
+            rest_api_timeout_in_ms=_REST_API_TIMEOUT_IN_MS.value,
+            rest_api_max_connections=_REST_API_MAX_CONNECTIONS.value,
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from error

@@ -4,8 +4,8 @@ Loads a saved model (a ``.keras`` file, or a run directory holding ``best.keras`
 every photograph: `drscreen.data.image_io.load_rgb`, `drscreen.data.fundus.
 crop_to_field_of_view` to the model's input size, `compute` in batches, and writes
 ``predictions.csv`` (image, grade, referable_probability), ``<stem>_heatmap.png`` overlays
-and, when some images cannot be used, ``failures.csv`` (image, reason). Bad images never
-stop the others.
+and, when some images cannot be used, ``failures.csv`` (image, reason). Bad images (those
+`load_rgb` refuses, and crops without a field of view) never stop the others.
 """
 
 import csv
@@ -17,8 +17,8 @@ from typing import TextIO
 import numpy as np
 import tensorflow as tf
 
-from drscreen.data.fundus import crop_to_field_of_view
-from drscreen.data.image_io import ImageError, load_rgb
+from drscreen.data.fundus import NO_FIELD_OF_VIEW_REASON, crop_to_field_of_view, has_field_of_view
+from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_rgb
 from drscreen.heatmaps.api import METHODS, compute
 from drscreen.heatmaps.overlay import save_overlay
 from drscreen.models.calibration import Calibration, resolve_calibration
@@ -48,6 +48,8 @@ class PredictConfig:
     calibration:
         Grade -> referable-DR probability; None takes the run directory's
         ``calibration.json`` (fitted on validation by training), else the default.
+    max_image_pixels:
+        Photographs with more pixels (by their header) are refused before decoding.
     """
 
     model_path: str
@@ -56,12 +58,15 @@ class PredictConfig:
     method: str = "sensitivity"
     batch_size: int = 8
     calibration: Calibration | None = None
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self):
         if self.method not in METHODS:
             raise ValueError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be >= 1, got {self.max_image_pixels}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,9 +150,14 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
         batch_paths, images, masks = [], [], []
         for path in paths[start : start + config.batch_size]:
             try:
-                image, mask = crop_to_field_of_view(load_rgb(path), size)
+                image, mask = crop_to_field_of_view(
+                    load_rgb(path, max_pixels=config.max_image_pixels), size
+                )
             except ImageError as error:
                 failures.append((path, error.reason))
+                continue
+            if not has_field_of_view(mask):
+                failures.append((path, NO_FIELD_OF_VIEW_REASON))
                 continue
             batch_paths.append(path)
             images.append(image.numpy())

@@ -18,6 +18,10 @@ import tensorflow as tf
 FOV_THRESHOLD = 10.0  # o_O: foreground is brighter than the border level + 10
 MAX_BACKGROUND = 30.0  # corners brighter than this are retina, not background
 MIN_FOV_FRACTION = 0.4  # a field of view narrower than this share of the short side is noise
+# The share of a field-of-view crop that the smallest accepted disc (MIN_FOV_FRACTION of the
+# short side) covers; a crop with less found no disc, only the centre square.
+MIN_FOV_AREA = float(np.pi / 4 * MIN_FOV_FRACTION**2)
+NO_FIELD_OF_VIEW_REASON = "no field of view found: not a fundus photograph, or far too dark"
 _CORNER_FRACTION = 16  # corner patches are 1/16 of the short side
 _EDGE_TOLERANCE = 0.0  # pixels: an extent this close to the frame is cut by it
 
@@ -256,6 +260,12 @@ def crop_to_field_of_view(image: tf.Tensor | np.ndarray, size: int) -> tuple[tf.
     cropped_image.set_shape([size, size, 3])
     cropped_mask.set_shape([size, size])
     return cropped_image, cropped_mask
+
+
+def has_field_of_view(cropped_mask: tf.Tensor | np.ndarray) -> tf.Tensor:
+    """Whether crops found a disc: mask mean >= `MIN_FOV_AREA`, for (S, S) or (N, S, S)."""
+    mask = tf.cast(tf.convert_to_tensor(cropped_mask), tf.float32)
+    return tf.reduce_mean(mask, axis=[-2, -1]) >= MIN_FOV_AREA
 
 
 def decode_and_preprocess(encoded_bytes: tf.Tensor, size: int) -> tuple[tf.Tensor, tf.Tensor]:

@@ -4,9 +4,9 @@ Reads a dataset's records, splits them by patient, pre-processes every photograp
 `drscreen.data.fundus` (the same code as training and serving), and writes
 ``<out>/<split>-00000-of-000NN.tfrecord`` shards in parallel plus ``<out>/manifest.json`` and
 ``<out>/splits.json`` (the split as image ids, with its seed and fractions: training on this
-folder and evaluating it read that file). Bad inputs (unreadable images, label problems
-reported by the reader) are listed in the manifest with path and reason and skipped, or stop
-the run with ``strict=True``. Each shard is
+folder and evaluating it read that file). Bad inputs (images `drscreen.data.image_io` refuses,
+crops without a field of view, label problems reported by the reader) are listed in the
+manifest with path and reason and skipped, or stop the run with ``strict=True``. Each shard is
 written under a temporary name and renamed when complete, so finished shards are never lost.
 """
 
@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from drscreen.data import fundus, tfrecords
-from drscreen.data.image_io import ImageError, load_mask_image, load_rgb
+from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_mask_image, load_rgb
 from drscreen.data.readers import binarize_mask, read_dataset
 from drscreen.data.records import FundusRecord
 from drscreen.data.splits import SPLITS, SPLITS_FILE, Splits, split_by_patient, split_fractions
@@ -59,6 +59,8 @@ class PrepareConfig:
         Seed of the split and of the order within shards.
     num_workers:
         Shards processed at once; 0 for one per CPU core.
+    max_image_pixels:
+        Photographs and masks with more pixels (by their header) are skipped undecoded.
     """
 
     dataset: str
@@ -71,6 +73,7 @@ class PrepareConfig:
     test_fraction: float = 0.15
     seed: int = 0
     num_workers: int = 0
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self):
         if self.image_size < 16:
@@ -79,6 +82,8 @@ class PrepareConfig:
             raise ValueError(f"shard_size {self.shard_size} must be >= 1")
         if self.num_workers < 0:
             raise ValueError(f"num_workers {self.num_workers} must be >= 0")
+        if self.max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels {self.max_image_pixels} must be >= 1")
         split_fractions(self.val_fraction, self.test_fraction)
 
 
@@ -164,17 +169,21 @@ def _preprocessors(size: int) -> tuple[Callable, Callable]:
     return crop_image, crop_lesions
 
 
-def _example(record: FundusRecord, crop_image: Callable, crop_lesions: Callable) -> bytes:
+def _example(
+    record: FundusRecord, crop_image: Callable, crop_lesions: Callable, max_pixels: int
+) -> bytes:
     """Loads, pre-processes and serializes one record; raises ImageError for bad inputs."""
-    image = load_rgb(record.image_path)
+    image = load_rgb(record.image_path, max_pixels=max_pixels)
     cropped, fov_mask = crop_image(image)
+    if not fundus.has_field_of_view(fov_mask):
+        raise ImageError(record.image_path, fundus.NO_FIELD_OF_VIEW_REASON)
     lesion_masks = {}
     if record.lesion_masks:
         types = sorted(record.lesion_masks)
         masks = []
         for lesion in types:
             path = record.lesion_masks[lesion]
-            mask = binarize_mask(load_mask_image(path), record.dataset)
+            mask = binarize_mask(load_mask_image(path, max_pixels), record.dataset)
             if mask.shape != image.shape[:2]:
                 raise ImageError(
                     path, f"mask is {mask.shape}, its image {record.image_path} {image.shape[:2]}"
@@ -272,7 +281,7 @@ def prepare_records(
         def examples():
             for record in chunk:
                 try:
-                    example = _example(record, crop_image, crop_lesions)
+                    example = _example(record, crop_image, crop_lesions, config.max_image_pixels)
                 except ImageError as error:
                     if config.strict:
                         raise PrepareError(str(error)) from error

@@ -134,13 +134,15 @@ class LesionAccumulator:
     ) -> None:
         """Reduce one image's (H, W) heatmap against its (H, W) lesion masks.
 
-        The heatmap's candidates, FOV maximum and `heatmap_quality.heatmap_peaks` are
-        computed once; each target then costs a mask union and a candidate match.
+        The heatmap's candidates, its image score (the FOV maximum of the heatmap the
+        candidates come from, smoothed as `CandidateConfig.sigma` says) and
+        `heatmap_quality.heatmap_peaks` (relevance mass and pointing game, on the heatmap
+        as given) are computed once; each target then costs a mask union and a match.
         """
         heatmap = np.asarray(heatmap, dtype=np.float32)
         inside = lesions.field_of_view(heatmap, fov)
         candidates = lesions.extract_candidates(heatmap, inside, self._candidate_config)
-        score = lesions.image_score(heatmap, inside)
+        score = candidates.image_score
         peaks = heatmap_quality.heatmap_peaks(heatmap, inside, self._tolerance)
         binary = {name: np.asarray(mask) > 0 for name, mask in lesion_masks.items()}
         self._candidates += candidates.scores.size

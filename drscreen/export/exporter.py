@@ -5,7 +5,8 @@ directory next to the versions and renamed to ``<N>`` at the end, so a server po
 ``EXPORT_BASE`` never sees a half-written version. Layout of a version:
 
     <N>/saved_model.pb, variables/, assets.extra/tf_serving_warmup_requests   (saved_model)
-    <N>/tflite/drscreen_{float32,float16,int8}.tflite                        (tflite)
+    <N>/tflite/drscreen_{float32,float16,dynamic_int8,int8}.tflite           (tflite)
+    <N>/tflite/drscreen_<variant>.json: signatures, ranges, pre-processing   (tflite)
     <N>/onnx/drscreen.onnx                                                   (onnx)
     <N>/drscreen_export.json                                                 (always)
 
@@ -14,6 +15,7 @@ a temporary directory only. Must not parse flags.
 """
 
 import dataclasses
+import json
 import os
 import shutil
 import sys
@@ -24,6 +26,7 @@ import keras
 import drscreen
 from drscreen.export import onnx as onnx_export
 from drscreen.export import samples, saved_model, tflite
+from drscreen.export.edge import edge_description
 from drscreen.export.signatures import (
     HEATMAP_OUTPUTS,
     INPUT_NAME,
@@ -142,9 +145,18 @@ def _write_tflite(
         name = tflite.file_name(variant)
         with open(os.path.join(directory, name), "wb") as file:
             file.write(flatbuffer)
+        quantization = tflite.VARIANT_QUANTIZATION[variant]
+        agreement = tflite.VARIANT_HEATMAP_AGREEMENT[variant]
+        edge = edge_description(flatbuffer, name, variant, quantization, agreement, functions)
+        edge_name = tflite.description_name(variant)
+        with open(os.path.join(directory, edge_name), "w", encoding="utf-8") as file:
+            json.dump(edge, file, indent=2)
+            file.write("\n")
         files[variant] = {
             "file": f"{TFLITE_DIR}/{name}",
+            "description": f"{TFLITE_DIR}/{edge_name}",
             "signatures": list(tflite.VARIANT_SIGNATURES[variant]),
+            "quantization": quantization,
             "bytes": len(flatbuffer),
         }
     return {"ops": "TFLITE_BUILTINS only", "variants": files}

@@ -2,9 +2,10 @@
 
 Owns the three endpoints every export format shares (the contract of `drscreen serve`):
 
-- ``serving_default``: tf.string ``images`` (N,) of encoded JPEG/PNG -> decode, crop to the
-  field of view and resize (`drscreen.data.fundus.decode_and_preprocess`, the training code)
-  -> ``score``, ``grade``, ``heatmap``;
+- ``serving_default``: tf.string ``images`` (N,) of encoded JPEG/PNG/GIF/BMP -> decode with
+  the checks of the commands (`drscreen.data.decode`: pixel limit before decoding, EXIF
+  orientation, colour, size, field of view), crop to the field of view and resize (the
+  training code) -> ``score``, ``grade``, ``heatmap``;
 - ``predict_float``: float32 ``images`` (N, S, S, 3) in [0, 255] -> the same outputs; no
   in-graph decode, so it converts to TFLite and ONNX;
 - ``predict_score``: float32 ``images`` -> ``score`` and ``grade`` only (one forward pass).
@@ -19,7 +20,8 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from drscreen.data.fundus import decode_and_preprocess
+from drscreen.data.decode import decode_and_crop
+from drscreen.data.image_io import DEFAULT_MAX_PIXELS, MIN_IMAGE_SIDE
 from drscreen.heatmaps import METHODS, compute
 from drscreen.models.calibration import Calibration
 from drscreen.models.runs import model_input_size
@@ -46,11 +48,15 @@ class SignatureConfig:
         size must divide the input size: the heatmap is average-pooled (area) to it.
     calibration:
         Grade -> referable probability (training fits it on validation: `calibration.json`).
+    max_image_pixels:
+        ``serving_default`` refuses photographs with more pixels, by their header, before
+        decoding them.
     """
 
     heatmap_method: str = "sensitivity"
     heatmap_size: int = 0
     calibration: Calibration = Calibration()
+    max_image_pixels: int = DEFAULT_MAX_PIXELS
 
     def __post_init__(self):
         if self.heatmap_method not in METHODS:
@@ -59,6 +65,8 @@ class SignatureConfig:
             )
         if self.heatmap_size < 0:
             raise ValueError(f"heatmap_size must be >= 0 (0: input size), got {self.heatmap_size}")
+        if self.max_image_pixels < 1:
+            raise ValueError(f"max_image_pixels must be positive, got {self.max_image_pixels}")
 
 
 def resolved_heatmap_size(config: SignatureConfig, input_size: int) -> int:
@@ -125,10 +133,11 @@ class ScreeningFunctions:
         return {"score": self._probability(grade), "grade": grade, "heatmap": heatmap}
 
     def preprocess(self, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        """Decode and crop a batch of encoded photographs: images (N, S, S, 3), masks (N, S, S)."""
-        size = self.input_size
+        """Decode, check and crop a batch of encoded photographs: images (N, S, S, 3), masks
+        (N, S, S)."""
+        size, max_pixels = self.input_size, self.config.max_image_pixels
         return tf.map_fn(
-            lambda item: decode_and_preprocess(item, size),
+            lambda item: decode_and_crop(item, size, MIN_IMAGE_SIDE, max_pixels),
             encoded,
             fn_output_signature=(
                 tf.TensorSpec([size, size, 3], tf.float32),

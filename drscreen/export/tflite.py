@@ -10,12 +10,21 @@ Variants:
 
 - ``float32``: ``predict_float`` (score + heatmap) and ``predict_score``;
 - ``float16``: the same, weights stored as float16 (half the size, same maths);
+- ``dynamic_int8``: the same, convolution and dense weights stored as int8 (dynamic-range
+  quantization: activations stay float and are quantized on the fly inside each int8
+  convolution or matmul, forward and backward), a third of float32's size and the fastest
+  heatmap. Its heatmap is only roughly that of float: rounding the weights to 8 bits moves
+  forward activations across leaky-ReLU kinks and max-pooling ties, which reroutes the
+  gradient (mean per-image r = 0.70 on random-weight net A, 0.86 with the weights rounded
+  but every op in float; `bench/export_latency.py`). Weights without an int8 kernel (the
+  untied biases) stay float32;
 - ``int8``: full-integer quantization (every op int8, calibrated on synthetic fundus
   photographs), ``predict_score`` only. The heatmap does NOT survive full-integer
-  quantization: its backward pass compares and selects on quantized activations (leaky-ReLU
-  signs, max-pooling argmax masks), the heatmap's correlation with the float one falls to
-  about 0.5, and for some calibrations LiteRT aborts on a quantized comparison whose input
-  scales differ too much. `bench/export_latency.py` measures this in a subprocess.
+  quantization: its backward pass multiplies by masks computed from quantized activations
+  (leaky-ReLU signs, max-pooling argmax masks) and the gradient spans orders of magnitude
+  one calibrated scale cannot hold; the heatmap's correlation with the float one falls to
+  about 0.5 (and earlier graphs made LiteRT abort on a quantized comparison).
+  `bench/export_latency.py` measures this in a subprocess.
 
 Must not run models (see the tests and the benchmark for that).
 """
@@ -28,17 +37,38 @@ from tensorflow.lite.python.convert_phase import ConverterError
 
 from drscreen.export.signatures import INPUT_NAME, PREDICT_FLOAT, PREDICT_SCORE
 
-VARIANTS = ("float32", "float16", "int8")
+VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
 VARIANT_SIGNATURES = {
     "float32": (PREDICT_FLOAT, PREDICT_SCORE),
     "float16": (PREDICT_FLOAT, PREDICT_SCORE),
+    "dynamic_int8": (PREDICT_FLOAT, PREDICT_SCORE),
     "int8": (PREDICT_SCORE,),
 }
+VARIANT_QUANTIZATION = {
+    "float32": "none",
+    "float16": "float16 weights, float32 computation",
+    "dynamic_int8": "int8 convolution and dense weights (dynamic range), float32 activations",
+    "int8": "full integer: int8 weights and activations, float32 input and outputs",
+}
+VARIANT_HEATMAP_AGREEMENT = {
+    "float32": "the SavedModel's heatmap (r = 1.0000)",
+    "float16": "close to float32 (per-image r >= 0.99 on random-weight o_O nets)",
+    "dynamic_int8": "approximate (per-image r about 0.7 with float32 on random-weight o_O nets, "
+    "0.9 on the small net): prefer float16 where the heatmap matters",
+    "int8": "no heatmap (score signature only)",
+}
+"""How each variant's heatmap compares with float32 (`bench/export_latency.py`), for its
+description beside the file."""
 
 
 def file_name(variant: str) -> str:
     """The TFLite file name of ``variant`` inside an export's ``tflite/`` directory."""
     return f"drscreen_{variant}.tflite"
+
+
+def description_name(variant: str) -> str:
+    """The edge-packaging description of ``variant``, beside its file (`drscreen.export.edge`)."""
+    return f"drscreen_{variant}.json"
 
 
 def _check_variant(variant: str) -> None:
@@ -89,6 +119,8 @@ def converter(
     if variant == "float16":
         result.optimizations = [tf.lite.Optimize.DEFAULT]
         result.target_spec.supported_types = [tf.float16]
+    elif variant == "dynamic_int8":
+        result.optimizations = [tf.lite.Optimize.DEFAULT]
     elif variant == "int8":
         result.optimizations = [tf.lite.Optimize.DEFAULT]
         result.representative_dataset = lambda: _representative(representative_images)

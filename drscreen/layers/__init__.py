@@ -45,7 +45,10 @@ compute in ``compute_dtype``, so ``mixed_float16`` works):
 - ``BatchNormalization(momentum=0.99, epsilon=1e-3)`` (backward at inference only).
 
 Each layer: ``forward(x, training) -> (y, saved)`` and
-``backward(inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None)``.
+``backward(inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None)``, built from
+ops LiteRT's XNNPACK delegate runs (`base`'s docstring lists them): masks from
+``base.positive_step(x, low)`` (exactly 1 where x > 0, ``low`` elsewhere), convolution
+adjoints from ``convolution.conv_input_gradient``.
 
 Chains (`drscreen.layers.chain`): models are chains (``keras.Sequential`` or a chain
 functional model of these layers); ``chain_layers(model)`` is their layer sequence, input to

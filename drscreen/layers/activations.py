@@ -8,7 +8,7 @@ gradient except LRP (relevance passes through activations unchanged).
 import keras
 import tensorflow as tf
 
-from drscreen.layers.base import BackpropLayer
+from drscreen.layers.base import BackpropLayer, positive_step
 from drscreen.layers.rules import GRADIENT
 
 
@@ -19,10 +19,11 @@ class LeakyReLU(BackpropLayer):
     Backward rules: gradient ``where(x > 0, 1, slope)`` (slope at ``x == 0``, as TensorFlow's
     ``LeakyReluGrad``), read off the output, whose sign is the input's: keeping the
     pre-activation out of the backward graph lets Grappler fuse conv + bias + activation in
-    the forward pass. The upstream signal is multiplied by that slope map, so differentiating
-    the backward pass again (double back-propagation) costs one multiplication; guided
-    additionally zeroes negative upstream; deconvnet passes ``relu(upstream)``; LRP passes
-    relevance through.
+    the forward pass. The slope map is ``positive_step(y, slope)``, arithmetic that LiteRT's
+    XNNPACK delegate runs, and the upstream signal is multiplied by it, so
+    differentiating the backward pass again (double back-propagation) costs one
+    multiplication; guided additionally zeroes negative upstream (``relu``); deconvnet passes
+    ``relu(upstream)``; LRP passes relevance through.
 
     Parameters
     ----------
@@ -46,11 +47,9 @@ class LeakyReLU(BackpropLayer):
             return upstream
         if rule.name == "deconvnet":
             return tf.nn.relu(upstream)
-        # max(sign(y), slope) is 1 where y > 0 and the slope elsewhere; constant pieces.
-        slopes = tf.maximum(tf.sign(outputs), tf.constant(self.negative_slope, outputs.dtype))
-        grad = upstream * tf.stop_gradient(slopes)
+        grad = upstream * positive_step(outputs, self.negative_slope)
         if rule.name == "guided":
-            return tf.where(upstream > 0, grad, tf.zeros_like(grad))
+            return tf.nn.relu(grad)
         return grad
 
     def get_config(self):

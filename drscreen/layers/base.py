@@ -1,7 +1,16 @@
 """The `BackpropLayer` contract: a Keras layer that knows its own backward pass.
 
 Owns the abstract base class and the small tensor helpers every layer's backward shares
-(LRP-epsilon stabilised division, weight casting, argument checks). Holds no concrete layer.
+(LRP-epsilon stabilised division, masks from arithmetic, weight casting, argument checks).
+Holds no concrete layer.
+
+Backward rules stay inside LiteRT's XNNPACK delegate (the default CPU path on devices) only
+if every op is one XNNPACK runs: arithmetic (add, sub, mul, div, min, max, clamp, ceil,
+floor, abs), convolutions with constant kernels, pooling, pads, unit-stride slices,
+reshapes, concatenations, transposes. Comparisons, ``where``/select, ``sign``, casts,
+``zeros_like``, strided slices that drop an axis and transposed convolutions whose output
+shape depends on the batch run on TFLite's slow reference kernels instead. So masks are built
+with `positive_step` and applied by multiplication.
 """
 
 import abc
@@ -66,6 +75,20 @@ class BackpropLayer(keras.layers.Layer, abc.ABC):
     def cast_input(self, tensor: tf.Tensor) -> tf.Tensor:
         """``tensor`` in this layer's compute dtype."""
         return tf.cast(tensor, self.compute_dtype)
+
+
+def positive_step(values: tf.Tensor, low: float = 0.0) -> tf.Tensor:
+    """Exactly 1 where ``values > 0`` and ``low`` (in [0, 1)) elsewhere, from arithmetic.
+
+    ``clip(ceil(values), low, 1)``: TFLite's CEIL, MINIMUM and MAXIMUM (or RELU), all XNNPACK
+    ops, where ``values > 0`` would be a comparison and a select or cast that XNNPACK does not
+    run; in TensorFlow two element-wise passes. Exact for every positive float, subnormals
+    included (on a runtime that flushes subnormals to zero, as TensorFlow's CPU kernels do,
+    they count as 0 here and in a comparison alike). A mask is piecewise constant, so its
+    gradient is cut.
+    """
+    step = tf.clip_by_value(tf.math.ceil(values), tf.cast(low, values.dtype), 1)
+    return tf.stop_gradient(step)
 
 
 def lrp_ratio(relevance: tf.Tensor, z: tf.Tensor, epsilon: float) -> tf.Tensor:

@@ -1,8 +1,20 @@
 """2-D convolution with tied or untied (per-position) biases, and its backward rules.
 
-Owns `Conv2D`. Its backward is a transposed convolution with the layer's own kernel, which
-is exactly TensorFlow's input gradient (any stride, 'same' or 'valid'), exports as a
-built-in op (TFLite TRANSPOSE_CONV, ONNX ConvTranspose) and is differentiable again.
+Owns `Conv2D` and `conv_input_gradient`, its backward: TensorFlow's input gradient (any
+stride, 'same' or 'valid') written as an ordinary stride-1 convolution of the upstream signal,
+not a transposed convolution. With an unknown batch size a transposed convolution's output
+shape is computed at run time, and LiteRT's XNNPACK delegate refuses a TRANSPOSE_CONV whose
+output shape is not a constant, so it ran on TFLite's slow reference kernel (60 % of
+net A's heatmap time). A convolution has no output-shape input.
+
+For stride ``s`` the input positions split into ``s x s`` phases (sub-pixel convolution):
+phase ``r`` of input position ``s * a + r - pad`` receives ``sum_j g[a - j] W[s * j + r]``, a
+stride-1 convolution of ``g`` with the taps ``r, r + s, ...`` of the kernel reversed. One
+convolution computes every phase at once (the phases stacked in its output channels, short
+phases padded with zero taps), a reshape-transpose-reshape interleaves them, and a slice
+removes the padding. The rearranged kernel is a function of the weights only: TFLite and
+ONNX fold it into a constant, and autodiff differentiates through it (double
+back-propagation).
 """
 
 import keras
@@ -10,6 +22,7 @@ import tensorflow as tf
 
 from drscreen.layers.base import PADDINGS, BackpropLayer, as_pair, lrp_ratio
 from drscreen.layers.rules import GRADIENT
+from drscreen.layers.windows import Dim, nonnegative, spatial_dim
 
 DEFAULT_BIAS = keras.initializers.Constant(0.05)
 """o_O's bias initialiser: every bias starts at 0.05."""
@@ -20,6 +33,71 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
     if padding == "same":
         return -(-size // stride)
     return (size - kernel) // stride + 1
+
+
+def _axis_plan(size: Dim, out: Dim, kernel: int, stride: int, padding: str) -> tuple:
+    """Per spatial axis: (taps per phase, pad before, pad after, crop offset) of the adjoint.
+
+    The forward convolution reads input ``s * o + t - pad`` at output ``o`` and tap ``t``.
+    Writing ``i + pad = s * a + r``, input ``i`` gets ``sum_j g[a - j] W[s j + r]`` for blocks
+    ``a`` from ``pad // s`` to ``(size + pad - 1) // s``; ``g`` is padded so that a 'VALID'
+    convolution with ``taps`` taps yields exactly those blocks.
+    """
+    taps = -(-kernel // stride)
+    pad = nonnegative((out - 1) * stride + kernel - size) // 2 if padding == "same" else 0
+    first_block, last_block = pad // stride, (size + pad - 1) // stride
+    return taps, taps - 1 - first_block, last_block - (out - 1), pad % stride
+
+
+def phase_kernel(kernel: tf.Tensor, strides: tuple[int, int]) -> tf.Tensor:
+    """The stride-1 kernel computing every phase of a convolution's input gradient.
+
+    ``kernel`` is (kh, kw, C_in, C_out); the result is (Jh, Jw, C_out, sh * sw * C_in) with
+    ``J = ceil(k / s)``: output channel ``(rh * sw + rw) * C_in + c`` of tap ``(m, n)`` is
+    ``kernel[sh * (Jh - 1 - m) + rh, sw * (Jw - 1 - n) + rw, c]`` (zero past the kernel).
+    """
+    (kh, kw, c_in, c_out), (sh, sw) = kernel.shape, strides
+    jh, jw = -(-kh // sh), -(-kw // sw)
+    if (jh * sh, jw * sw) != (kh, kw):
+        kernel = tf.pad(kernel, [[0, jh * sh - kh], [0, jw * sw - kw], [0, 0], [0, 0]])
+    phases = tf.reshape(kernel, [jh, sh, jw, sw, c_in, c_out])
+    phases = tf.reverse(phases, axis=[0, 2])
+    phases = tf.transpose(phases, [0, 2, 5, 1, 3, 4])
+    return tf.reshape(phases, [jh, jw, c_out, sh * sw * c_in])
+
+
+def conv_input_gradient(
+    upstream: tf.Tensor,
+    kernel: tf.Tensor,
+    input_hw: tuple[Dim, Dim],
+    strides: tuple[int, int],
+    padding: str,
+) -> tf.Tensor:
+    """``d(sum(upstream * conv2d(x, kernel))) / dx`` for ``x`` of spatial size ``input_hw``.
+
+    Equal to ``tf.nn.conv2d_transpose(upstream, kernel, ...)`` up to summation order, built
+    from a pad, one stride-1 'VALID' convolution with `phase_kernel`, and (stride > 1) the
+    interleaving of the phases and a crop.
+    """
+    plans = [
+        _axis_plan(input_hw[i], spatial_dim(upstream, i + 1), kernel.shape[i], strides[i], padding)
+        for i in (0, 1)
+    ]
+    paddings = [[0, 0], [plans[0][1], plans[0][2]], [plans[1][1], plans[1][2]], [0, 0]]
+    padded = tf.pad(upstream, paddings)
+    phases = tf.nn.conv2d(padded, phase_kernel(kernel, strides), 1, "VALID")
+    (sh, sw), c_in = strides, kernel.shape[2]
+    if (sh, sw) == (1, 1):
+        return phases
+    blocks_h, blocks_w = spatial_dim(phases, 1), spatial_dim(phases, 2)
+    # (N, A, B, sh * sw * C) -> (N * A, sh, B, sw * C) -> (N, A * sh, B * sw, C): the phase
+    # rows and columns land between the blocks, with one 4-D transpose.
+    rows = tf.reshape(phases, [-1, blocks_w, sh, sw * c_in])
+    interleaved = tf.reshape(
+        tf.transpose(rows, [0, 2, 1, 3]), [-1, blocks_h * sh, blocks_w * sw, c_in]
+    )
+    offsets = [0, plans[0][3], plans[1][3], 0]
+    return tf.slice(interleaved, offsets, [-1, input_hw[0], input_hw[1], -1])
 
 
 @keras.saving.register_keras_serializable(package="drscreen")
@@ -100,20 +178,16 @@ class Conv2D(BackpropLayer):
         )
         return convolved + self.cast_weight(self.bias)
 
-    def _transpose(self, upstream: tf.Tensor, inputs: tf.Tensor) -> tf.Tensor:
-        return tf.nn.conv2d_transpose(
-            upstream,
-            self.cast_weight(self.kernel),
-            tf.shape(inputs),
-            self.strides,
-            self.padding.upper(),
-        )
+    def _input_gradient(self, upstream: tf.Tensor, inputs: tf.Tensor) -> tf.Tensor:
+        input_hw = (spatial_dim(inputs, 1), spatial_dim(inputs, 2))
+        kernel = self.cast_weight(self.kernel)
+        return conv_input_gradient(upstream, kernel, input_hw, self.strides, self.padding)
 
     def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
         inputs = self.cast_input(inputs)
         if rule.is_lrp:
-            return inputs * self._transpose(lrp_ratio(upstream, outputs, rule.epsilon), inputs)
-        return self._transpose(upstream, inputs)
+            return inputs * self._input_gradient(lrp_ratio(upstream, outputs, rule.epsilon), inputs)
+        return self._input_gradient(upstream, inputs)
 
     def get_config(self):
         config = super().get_config()

@@ -8,7 +8,7 @@ import math
 import keras
 import tensorflow as tf
 
-from drscreen.layers.base import BackpropLayer, lrp_ratio
+from drscreen.layers.base import BackpropLayer, lrp_ratio, positive_step
 from drscreen.layers.convolution import DEFAULT_BIAS
 from drscreen.layers.rules import GRADIENT
 
@@ -131,7 +131,7 @@ class Maxout(BackpropLayer):
 
     def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
         groups = self._groups(self.cast_input(inputs))
-        hits = tf.cast(tf.equal(groups, outputs[:, :, tf.newaxis]), groups.dtype)
+        hits = 1 - positive_step(outputs[:, :, tf.newaxis] - groups)
         share = hits / tf.reduce_sum(hits, axis=-1, keepdims=True)
         return tf.reshape(share * upstream[:, :, tf.newaxis], tf.shape(inputs))
 

@@ -11,7 +11,7 @@ linear layer. Guided back-propagation and deconvnet treat pooling as the gradien
 import keras
 import tensorflow as tf
 
-from drscreen.layers.base import PADDINGS, BackpropLayer, as_pair, lrp_ratio
+from drscreen.layers.base import PADDINGS, BackpropLayer, as_pair, lrp_ratio, positive_step
 from drscreen.layers.rules import GRADIENT
 from drscreen.layers.windows import axis_slices, scatter_axis, spatial_dim
 
@@ -35,15 +35,16 @@ def _route_to_first_max(
     ``maxima`` is the pooling of ``values`` ('valid'), ``upstream`` the signal on it. The
     offsets before the last are tested in order, each taking the signal still unserved where
     it holds the maximum (so later ties get zero); the last offset takes what is left, since
-    some offset holds the maximum. Selections and exact subtractions only: ``where`` passes
-    values unchanged and ``x - x = 0``, ``x - 0 = x``.
+    some offset holds the maximum. A candidate never exceeds its window's maximum, so
+    ``positive_step(maximum - candidate)`` is exactly 1 where it is not the maximum and 0
+    where it is: multiplying by it keeps the signal unchanged or zeroes it, and ``x - x = 0``,
+    ``x - 0 = x`` are exact.
     """
-    zeros = tf.zeros_like(upstream)
     unserved, contributions = upstream, []
     for candidate in axis_slices(values, axis, window - 1, stride, spatial_dim(maxima, axis)):
-        taken = tf.where(tf.equal(candidate, maxima), unserved, zeros)
-        contributions.append(taken)
-        unserved = unserved - taken
+        still_unserved = unserved * positive_step(maxima - candidate)
+        contributions.append(unserved - still_unserved)
+        unserved = still_unserved
     contributions.append(unserved)
     return scatter_axis(contributions, axis, stride, spatial_dim(values, axis))
 
@@ -251,6 +252,6 @@ class GlobalMaxPooling2D(BackpropLayer):
 
     def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
         inputs = self.cast_input(inputs)
-        hits = tf.cast(tf.equal(inputs, outputs[:, tf.newaxis, tf.newaxis, :]), inputs.dtype)
+        hits = 1 - positive_step(outputs[:, tf.newaxis, tf.newaxis, :] - inputs)
         share = hits / tf.reduce_sum(hits, axis=[1, 2], keepdims=True)
         return share * upstream[:, tf.newaxis, tf.newaxis, :]

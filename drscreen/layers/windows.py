@@ -7,8 +7,7 @@ window is handled as a window along the rows of 1-D windows along the columns (m
 both factor that way), so a k x k window costs 2k slices or scatters instead of k². Both
 helpers split the axis into stride phases with a reshape instead of strided slices or
 dilations, which are slow on CPU. No ``*Grad`` op appears, so the result exports to TFLite
-built-ins and ONNX and is differentiable again by autodiff. Tensors stay at most 5-D
-(TFLite).
+built-ins and ONNX and is differentiable again by autodiff. Tensors stay 4-D.
 """
 
 import tensorflow as tf
@@ -22,7 +21,8 @@ def spatial_dim(tensor: tf.Tensor, axis: int) -> Dim:
     return static if static is not None else tf.shape(tensor)[axis]
 
 
-def _nonnegative(value: Dim) -> Dim:
+def nonnegative(value: Dim) -> Dim:
+    """``max(value, 0)`` for a Python int or a scalar tensor."""
     return max(value, 0) if isinstance(value, int) else tf.maximum(value, 0)
 
 
@@ -36,7 +36,7 @@ def _fit_axis(tensor: tf.Tensor, axis: int, size: Dim) -> tf.Tensor:
     static = isinstance(length, int) and isinstance(size, int)
     if not (static and length >= size):
         paddings = [[0, 0]] * 4
-        paddings[axis] = [0, _nonnegative(size - length)]
+        paddings[axis] = [0, nonnegative(size - length)]
         tensor = tf.pad(tensor, paddings)
     if static and length == size:
         return tensor
@@ -52,9 +52,11 @@ def axis_slices(
 
     Each slice has ``out_size`` elements along ``axis`` (``r < out_size``). The axis is
     padded or cropped to ``stride * blocks`` (kept whole when its static length is a multiple
-    of the stride) and split into ``(blocks, stride)`` by a reshape; offset
-    ``i = phase + stride * q`` is then the plain slice ``[q : q + out_size]`` of phase
-    ``phase``.
+    of the stride) and reshaped to ``blocks``, its stride phases joined to the next axis;
+    offset ``i = phase + stride * q`` is then the plain 4-D slice ``[q : q + out_size]`` of
+    that axis and the ``phase``-th part of the next one. Unit-stride slices without a dropped
+    axis are what LiteRT's XNNPACK delegate runs (a strided slice with ``shrink_axis_mask``
+    falls back to TFLite's reference kernel).
     """
     if offsets == 0:
         return []
@@ -64,15 +66,15 @@ def axis_slices(
         blocks = max(blocks, size // stride)  # the whole axis: no pad, no crop
     fitted = _fit_axis(inputs, axis, blocks * stride)
     dims = [spatial_dim(inputs, a) for a in (1, 2, 3)]
-    dims[axis - 1 : axis] = [blocks, stride]
+    part = dims[axis]  # length of the next axis: one phase's share of the joined axis
+    dims[axis - 1], dims[axis] = blocks, stride * part
     phases = tf.reshape(fitted, [-1, *dims])
     slices = []
     for offset in range(offsets):
         quotient, phase = divmod(offset, stride)
-        if axis == 1:
-            slices.append(phases[:, quotient : quotient + out_size, phase])
-        else:
-            slices.append(phases[:, :, quotient : quotient + out_size, phase])
+        rows = slice(quotient, quotient + out_size)
+        columns = slice(phase * part, (phase + 1) * part)
+        slices.append(phases[:, rows, columns] if axis == 1 else phases[:, :, rows, columns])
     return slices
 
 

@@ -3,12 +3,16 @@
 Owns the "latest version" policy of TensorFlow Serving: under ``base_path`` every
 integer-named directory holding a ``saved_model.pb`` is a version; the newest one is served.
 A poll thread picks up new versions while the server runs, loading the new one before the old
-one is released so a version is always available. Models are loaded with
+one is released so a version is always available. A version that fails to load (e.g. caught
+half-copied) is retried as TensorFlow Serving does (``max_num_load_retries`` more attempts,
+``load_retry_interval_micros`` apart); once they are spent it stays failed until its directory
+disappears from the base path and comes back. Models are loaded with
 `tf.saved_model.load` only (no pickles); signature metadata is read from the SavedModel proto.
 Knows nothing about the network protocols.
 """
 
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -23,7 +27,18 @@ from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from drscreen.serving.errors import ServingError
 
 _LOG = logging.getLogger(__name__)
-_INIT_OP_SIGNATURE = "__saved_model_init_op"
+# What a drscreen export computes (`drscreen.export.saved_model.DESCRIPTION_FILE`; not imported,
+# so serving does not need the export converters installed).
+EXPORT_DESCRIPTION_FILE = "drscreen_export.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class InputRange:
+    """Values a float input must lie in (a drscreen export declares [0, 255] for ``images``)."""
+
+    name: str
+    low: float
+    high: float
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -42,6 +57,8 @@ class ModelVersion:
         Callable signature name to concrete function (keyword tensors in, dict out).
     loaded:
         The object `tf.saved_model.load` returned; kept so its variables stay alive.
+    input_range:
+        The range the export's description declares for its float image input, if any.
     """
 
     version: int
@@ -49,6 +66,7 @@ class ModelVersion:
     signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]
     functions: Mapping[str, Callable[..., dict]]
     loaded: Any
+    input_range: InputRange | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +104,7 @@ def load_version(base_path: str, version: int) -> ModelVersion:
             raise ValueError(f"{path}/saved_model.pb is not a SavedModel proto: {error}") from error
     if len(proto.meta_graphs) != 1:
         raise ValueError(f"{path}: expected one MetaGraph, found {len(proto.meta_graphs)}")
+    input_range = read_input_range(path)
     loaded = tf.saved_model.load(path)
     return ModelVersion(
         version=version,
@@ -93,7 +112,22 @@ def load_version(base_path: str, version: int) -> ModelVersion:
         signature_defs=dict(proto.meta_graphs[0].signature_def),
         functions={name: loaded.signatures[name] for name in loaded.signatures},
         loaded=loaded,
+        input_range=input_range,
     )
+
+
+def read_input_range(path: str) -> InputRange | None:
+    """The float input range declared by ``path/drscreen_export.json`` (None without one)."""
+    description_path = os.path.join(path, EXPORT_DESCRIPTION_FILE)
+    if not os.path.isfile(description_path):
+        return None
+    try:
+        with open(description_path, encoding="utf-8") as file:
+            declared = json.load(file)["input"]
+        low, high = (float(value) for value in declared["range"])
+        return InputRange(str(declared["name"]), low, high)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{description_path}: no valid input name and range ({error})") from error
 
 
 class ModelStore:
@@ -108,15 +142,30 @@ class ModelStore:
     poll_wait_seconds:
         Seconds between file-system polls; 0 polls once at `start` (TensorFlow Serving's
         ``--file_system_poll_wait_seconds``).
+    max_num_load_retries:
+        Further attempts after a version failed to load (TensorFlow Serving's flag, default 5).
+    load_retry_interval_seconds:
+        Wait before each retry (TensorFlow Serving's ``--load_retry_interval_micros``, default
+        one minute). The old version keeps serving meanwhile; `stop` interrupts the wait.
     """
 
-    def __init__(self, name: str, base_path: str, poll_wait_seconds: float):
+    def __init__(
+        self,
+        name: str,
+        base_path: str,
+        poll_wait_seconds: float,
+        max_num_load_retries: int = 5,
+        load_retry_interval_seconds: float = 60.0,
+    ):
         self.name = name
         self.base_path = base_path
         self.poll_wait_seconds = poll_wait_seconds
+        self.max_num_load_retries = max_num_load_retries
+        self.load_retry_interval_seconds = load_retry_interval_seconds
         self._lock = threading.Lock()
         self._current: ModelVersion | None = None
         self._statuses: dict[int, VersionStatus] = {}
+        self._failed: set[int] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -134,22 +183,20 @@ class ModelStore:
             self._thread.join()
 
     def poll_once(self) -> None:
-        """Load the newest version on disk if it is not the one served and never failed."""
+        """Load the newest version on disk unless it is served or failed all its attempts."""
         versions = list_versions(self.base_path)
+        with self._lock:
+            self._failed &= set(versions)  # a failed version that was removed may come back
         if not versions:
             if self._current is None:
                 _LOG.warning("no servable version of %r under %s yet", self.name, self.base_path)
             return
         newest = versions[-1]
         current = self._current
-        if (current is not None and current.version == newest) or newest in self._failed():
+        if (current is not None and current.version == newest) or newest in self._failed:
             return
-        self._set_status(VersionStatus(newest, "LOADING"))
-        try:
-            loaded = load_version(self.base_path, newest)
-        except (OSError, ValueError, tf.errors.OpError) as error:
-            _LOG.error("model %r version %d failed to load: %s", self.name, newest, error)
-            self._set_status(VersionStatus(newest, "END", f"failed to load: {error}"))
+        loaded = self._load_with_retries(newest)
+        if loaded is None:
             return
         with self._lock:
             self._current = loaded
@@ -199,9 +246,21 @@ class ModelStore:
             )
         return [statuses[version]]
 
-    def _failed(self) -> set[int]:
+    def _load_with_retries(self, version: int) -> ModelVersion | None:
+        attempts = 1 + self.max_num_load_retries
+        for attempt in range(1, attempts + 1):
+            self._set_status(VersionStatus(version, "LOADING"))
+            try:
+                return load_version(self.base_path, version)
+            except (OSError, ValueError, tf.errors.OpError) as error:
+                reason = f"failed to load (attempt {attempt} of {attempts}): {error}"
+            _LOG.error("model %r version %d %s", self.name, version, reason)
+            if attempt == attempts or self._stop.wait(self.load_retry_interval_seconds):
+                break
         with self._lock:
-            return {v for v, status in self._statuses.items() if status.error}
+            self._failed.add(version)
+            self._statuses[version] = VersionStatus(version, "END", reason)
+        return None
 
     def _set_status(self, status: VersionStatus) -> None:
         with self._lock:

@@ -2,9 +2,10 @@
 
 Owns what happens between a decoded request and its outputs: resolving the model name and
 version, checking the signature name and every input's name, dtype and shape against the
-`SignatureDef` before anything runs, running the signature (through the `Batcher` when
-batching is on), and turning TensorFlow's runtime errors (e.g. a corrupt JPEG inside the
-graph) into ``INVALID_ARGUMENT``. Knows nothing about wire formats.
+`SignatureDef` (and float values against the range the export declares) before anything
+runs, running the signature (through the `Batcher` when batching is on), and turning
+TensorFlow's runtime errors (e.g. a corrupt JPEG inside the graph) into ``INVALID_ARGUMENT``
+naming the batch element that failed. Knows nothing about wire formats.
 """
 
 import dataclasses
@@ -18,7 +19,7 @@ from tensorflow.core.protobuf import meta_graph_pb2
 
 from drscreen.serving.batching import Batcher, BatchingConfig
 from drscreen.serving.errors import ServingError
-from drscreen.serving.model_store import ModelStore, ModelVersion, VersionStatus
+from drscreen.serving.model_store import InputRange, ModelStore, ModelVersion, VersionStatus
 
 PREDICT_METHOD = "tensorflow/serving/predict"
 
@@ -114,7 +115,7 @@ class Predictor:
         """
         model = self.resolve(model_name, version)
         signature = self.signature(model, signature_name)
-        arrays = validate_inputs(signature, signature_name, inputs)
+        arrays = validate_inputs(signature, signature_name, inputs, model.input_range)
         unknown = sorted(set(output_filter) - set(signature.outputs))
         if unknown:
             raise ServingError(
@@ -127,22 +128,29 @@ class Predictor:
         def run(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
             return _run_signature(function, signature_name, batch)
 
-        if self._batcher is None:
-            outputs = run(arrays)
-        else:
-            outputs = self._batcher.submit((model.version, signature_name), run, arrays)
+        try:
+            if self._batcher is None:
+                outputs = run(arrays)
+            else:
+                outputs = self._batcher.submit((model.version, signature_name), run, arrays)
+        except _Rejected as error:
+            raise _name_failed_element(run, arrays, signature_name, error) from error
         if output_filter:
             outputs = {name: outputs[name] for name in output_filter}
         return Prediction(model.version, signature_name, outputs)
 
 
 def validate_inputs(
-    signature: meta_graph_pb2.SignatureDef, signature_name: str, inputs: Mapping[str, np.ndarray]
+    signature: meta_graph_pb2.SignatureDef,
+    signature_name: str,
+    inputs: Mapping[str, np.ndarray],
+    input_range: InputRange | None = None,
 ) -> dict[str, np.ndarray]:
     """Check names, dtypes and shapes of ``inputs`` against ``signature``.
 
     Returns the inputs as arrays (strings as object arrays of ``bytes``); dtypes must match
-    exactly, as TensorFlow Serving requires.
+    exactly, as TensorFlow Serving requires. A float input named by ``input_range`` must hold
+    finite values within it (TensorFlow Serving does not check values).
 
     Raises
     ------
@@ -170,7 +178,31 @@ def validate_inputs(
         raise _invalid(f"inputs of signature '{signature_name}' differ in batch size")
     if 0 in batch_sizes:
         raise _invalid(f"inputs of signature '{signature_name}' hold an empty batch")
+    if input_range is not None and input_range.name in arrays:
+        _check_range(arrays[input_range.name], input_range, signature_name)
     return arrays
+
+
+def _check_range(array: np.ndarray, allowed: InputRange, signature_name: str) -> None:
+    if array.dtype.kind != "f" or array.ndim == 0:
+        return
+    per_element = array.reshape(len(array), -1)
+    finite = np.isfinite(per_element).all(axis=1)
+    inside = finite & (per_element.min(axis=1, initial=allowed.low) >= allowed.low)
+    inside &= per_element.max(axis=1, initial=allowed.high) <= allowed.high
+    if inside.all():
+        return
+    index = int(np.argmin(inside))
+    values = per_element[index]
+    problem = (
+        "NaN or infinite values"
+        if not finite[index]
+        else f"values from {values.min():g} to {values.max():g}"
+    )
+    raise _invalid(
+        f"input '{allowed.name}' of signature '{signature_name}', element {index}: {problem};"
+        f" pixel values must lie in [{allowed.low:g}, {allowed.high:g}]"
+    )
 
 
 def _cast(array: np.ndarray, dtype: tf.DType, signature_name: str, name: str) -> np.ndarray:
@@ -205,6 +237,37 @@ def _check_shape(shape: tuple[int, ...], info, signature_name: str, name: str) -
 
 
 _TF_NODE_TRACE = re.compile(r"\s*(\[\[|\[Op:).*$", re.DOTALL)
+_TF_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+_TF_ASSERTION = re.compile(r"^assertion failed: \[(?P<reason>.*)\]$", re.DOTALL)
+
+
+class _Rejected(ServingError):
+    """The signature raised InvalidArgumentError on its inputs; ``reason`` is TensorFlow's."""
+
+    def __init__(self, signature_name: str, reason: str):
+        super().__init__(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"signature '{signature_name}' rejected its inputs: {reason}",
+        )
+        self.reason = reason
+
+
+def _name_failed_element(
+    run, arrays: Mapping[str, np.ndarray], signature_name: str, error: _Rejected
+) -> ServingError:
+    """The error of the first batch element that fails alone (the batch's error if none)."""
+    size = len(next(iter(arrays.values())))
+    if size == 1:
+        return _invalid(f"signature '{signature_name}' rejected element 0 of 1: {error.reason}")
+    for index in range(size):
+        try:
+            run({name: value[index : index + 1] for name, value in arrays.items()})
+        except _Rejected as element_error:
+            return _invalid(
+                f"signature '{signature_name}' rejected element {index} of {size}:"
+                f" {element_error.reason}"
+            )
+    return error
 
 
 def _run_signature(
@@ -213,8 +276,7 @@ def _run_signature(
     try:
         outputs = function(**{name: tf.constant(value) for name, value in inputs.items()})
     except tf.errors.InvalidArgumentError as error:
-        reason = _tf_reason(error.message)
-        raise _invalid(f"signature '{signature_name}' rejected its inputs: {reason}") from error
+        raise _Rejected(signature_name, _tf_reason(error.message)) from error
     except tf.errors.OpError as error:
         raise ServingError(
             grpc.StatusCode.INTERNAL, f"signature '{signature_name}' failed: {error.message}"
@@ -223,9 +285,12 @@ def _run_signature(
 
 
 def _tf_reason(message: str) -> str:
-    """The last line of a TensorFlow error before its node trace (the actual reason)."""
+    """The last line of a TensorFlow error before its node trace (the actual reason); the
+    message of a failed in-graph check (``tf.debugging.Assert``) alone."""
     lines = [line.strip() for line in _TF_NODE_TRACE.sub("", message).splitlines()]
-    return next((line for line in reversed(lines) if line), message)
+    reason = _TF_FUNCTION_NODE.sub("", next((line for line in reversed(lines) if line), message))
+    assertion = _TF_ASSERTION.match(reason)
+    return assertion["reason"] if assertion else reason
 
 
 def _invalid(message: str) -> ServingError:

@@ -1,24 +1,34 @@
-"""The REST front end: TensorFlow Serving's ``/v1/models`` HTTP/JSON API.
+"""The REST front end: TensorFlow Serving's ``/v1/models`` HTTP/JSON API, on waitress.
 
 Owns the routes ``GET /v1/models/<name>[/versions/<v>]`` (status),
 ``GET /v1/models/<name>[/versions/<v>]/metadata`` and
-``POST /v1/models/<name>[/versions/<v>]:predict``, errors as ``{"error": "..."}`` with the HTTP
-status TensorFlow Serving uses, a bounded request body (413 beyond) and a bounded pool of
-worker threads. One request per connection (HTTP/1.0 semantics).
+``POST /v1/models/<name>[/versions/<v>]:predict``, and every answer as JSON: results, and
+errors as ``{"error": "..."}`` with the HTTP status TensorFlow Serving uses.
+
+The HTTP transport is waitress, a WSGI server made for hostile clients: one I/O thread reads
+each request in full (header and body) before a worker thread sees it, so slow or idle
+clients hold no worker; a body whose ``Content-Length`` is over the limit is refused (413)
+before it is read, and a malformed header (``Content-Length: abc``) is answered 400 naming it;
+a connection idle for ``idle_timeout_seconds`` is closed; at most ``max_connections`` are
+open at once. HTTP/1.1 with keep-alive.
 """
 
-import http.server
+import http
 import json
 import logging
 import re
-import socket
-from concurrent import futures
+import threading
+import time
 from typing import Any
 
 import grpc
 import numpy as np
 import tensorflow as tf
 from google.protobuf import json_format
+from waitress import wasyncore
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ErrorTask
 
 from drscreen.serving.errors import ServingError, http_status
 from drscreen.serving.grpc_server import model_status_response
@@ -35,48 +45,55 @@ _ROUTE = re.compile(
     r"(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
     r"(?P<tail>/metadata|:[A-Za-z]+)?$"
 )
+_LOOP_SECONDS = 0.1  # how often the I/O loop looks at a shutdown request
 
 
-class _Handler(http.server.BaseHTTPRequestHandler):
-    server: "RestServer"
-    server_version = "drscreen-serving"
-    timeout = 30
+class RestApp:
+    """The WSGI application answering TensorFlow Serving's REST API from a `Predictor`."""
 
-    def do_GET(self) -> None:  # noqa: N802
-        self._answer(self._get)
+    def __init__(self, predictor: Predictor):
+        self.predictor = predictor
 
-    def do_POST(self) -> None:  # noqa: N802
-        self._answer(self._post)
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        _LOG.debug("%s %s", self.address_string(), format % args)
-
-    def _answer(self, route) -> None:
+    def __call__(self, environ: dict, start_response) -> list[bytes]:
+        method = environ["REQUEST_METHOD"]
+        # PEP 3333 hands the path over as latin-1; clients send UTF-8.
+        path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", "replace")
         try:
-            match = _ROUTE.match(self.path.split("?", 1)[0])
-            if match is None:
-                raise ServingError(
-                    grpc.StatusCode.NOT_FOUND, f"Malformed request: {self.command} {self.path}"
-                )
-            if match["label"] is not None:
-                raise ServingError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    f"version label '{match['label']}' is not configured (use /versions/<v>)",
-                )
-            version = int(match["version"]) if match["version"] is not None else None
-            status, body = route(match["name"], version, match["tail"])
+            status, body = self._answer(method, path, environ)
         except ServingError as error:
-            _LOG.info("rejected %s %s: %s", self.command, self.path, error)
-            status = 413 if isinstance(error, _TooLarge) else http_status(error.code)
-            body = {"error": error.message}
-        self._send(status, body)
+            _LOG.info("rejected %s %s: %s", method, path, error)
+            status, body = http_status(error.code), {"error": error.message}
+        except Exception:  # noqa: BLE001 - the client gets an answer whatever went wrong
+            _LOG.exception("failed %s %s", method, path)
+            status, body = 500, {"error": f"internal error answering {method} {path}"}
+        payload = json.dumps(body).encode("utf-8")
+        start_response(
+            f"{status} {http.HTTPStatus(status).phrase}",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))],
+        )
+        return [payload]
 
-    def _get(self, name: str, version: int | None, tail: str | None) -> tuple[int, dict]:
+    def _answer(self, method: str, path: str, environ: dict) -> tuple[int, dict]:
+        match = _ROUTE.match(path)
+        if match is None:
+            raise ServingError(grpc.StatusCode.NOT_FOUND, f"Malformed request: {method} {path}")
+        if match["label"] is not None:
+            raise ServingError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"version label '{match['label']}' is not configured (use /versions/<v>)",
+            )
+        version = int(match["version"]) if match["version"] is not None else None
+        if method == "GET":
+            return self._get(match["name"], version, match["tail"], path)
+        if method == "POST":
+            return self._post(match["name"], version, match["tail"], path, environ)
+        raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f"method {method} is not supported")
+
+    def _get(self, name: str, version: int | None, tail: str | None, path: str):
         if tail is None:
-            statuses = self.server.predictor.status(name, version)
-            return 200, _to_json(model_status_response(statuses))
+            return 200, _to_json(model_status_response(self.predictor.status(name, version)))
         if tail == "/metadata":
-            model = self.server.predictor.resolve(name, version)
+            model = self.predictor.resolve(name, version)
             signatures = {
                 key: json_format.MessageToDict(value, preserving_proto_field_name=True)
                 for key, value in model.signature_defs.items()
@@ -86,70 +103,47 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 "model_spec": spec,
                 "metadata": {"signature_def": {"signature_def": signatures}},
             }
-        raise _malformed(self)
+        raise _malformed("GET", path)
 
-    def _post(self, name: str, version: int | None, tail: str | None) -> tuple[int, dict]:
+    def _post(self, name: str, version: int | None, tail: str | None, path: str, environ):
         if tail is None or tail.startswith("/"):
-            raise _malformed(self)
+            raise _malformed("POST", path)
         if tail != ":predict":
             raise ServingError(
                 grpc.StatusCode.UNIMPLEMENTED, f"'{tail[1:]}' is not implemented; use ':predict'"
             )
-        body = self._read_json()
+        body = _read_json(environ)
         signature_name = request_signature_name(body)
-        predictor = self.server.predictor
+        predictor = self.predictor
         signature = predictor.signature(predictor.resolve(name, version), signature_name)
         dtypes = {key: _numpy_dtype(info.dtype) for key, info in signature.inputs.items()}
         inputs, row_format = parse_predict_inputs(body, dtypes)
         prediction = predictor.predict(name, version, signature_name, inputs)
         return 200, format_predict_response(prediction.outputs, row_format)
 
-    def _read_json(self) -> Any:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, "missing Content-Length header")
-        if int(length) > self.server.max_request_bytes:
-            self._discard(int(length))
-            raise _TooLarge(int(length), self.server.max_request_bytes)
-        raw = self.rfile.read(int(length))
-        try:
-            return json.loads(raw)
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ServingError(
-                grpc.StatusCode.INVALID_ARGUMENT, f"JSON Parse error: {error}"
-            ) from error
 
-    def _discard(self, length: int) -> None:
-        """Read and drop a refused body in chunks so the client sees the answer, not a reset."""
-        while length > 0:
-            chunk = self.rfile.read(min(length, 1 << 16))
-            if not chunk:
-                return
-            length -= len(chunk)
-
-    def _send(self, status: int, body: dict) -> None:
-        payload = json.dumps(body).encode("utf-8")
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-
-class _TooLarge(ServingError):
-    """A request body over the limit; answered 413 without reading it."""
-
-    def __init__(self, length: int, limit: int):
-        super().__init__(
-            grpc.StatusCode.RESOURCE_EXHAUSTED,
-            f"request body of {length} bytes exceeds the limit of {limit} bytes",
+def _read_json(environ: dict) -> Any:
+    """The request body as JSON (waitress has read it in full, within the size limit)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length)
+    if not raw.strip():
+        raise ServingError(
+            grpc.StatusCode.INVALID_ARGUMENT, "JSON Parse error: The document is empty"
         )
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ServingError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"JSON Parse error: {error}"
+        ) from error
+    except RecursionError as error:
+        raise ServingError(
+            grpc.StatusCode.INVALID_ARGUMENT, "JSON Parse error: nested too deeply"
+        ) from error
 
 
-def _malformed(handler: _Handler) -> ServingError:
-    return ServingError(
-        grpc.StatusCode.INVALID_ARGUMENT, f"Malformed request: {handler.command} {handler.path}"
-    )
+def _malformed(method: str, path: str) -> ServingError:
+    return ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"Malformed request: {method} {path}")
 
 
 def _numpy_dtype(enum: int) -> np.dtype:
@@ -162,48 +156,109 @@ def _to_json(message) -> dict:
     )
 
 
-class RestServer(http.server.HTTPServer):
-    """An HTTP server whose requests run on a bounded thread pool.
+class _JsonErrorTask(ErrorTask):
+    """Waitress's own refusals (413, malformed header, ...) as ``{"error": ...}`` too."""
+
+    def execute(self) -> None:
+        error = self.request.error
+        message = f"{error.reason}: {error.body}"
+        if error.code == http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE:
+            limit = self.channel.server.adj.max_request_body_size - 1
+            message = f"request body exceeds the limit of {limit} bytes"
+        body = json.dumps({"error": message}).encode("utf-8")
+        self.status = f"{error.code} {error.reason}"
+        self.response_headers.append(("Content-Type", "application/json"))
+        self.set_close_on_finish()
+        self.content_length = len(body)
+        self.write(body)
+
+
+class _Channel(HTTPChannel):
+    error_task_class = _JsonErrorTask
+
+
+class _Server(TcpWSGIServer):
+    channel_class = _Channel
+
+
+class RestServer:
+    """The REST API on ``host:port``, served by a bounded pool of worker threads.
 
     Parameters
     ----------
-    address:
-        ``(host, port)`` to bind.
+    host, port:
+        Address to bind.
     predictor:
         Answers the requests.
     max_workers:
-        Threads handling requests; further connections wait in the pool's queue.
+        Threads running requests; complete requests wait for one in a queue.
     max_request_bytes:
-        Largest request body accepted (413 beyond).
-    """
+        Largest request body accepted (413 beyond, refused from its ``Content-Length``).
+    idle_timeout_seconds:
+        A connection that sends nothing for this long (mid-request or between requests)
+        is closed.
+    max_connections:
+        Most connections open at once; further ones wait in the listen backlog.
 
-    daemon_threads = True
+    Raises
+    ------
+    RuntimeError
+        When the address cannot be bound.
+    """
 
     def __init__(
         self,
-        address: tuple[str, int],
+        host: str,
+        port: int,
         predictor: Predictor,
         max_workers: int,
         max_request_bytes: int,
+        idle_timeout_seconds: float = 30.0,
+        max_connections: int = 100,
     ):
-        if ":" in address[0]:
-            self.address_family = socket.AF_INET6
-        self.predictor = predictor
-        self.max_request_bytes = max_request_bytes
-        self._pool = futures.ThreadPoolExecutor(max_workers, thread_name_prefix="rest")
-        super().__init__(address, _Handler)
-
-    def process_request(self, request, client_address) -> None:
-        self._pool.submit(self._process, request, client_address)
-
-    def _process(self, request, client_address) -> None:
+        self._map: dict = {}
+        listen = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         try:
-            self.finish_request(request, client_address)
-        except Exception:  # noqa: BLE001 - a broken connection must not kill the worker
-            self.handle_error(request, client_address)
-        finally:
-            self.shutdown_request(request)
+            self._server = _Server(
+                RestApp(predictor),
+                map=self._map,
+                listen=listen,
+                threads=max_workers,
+                max_request_body_size=max_request_bytes + 1,  # waitress refuses >= the size
+                channel_timeout=idle_timeout_seconds,
+                cleanup_interval=min(1.0, idle_timeout_seconds),
+                connection_limit=max_connections,
+                ident="drscreen-serving",
+                asyncore_use_poll=True,
+            )
+        except OSError as error:
+            raise RuntimeError(f"cannot bind REST to {listen}: {error}") from error
+        self.port = self._server.effective_port
+        self._stopping = threading.Event()
+        self._grace_deadline = 0.0
+        self._stopped = threading.Event()
 
-    def server_close(self) -> None:
-        super().server_close()
-        self._pool.shutdown(wait=True)
+    def serve_forever(self) -> None:
+        """Run the I/O loop until `shutdown` (call from one thread)."""
+        try:
+            while not self._stopping.is_set():
+                wasyncore.loop(timeout=_LOOP_SECONDS, map=self._map, use_poll=True, count=1)
+            wasyncore.dispatcher.close(self._server)  # stop accepting; keep the trigger
+            while self._busy() and time.monotonic() < self._grace_deadline:
+                wasyncore.loop(timeout=_LOOP_SECONDS, map=self._map, use_poll=True, count=1)
+        finally:
+            self._stopped.set()
+
+    def shutdown(self, grace_seconds: float) -> None:
+        """Stop accepting, let requests in flight finish for up to ``grace_seconds``, close."""
+        self._grace_deadline = time.monotonic() + grace_seconds
+        self._stopping.set()
+        self._stopped.wait(grace_seconds + 1.0)
+        self._server.task_dispatcher.shutdown(timeout=1.0)
+        wasyncore.close_all(self._map)
+
+    def _busy(self) -> bool:
+        return any(
+            getattr(channel, "requests", None) or getattr(channel, "total_outbufs_len", 0)
+            for channel in list(self._map.values())
+        )

@@ -39,12 +39,20 @@ class ServerConfig:
         Server-side batching parameters, or ``None`` to run requests one by one.
     file_system_poll_wait_seconds:
         Seconds between polls for new versions; 0 polls once at start.
+    max_num_load_retries:
+        Further attempts to load a version that failed to load.
+    load_retry_interval_micros:
+        Wait before each of those attempts, in microseconds.
     max_request_bytes:
         Largest accepted request (gRPC message or REST body).
     grpc_max_threads:
         Threads serving gRPC requests.
     rest_api_num_threads:
-        Threads serving REST requests.
+        Threads serving REST requests (complete requests only: waitress reads them first).
+    rest_api_timeout_in_ms:
+        A REST connection that sends nothing for this long is closed.
+    rest_api_max_connections:
+        Most REST connections open at once.
     shutdown_grace_seconds:
         How long in-flight requests may take to finish at shutdown.
     """
@@ -56,9 +64,13 @@ class ServerConfig:
     host: str = "127.0.0.1"
     batching: BatchingConfig | None = None
     file_system_poll_wait_seconds: float = 1.0
+    max_num_load_retries: int = 5
+    load_retry_interval_micros: int = 60_000_000
     max_request_bytes: int = 64 * 1024 * 1024
     grpc_max_threads: int = 8
     rest_api_num_threads: int = 8
+    rest_api_timeout_in_ms: int = 30_000
+    rest_api_max_connections: int = 100
     shutdown_grace_seconds: float = 5.0
 
     def __post_init__(self):
@@ -70,11 +82,23 @@ class ServerConfig:
             raise ValueError(f"rest_api_port {self.rest_api_port} is not a TCP port (0: off)")
         if self.rest_api_port == self.port:
             raise ValueError(f"port and rest_api_port are both {self.port}")
-        for name in ("max_request_bytes", "grpc_max_threads", "rest_api_num_threads"):
+        positive = (
+            "max_request_bytes",
+            "grpc_max_threads",
+            "rest_api_num_threads",
+            "rest_api_timeout_in_ms",
+            "rest_api_max_connections",
+        )
+        for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.file_system_poll_wait_seconds < 0:
-            raise ValueError("file_system_poll_wait_seconds must be >= 0")
+        for name in ("file_system_poll_wait_seconds", "max_num_load_retries"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.load_retry_interval_micros < 0:
+            raise ValueError(
+                f"load_retry_interval_micros must be >= 0, got {self.load_retry_interval_micros}"
+            )
 
 
 class ModelServer:
@@ -89,7 +113,11 @@ class ModelServer:
     def __init__(self, config: ServerConfig):
         self.config = config
         self.store = ModelStore(
-            config.model_name, config.model_base_path, config.file_system_poll_wait_seconds
+            config.model_name,
+            config.model_base_path,
+            config.file_system_poll_wait_seconds,
+            config.max_num_load_retries,
+            config.load_retry_interval_micros / 1e6,
         )
         self.predictor = Predictor(self.store, config.batching)
         self._grpc = None
@@ -109,10 +137,13 @@ class ModelServer:
         )
         if config.rest_api_port:
             self._rest = RestServer(
-                (config.host, config.rest_api_port),
+                config.host,
+                config.rest_api_port,
                 self.predictor,
                 config.rest_api_num_threads,
                 config.max_request_bytes,
+                config.rest_api_timeout_in_ms / 1000,
+                config.rest_api_max_connections,
             )
             self._rest_thread = threading.Thread(
                 target=self._rest.serve_forever, name="rest", daemon=True
@@ -126,8 +157,7 @@ class ModelServer:
     def stop(self) -> None:
         """Stop accepting requests, finish in-flight ones, then release everything."""
         if self._rest is not None:
-            self._rest.shutdown()
-            self._rest.server_close()
+            self._rest.shutdown(self.config.shutdown_grace_seconds)
         if self._grpc is not None:
             self._grpc.stop(self.config.shutdown_grace_seconds).wait()
         self.predictor.close()

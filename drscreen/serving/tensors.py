@@ -82,21 +82,50 @@ def json_to_array(value: Any, dtype: np.dtype, name: str) -> np.ndarray:
     """Convert a JSON value (nested lists) to an array of ``dtype``.
 
     For strings (``dtype`` object) a leaf is either a text string (UTF-8 encoded) or
-    ``{"b64": "<base64>"}`` (binary). Ragged lists and values of the wrong type raise
-    ``INVALID_ARGUMENT`` naming the tensor.
+    ``{"b64": "<base64>"}`` (binary). A number leaf must be a JSON number of the dtype's kind:
+    ``null``, ``true`` and ``false`` are not floats, as TensorFlow Serving answers ("Type: Null
+    is not of expected type: float"). Ragged lists, lists nested deeper than numpy's 64
+    dimensions and values of the wrong type raise ``INVALID_ARGUMENT`` naming the tensor.
     """
-    if np.dtype(dtype) == np.dtype(object):
-        leaves, shape = _string_leaves(value, name)
-        array = np.empty(len(leaves), dtype=object)
-        array[:] = leaves
-        return array.reshape(shape)
+    dtype = np.dtype(dtype)
     try:
-        return np.asarray(value, dtype=dtype)
-    except (TypeError, ValueError) as error:
+        leaves = np.asarray(value, dtype=object)
+    except ValueError as error:
+        raise _invalid(f"input '{name}': not a rectangular tensor ({error})") from error
+    flat = leaves.ravel().tolist()
+    kinds = set(map(type, flat))
+    if list in kinds:
         raise _invalid(
-            f"input '{name}': cannot read the JSON value as a rectangular {np.dtype(dtype).name}"
-            f" tensor ({error})"
+            f"input '{name}': ragged nested lists, or nested deeper than 64 levels, are not a"
+            " tensor"
+        )
+    if dtype == np.dtype(object):
+        array = np.empty(len(flat), dtype=object)
+        array[:] = [_string_leaf(leaf, name) for leaf in flat]
+        return array.reshape(leaves.shape)
+    wrong = kinds - _JSON_KINDS.get(dtype.kind, set())
+    if wrong:
+        found = _JSON_TYPE_NAMES.get(min(wrong, key=str), "Value")
+        raise _invalid(f"input '{name}': Type: {found} is not of expected type: {dtype.name}")
+    try:
+        with np.errstate(over="ignore"):
+            return leaves.astype(dtype)
+    except (OverflowError, TypeError, ValueError) as error:
+        raise _invalid(
+            f"input '{name}': cannot read the JSON value as {dtype.name} ({error})"
         ) from error
+
+
+# The JSON leaf types (as Python decodes them) accepted for each numpy dtype kind.
+_JSON_KINDS = {"f": {int, float}, "c": {int, float}, "i": {int}, "u": {int}, "b": {bool}}
+_JSON_TYPE_NAMES = {
+    type(None): "Null",
+    bool: "Bool",
+    int: "Integer",
+    float: "Number",
+    str: "String",
+    dict: "Object",
+}
 
 
 def format_predict_response(outputs: Mapping[str, np.ndarray], row_format: bool) -> dict:
@@ -178,19 +207,12 @@ def _is_b64(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == {"b64"}
 
 
-def _string_leaves(value: Any, name: str) -> tuple[list[bytes], tuple[int, ...]]:
-    if isinstance(value, list):
-        parts = [_string_leaves(item, name) for item in value]
-        shapes = {shape for _, shape in parts}
-        if len(shapes) > 1:
-            raise _invalid(f"input '{name}': ragged nested lists are not a tensor")
-        inner = shapes.pop() if shapes else ()
-        return [leaf for leaves, _ in parts for leaf in leaves], (len(value), *inner)
+def _string_leaf(value: Any, name: str) -> bytes:
     if isinstance(value, str):
-        return [value.encode("utf-8")], ()
+        return value.encode("utf-8")
     if _is_b64(value) and isinstance(value["b64"], str):
         try:
-            return [base64.b64decode(value["b64"], validate=True)], ()
+            return base64.b64decode(value["b64"], validate=True)
         except binascii.Error as error:
             raise _invalid(f"input '{name}': invalid base64 in 'b64' ({error})") from error
     raise _invalid(

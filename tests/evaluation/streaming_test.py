@@ -10,12 +10,14 @@ from sklearn import metrics
 
 from drscreen.data.lesions import HARD_EXUDATE, HEMORRHAGE, MICROANEURYSM
 from drscreen.evaluation import heatmap_quality, streaming
-from tests.evaluation.lesions_test import hand_fov, hand_heatmap, hand_mask
+from tests.evaluation.lesions_test import COMPONENTS, hand_fov, hand_heatmap, hand_mask
 
 
 def _two_images(pointing_tolerance_px: int = 3) -> streaming.LesionAccumulator:
     accumulator = streaming.LesionAccumulator(
-        lesion_types=(HEMORRHAGE, MICROANEURYSM), pointing_tolerance_px=pointing_tolerance_px
+        lesion_types=(HEMORRHAGE, MICROANEURYSM),
+        candidate_config=COMPONENTS,
+        pointing_tolerance_px=pointing_tolerance_px,
     )
     microaneurysm = np.zeros((6, 8), np.uint8)
     microaneurysm[4, 1] = 1  # under candidate B

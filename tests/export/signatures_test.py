@@ -34,3 +34,13 @@ def test_invalid_configs_are_refused(model):
         ScreeningFunctions(model, SignatureConfig(heatmap_size=48))
     with pytest.raises(ValueError, match="scale must be finite and > 0"):
         SignatureConfig(calibration=Calibration(scale=0.0))
+
+
+def test_serving_default_honours_the_pixel_limit(model, photographs):
+    """max_image_pixels below a photograph's size refuses it in-graph, by its header."""
+    encoded, _, _ = photographs
+    functions = ScreeningFunctions(model, SignatureConfig(max_image_pixels=1000))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="above the limit of 1000"):
+        functions.predict_bytes(tf.constant(encoded[:1]))
+    with pytest.raises(ValueError, match="max_image_pixels must be positive"):
+        SignatureConfig(max_image_pixels=0)

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from drscreen import layers
 from drscreen.heatmaps.backprop import backward
+from drscreen.layers.convolution import conv_input_gradient
 from tests.layers.battery import assert_close, run_chain
 
 
@@ -51,3 +52,40 @@ def test_backward_with_unknown_batch_in_tf_function():
             tape.watch(x)
             score = tf.reduce_sum(layer(x))
         assert_close(heatmap(x), tape.gradient(score, x))
+
+
+@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize(
+    ("kernel", "strides", "size"),
+    [(1, 1, 7), (3, 1, 8), (4, 1, 9), (5, 2, 16), (5, 2, 13), (4, 2, 10), (3, 3, 11),
+     ((2, 5), (1, 2), 12), ((4, 3), (3, 2), 14)],
+)  # fmt: skip
+def test_conv_input_gradient_equals_tape(kernel, strides, size, padding):
+    """The phase convolution equals TF's input gradient for every kernel/stride/padding shape."""
+    layer = layers.Conv2D(3, kernel, strides=strides, padding=padding)
+    x = tf.random.stateless_normal((2, size, size + 1, 2), seed=(size, 3))
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = layer(x)
+        seed = tf.random.stateless_normal(tf.shape(y), seed=(1, 2))
+        score = tf.reduce_sum(seed * y)
+    got = conv_input_gradient(seed, layer.kernel, (size, size + 1), layer.strides, padding)
+    assert_close(got, tape.gradient(score, x))
+
+
+def test_conv_input_gradient_with_unknown_height_and_width():
+    """Traced with unknown spatial size, the pads and the crop are computed at run time."""
+    layer = layers.Conv2D(2, 5, strides=2)
+    layer.build((None, None, None, 3))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, None, None, 3))])
+    def gradient(x):
+        outputs, trace = run_chain([layer], x)
+        return backward(trace, tf.ones_like(outputs))
+
+    for size in (9, 12):
+        x = tf.random.stateless_normal((1, size, size + 3, 3), seed=(size, 1))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            score = tf.reduce_sum(layer(x))
+        assert_close(gradient(x), tape.gradient(score, x))

@@ -3,9 +3,11 @@
 Stands in for the real exporter: ``base/<version>/`` with signatures ``serving_default``
 (encoded images), ``predict_float`` and ``predict_score`` (float images in [0, 255]). The
 grade is 4·sigmoid of a linear read-out of a pooled convolution; the score is
-sigmoid(2·(grade − 1.5)); the heatmap is Σ_c |∂grade/∂image|.
+sigmoid(2·(grade − 1.5)); the heatmap is Σ_c |∂grade/∂image|. Like a real export it declares its
+float input range in ``drscreen_export.json``.
 """
 
+import json
 import os
 
 import numpy as np
@@ -71,5 +73,7 @@ def build_fake_export(base_path: str, version: int, size: int = 16, seed: int = 
             "predict_score": module.predict_score,
         },
     )
+    with open(os.path.join(staging, "drscreen_export.json"), "w", encoding="utf-8") as file:
+        json.dump({"input": {"name": "images", "size": size, "range": [0.0, 255.0]}}, file)
     os.rename(staging, final)
     return final

@@ -1,6 +1,7 @@
 """End-to-end: `drscreen serve` in a subprocess, queried as a TensorFlow Serving client would.
 
-Tests run in order against one server: queries, errors, batching, version pick-up, SIGTERM.
+Tests run in order against one server: queries, errors, hostile and slow clients, batching, a
+bounded load with malformed requests, version pick-up, SIGTERM.
 """
 
 import base64
@@ -29,11 +30,13 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
+from bench.server_load import run_load
 from drscreen.serving.client import GrpcClient, RestClient
 from drscreen.serving.errors import ServingError
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAX_REQUEST_BYTES = 256 * 1024
+REST_TIMEOUT_SECONDS = 3
 
 
 def _free_port() -> int:
@@ -67,6 +70,7 @@ def _copy_version(exports: str, base: str, version: int) -> None:
 class Server:
     def __init__(self, process: subprocess.Popen, grpc_port: int, rest_port: int, base: str):
         self.process = process
+        self.rest_address = ("127.0.0.1", rest_port)
         self.target = f"127.0.0.1:{grpc_port}"
         self.rest_base = f"http://127.0.0.1:{rest_port}"
         self.url = f"{self.rest_base}/v1/models"
@@ -90,6 +94,7 @@ def server(exports, tmp_path_factory):
         "--model_name=drscreen", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
         "--enable_batching", f"--batching_parameters_file={batching_file}",
         "--file_system_poll_wait_seconds=0.2", f"--max_request_bytes={MAX_REQUEST_BYTES}",
+        f"--rest_api_timeout_in_ms={REST_TIMEOUT_SECONDS * 1000}",
     ]  # fmt: skip
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     process = subprocess.Popen(command, stdout=log, stderr=log, cwd=REPO, env=env)
@@ -335,7 +340,7 @@ BAD_REST_REQUESTS = {
         "drscreen:predict",
         json.dumps({"signature_name": "predict_float", "instances": [[["a"] * 3] * 16] * 1}),
         400,
-        "cannot read the JSON value as a rectangular float32",
+        "Type: String is not of expected type: float32",
     ),
     "wrong shape": (
         "drscreen:predict",
@@ -360,6 +365,107 @@ def test_rest_bad_request_is_rejected_and_server_keeps_serving(server, case):
     assert code == 200 and len(answer["predictions"]) == 1
 
 
+def _raw_http(server, request: bytes) -> tuple[int, dict]:
+    """Send raw bytes to the REST port; the status and JSON body of the answer."""
+    with socket.create_connection(server.rest_address, timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
+
+
+def _post_request(path: str, body: bytes, length: bytes | None = None) -> bytes:
+    length = str(len(body)).encode() if length is None else length
+    return (
+        b"POST /v1/models/" + path.encode() + b" HTTP/1.1\r\nHost: test\r\n"
+        b"Connection: close\r\nContent-Length: " + length + b"\r\n\r\n" + body
+    )
+
+
+HOSTILE_REST_REQUESTS = {
+    "content-length not a number": (
+        _post_request("drscreen:predict", b"{}", length=b"abc"),
+        400,
+        "Content-Length is invalid",
+    ),
+    "100,000 levels of nested JSON": (
+        _post_request(
+            "drscreen:predict", b'{"instances": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+        ),
+        400,
+        "nested too deeply",
+    ),
+    "null as a float": (
+        _post_request(
+            "drscreen:predict",
+            json.dumps(
+                {"signature_name": "predict_float", "instances": [[[[None, 0.0, 0.0]] * 16] * 16]}
+            ).encode(),
+        ),
+        400,
+        "Type: Null is not of expected type: float32",
+    ),
+    "true as a float": (
+        _post_request(
+            "drscreen:predict",
+            json.dumps(
+                {"signature_name": "predict_float", "inputs": [[[[True] * 3] * 16] * 16]}
+            ).encode(),
+        ),
+        400,
+        "Type: Bool is not of expected type: float32",
+    ),
+    "empty body": (_post_request("drscreen:predict", b""), 400, "The document is empty"),
+    "unicode model name": (
+        _post_request("d%C3%A9pistage%20b:predict", b"{}"),
+        404,
+        "model 'dépistage b' is not served",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_REST_REQUESTS))
+def test_rest_hostile_request_gets_a_json_answer(server, case):
+    """Malformed HTTP and JSON are answered with TF Serving's status and {"error": ...}."""
+    request, status, message = HOSTILE_REST_REQUESTS[case]
+    code, answer = _raw_http(server, request)
+    assert code == status
+    assert message in answer["error"]
+
+
+def test_slow_clients_do_not_delay_valid_requests(server):
+    """8 idle connections, 8 unsent bodies and a half-sent header: valid requests take < 1 s.
+
+    The REST server has 8 worker threads; each slow connection would hold one with a
+    thread-per-connection server. The slow connections are closed after the REST timeout.
+    """
+    slow = [socket.create_connection(server.rest_address) for _ in range(8)]
+    for _ in range(8):
+        sock = socket.create_connection(server.rest_address)
+        sock.sendall(_post_request("drscreen:predict", b"{", length=b"100000"))
+        slow.append(sock)
+    slow.append(socket.create_connection(server.rest_address))
+    slow[-1].sendall(b"GET /v1/models/drscreen HTTP/1.1\r\nHost:")
+    try:
+        valid = _b64_rows(_images(1, 0)[0]).encode()
+        for _ in range(3):
+            start = time.monotonic()
+            code, answer = _post(f"{server.url}/drscreen:predict", valid)
+            assert code == 200 and len(answer["predictions"]) == 1
+            assert time.monotonic() - start < 1.0
+            start = time.monotonic()
+            assert _get(f"{server.url}/drscreen")[0] == 200
+            assert time.monotonic() - start < 1.0
+        for sock in slow:
+            sock.settimeout(REST_TIMEOUT_SECONDS + 10)
+            assert sock.recv(1024) == b""  # closed by the server, without an answer
+    finally:
+        for sock in slow:
+            sock.close()
+
+
 def test_concurrent_requests_are_batched_and_split_correctly(server, direct):
     """Eight concurrent clients (one sending a corrupt image) each get their own answer."""
     requests = [_images(1 + i % 3, seed=10 + i)[0] for i in range(8)]
@@ -378,6 +484,16 @@ def test_concurrent_requests_are_batched_and_split_correctly(server, direct):
     for index, (images, result) in enumerate(zip(requests, results, strict=True)):
         if index != 5:
             _assert_outputs_close(result, _direct(direct[1], "serving_default", images))
+
+
+def test_bounded_load_with_malformed_requests_fails_no_valid_request(server):
+    """1,000 requests from 8 clients (half gRPC, half REST), one in ten malformed: no valid
+    request fails and every malformed one is refused as a bad request (figures:
+    bench/server_load.py, BENCHMARKS.md)."""
+    photograph = _images(1, seed=7)[0][0]
+    result = run_load(server.target, server.rest_base, photograph, 1000, 8, malformed_every=10)
+    assert (result.valid_failures, result.malformed_accepted) == (0, 0)
+    assert len(result.latencies) == 900
 
 
 def test_query_example_writes_overlays(server, tmp_path):

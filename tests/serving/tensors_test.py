@@ -60,8 +60,12 @@ def test_columnar_format_single_and_named():
         ({"instances": [{"x": 1}, 2]}, "mixes"),
         ({"instances": [{"x": 1}, {"y": 2}]}, "instance 1 has inputs"),
         ({"inputs": {"y": [1]}}, "input 'y' is not an input"),
-        ({"inputs": [[1, 2], [3]]}, "rectangular float32"),
-        ({"inputs": ["a"]}, "rectangular float32"),
+        ({"inputs": [[1, 2], [3]]}, "ragged"),
+        ({"inputs": ["a"]}, "Type: String is not of expected type: float32"),
+        ({"inputs": [1.0, None]}, "Type: Null is not of expected type: float32"),
+        ({"inputs": [[True, 2.0]]}, "Type: Bool is not of expected type: float32"),
+        ({"inputs": [False]}, "Type: Bool is not of expected type: float32"),
+        ({"inputs": [{"b64": "AA=="}]}, "Type: Object is not of expected type: float32"),
     ],
 )
 def test_malformed_bodies_are_invalid_argument(body, message):
@@ -70,6 +74,24 @@ def test_malformed_bodies_are_invalid_argument(body, message):
         parse_predict_inputs(body, {"x": np.float32})
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert message in raised.value.message
+
+
+def test_integers_are_floats_but_floats_are_not_integers():
+    """A JSON integer is a valid float, as in TF Serving; 1.5 is not an int32."""
+    np.testing.assert_array_equal(json_to_array([1, 2.5], np.float32, "x"), [1.0, 2.5])
+    assert json_to_array([1, 2.5], np.float32, "x").dtype == np.float32
+    with pytest.raises(ServingError, match="Type: Number is not of expected type: int32"):
+        json_to_array([1, 2.5], np.int32, "x")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, STRING])
+def test_lists_nested_deeper_than_a_tensor_are_rejected(dtype):
+    """1,000 levels of nesting are INVALID_ARGUMENT, not a RecursionError."""
+    value = "a" if dtype is STRING else 0.0
+    for _ in range(1000):
+        value = [value]
+    with pytest.raises(ServingError, match="nested deeper than 64 levels"):
+        json_to_array(value, dtype, "images")
 
 
 def test_string_inputs_reject_ragged_lists_bad_base64_and_numbers():

@@ -1,0 +1,54 @@
+"""A `drscreen serve` subprocess for the serving benchmarks, and the export they default to."""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from drscreen.export.exporter import ExportConfig, export
+from drscreen.models import build
+from drscreen.serving.client import GrpcClient
+from drscreen.serving.errors import ServingError
+
+
+def free_port() -> int:
+    """A TCP port free on loopback now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def default_export() -> str:
+    """A fresh SavedModel export of an untrained `small` network at 192 px (score + heatmap,
+    as a trained one would be served); returns its base path."""
+    base_path = tempfile.mkdtemp(prefix="drscreen-bench-")
+    export(build("small", input_size=192), base_path, ExportConfig(formats=("saved_model",)))
+    return base_path
+
+
+def start_server(
+    base_path: str, rest: bool, flags: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen, str, int]:
+    """Start `drscreen serve` on ``base_path`` and wait until it answers.
+
+    Returns the process, the gRPC target and the REST port (0 when ``rest`` is False).
+    """
+    grpc_port, rest_port = free_port(), free_port() if rest else 0
+    command = [
+        sys.executable, "-m", "drscreen", "serve", f"--model_base_path={base_path}",
+        f"--port={grpc_port}", f"--rest_api_port={rest_port}", *flags,
+    ]  # fmt: skip
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
+    target = f"127.0.0.1:{grpc_port}"
+    with GrpcClient(target, "drscreen", timeout_seconds=2) as client:
+        for _ in range(300):
+            try:
+                client.status()
+                return process, target, rest_port
+            except ServingError:
+                time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the server did not become ready in 60 s")

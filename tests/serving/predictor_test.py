@@ -1,0 +1,76 @@
+"""The shared request path: value checks of float images and naming the element that failed."""
+
+import os
+
+import cv2
+import grpc
+import numpy as np
+import pytest
+
+from drscreen.export.saved_model import DESCRIPTION_FILE
+from drscreen.serving.batching import BatchingConfig
+from drscreen.serving.errors import ServingError
+from drscreen.serving.model_store import (
+    EXPORT_DESCRIPTION_FILE,
+    InputRange,
+    ModelStore,
+    read_input_range,
+)
+from drscreen.serving.predictor import Predictor
+
+
+@pytest.fixture(scope="module", params=[False, True], ids=["unbatched", "batched"])
+def predictor(exports, request):
+    store = ModelStore("drscreen", exports, poll_wait_seconds=0)
+    store.start()
+    batching = BatchingConfig(max_batch_size=8, batch_timeout_micros=0) if request.param else None
+    predictor = Predictor(store, batching)
+    yield predictor
+    predictor.close()
+
+
+def _png(seed: int) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    return cv2.imencode(".png", pixels)[1].tobytes()
+
+
+def _rejection(predictor, signature: str, images) -> str:
+    with pytest.raises(ServingError) as raised:
+        predictor.predict("drscreen", None, signature, {"images": images})
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    return raised.value.message
+
+
+def test_a_failed_batch_names_the_element_that_failed(predictor):
+    """A corrupt third image in a batch of four is reported as element 2 of 4."""
+    images = np.array([_png(0), _png(1), b"not an image", _png(3)], dtype=object)
+    message = _rejection(predictor, "serving_default", images)
+    assert "rejected element 2 of 4" in message and "Unknown image file format" in message
+    good = predictor.predict("drscreen", None, "serving_default", {"images": images[[0, 1, 3]]})
+    assert good.outputs["score"].shape == (3,)
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [(np.nan, "NaN or infinite"), (np.inf, "NaN or infinite"), (1e6, "values from 0 to 1e+06"),
+     (-1.0, "values from -1 to 0")],
+)  # fmt: skip
+def test_float_images_outside_the_declared_range_are_rejected(predictor, value, problem):
+    """NaN, inf and pixels outside [0, 255] are INVALID_ARGUMENT naming the element."""
+    images = np.zeros((3, 16, 16, 3), np.float32)
+    images[1, 4, 5, 2] = value
+    for signature in ("predict_float", "predict_score"):
+        message = _rejection(predictor, signature, images)
+        assert f"element 1: {problem}" in message and "must lie in [0, 255]" in message
+    images[1, 4, 5, 2] = 255.0
+    assert predictor.predict("drscreen", None, "predict_float", {"images": images}).outputs
+
+
+def test_input_range_comes_from_the_export_description(exports, tmp_path):
+    """The server reads the file the exporter writes; without it no range is enforced."""
+    assert EXPORT_DESCRIPTION_FILE == DESCRIPTION_FILE
+    assert read_input_range(os.path.join(exports, "2")) == InputRange("images", 0.0, 255.0)
+    assert read_input_range(str(tmp_path)) is None
+    (tmp_path / EXPORT_DESCRIPTION_FILE).write_text('{"input": {"name": "images"}}')
+    with pytest.raises(ValueError, match="no valid input name and range"):
+        read_input_range(str(tmp_path))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from drscreen.evaluation.runner import EvaluationConfig, evaluate
+from drscreen.commands.evaluate import EvaluationConfig, evaluate
 from drscreen.export.exporter import ExportConfig, export
 from drscreen.models.runs import load_model
 from drscreen.serving.client import GrpcClient, RestClient
@@ -54,7 +54,8 @@ def trained_run(tmp_path_factory):
 def test_training_writes_a_loadable_model_and_metrics(trained_run):
     """One heatmap-aware training step leaves best.keras, config.json and metrics.json."""
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert 0.0 <= metrics["test"]["referable_auc"] <= 1.0
+    assert 0.0 <= metrics["screening"]["referable_dr"]["auc"] <= 1.0
+    assert (trained_run / "config.json").is_file() and (trained_run / "splits.json").is_file()
     model = load_model(str(trained_run))
     assert model.output_shape == (None, 1)
 
@@ -75,7 +76,7 @@ def test_evaluate_export_serve_query_agree(trained_run, tmp_path):
         )
     )
     assert 0.0 <= metrics["screening"]["referable_dr"]["auc"] <= 1.0
-    assert metrics["lesions"]["microaneurysm"]["images"] == 16
+    assert metrics["methods"]["sensitivity"]["lesions"]["microaneurysm"]["images"] == 16
     assert (report_dir / "metrics.json").is_file() and (report_dir / "roc.png").is_file()
 
     export_base = tmp_path / "export"

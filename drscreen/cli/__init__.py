@@ -4,13 +4,15 @@ Each command is a module of this package defining its absl flags and a `main(arg
 Only the chosen command's module is imported, freshly on every call, so commands never see
 each other's flags nor a previous call's values, also when several run in one process
 (tests, notebooks). Commands parse flags into a config and call the library; they hold no
-logic of their own.
+logic of their own. TensorFlow's log noise is silenced once, here (`terminal`).
 """
 
 import importlib
 import sys
 
 from absl import app, flags
+
+from drscreen.cli.terminal import quiet_tensorflow
 
 COMMANDS = {
     "synth": "Generate the synthetic fundus benchmark.",
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"drscreen: unknown command {command!r}\n\n{_usage()}", file=sys.stderr)
         sys.exit(2)
+    quiet_tensorflow()
     _forget_loaded_commands()
     module = importlib.import_module(f"drscreen.cli.{command}")
     app.run(module.main, argv=[f"drscreen {command}", *argv[2:]])

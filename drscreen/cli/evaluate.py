@@ -3,26 +3,28 @@
 Example: ``drscreen evaluate --model=/tmp/qs --data=/tmp/qs/data --dataset=synthetic
 --out=/tmp/qs/eval --methods=sensitivity,gradcam --heatmap_aware_model=/tmp/qs_aware``
 
-Thresholds are chosen on the validation split of ``--data`` (the training run's patient-level
-split when ``--model`` is a run directory) or on ``--validation_data``, and applied to
-``--split``. See `drscreen.evaluation.runner.evaluate`.
+``--data`` is a dataset folder or a ``drscreen prepare`` output folder. The images evaluated
+are the ``--split`` part of the split the run's training held out (its ``splits.json``); the
+thresholds are chosen on that split's validation part, or on ``--validation_data``. See
+`drscreen.commands.evaluate.evaluate`.
 """
 
 import shlex
+import sys
 
 from absl import app, flags
 
-from drscreen.data.readers import DATASET_NAMES
-from drscreen.evaluation.runner import (
+from drscreen.commands.evaluate import (
     LESION_METRICS,
     SPLIT_CHOICES,
     EvaluationConfig,
     evaluate,
 )
+from drscreen.data.readers import DATASET_NAMES
 from drscreen.heatmaps import METHODS
 
 _MODEL = flags.DEFINE_string("model", None, "Training run directory (best.keras) or .keras file.")
-_DATA = flags.DEFINE_string("data", None, "Dataset root folder.")
+_DATA = flags.DEFINE_string("data", None, "Dataset root folder or `drscreen prepare` folder.")
 _DATASET = flags.DEFINE_string("dataset", "synthetic", f"Reader: one of {DATASET_NAMES}.")
 _OUT = flags.DEFINE_string("out", None, "Output folder for metrics.json, report.md, figures.")
 _VALIDATION_DATA = flags.DEFINE_string(
@@ -46,13 +48,13 @@ _PERTURBATION_IMAGES = flags.DEFINE_integer(
 )
 _N_BOOTSTRAP = flags.DEFINE_integer("n_bootstrap", 1000, "Bootstrap replicates of AUC CIs.")
 _VAL_FRACTION = flags.DEFINE_float(
-    "val_fraction", None, "Validation share of the patient split; default: the run's, or 0.15."
+    "val_fraction", None, "Validation share of a split made here (no splits.json); default 0.15."
 )
 _TEST_FRACTION = flags.DEFINE_float(
-    "test_fraction", None, "Test share of the patient split; default: the run's, or 0.15."
+    "test_fraction", None, "Test share of a split made here (no splits.json); default 0.15."
 )
 _SPLIT_SEED = flags.DEFINE_integer(
-    "split_seed", None, "Seed of the patient split; default: the run's, or 0."
+    "split_seed", None, "Seed of a split made here (no splits.json); default 0."
 )
 _ALL_FLAGS = (
     _MODEL,
@@ -82,25 +84,12 @@ def _command_line() -> str:
 
 
 def _config() -> EvaluationConfig:
-    for flag in (_MODEL, _DATA, _OUT):
-        if not flag.value:
-            raise app.UsageError(f"--{flag.name} is required")
-    if _DATASET.value not in DATASET_NAMES:
-        raise app.UsageError(f"--dataset={_DATASET.value!r} is not one of {DATASET_NAMES}")
-    unknown = [m for m in _METHODS.value if m not in METHODS]
-    if unknown or not _METHODS.value:
-        raise app.UsageError(f"--methods: unknown {unknown}; choose from {', '.join(METHODS)}")
-    for flag, minimum in ((_BATCH_SIZE, 1), (_N_BOOTSTRAP, 1)):
-        if flag.value < minimum:
-            raise app.UsageError(f"--{flag.name}={flag.value} must be at least {minimum}")
-    for flag in (_IMAGE_SIZE, _GALLERY, _PERTURBATION_IMAGES):
-        if flag.value < 0:
-            raise app.UsageError(f"--{flag.name}={flag.value} must be >= 0")
+    """The config of the parsed flags; its own validation names a bad value."""
     try:
         return EvaluationConfig(
-            model=_MODEL.value,
-            data=_DATA.value,
-            out=_OUT.value,
+            model=_MODEL.value or "",
+            data=_DATA.value or "",
+            out=_OUT.value or "",
             dataset=_DATASET.value,
             validation_data=_VALIDATION_DATA.value,
             split=_SPLIT.value,
@@ -125,7 +114,11 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     config = _config()
-    metrics = evaluate(config)
+    try:
+        metrics = evaluate(config)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"drscreen evaluate: {error}")
     summary = metrics["screening"].get("referable_dr", {}).get("auc")
     auc = f"referable-DR AUC {summary:.3f}, " if summary is not None else ""
-    print(f"evaluated {metrics['images']} images: {auc}report in {config.out}/report.md")
+    images = metrics["evaluated"]["images"]
+    print(f"evaluated {images} images: {auc}report in {config.out}/report.md")

@@ -16,7 +16,7 @@ from drscreen.export.onnx import DEFAULT_OPSET
 from drscreen.export.tflite import VARIANTS
 from drscreen.heatmaps import METHODS
 from drscreen.models import DEFAULT_MIDPOINT, DEFAULT_SCALE
-from drscreen.models.calibration import Calibration
+from drscreen.models.calibration import Calibration, resolve_calibration
 from drscreen.models.runs import load_model, run_calibration
 
 _MODEL = flags.DEFINE_string(
@@ -52,14 +52,12 @@ _MODEL_NAME = flags.DEFINE_string(
 
 def _calibration(run_or_model: str) -> tuple[Calibration, str]:
     """The calibration and its source: explicit flags, else the run's file, else default."""
-    found = run_calibration(run_or_model)
-    base = found[0] if found else Calibration()
-    midpoint = _MIDPOINT.value if _MIDPOINT.present else base.midpoint
-    scale = _SCALE.value if _SCALE.present else base.scale
-    sources = [f"--{flag.name}" for flag in (_MIDPOINT, _SCALE) if flag.present]
-    if found and len(sources) < 2:
-        sources.append(found[1])
-    return Calibration(midpoint, scale), ", ".join(sources) or "default"
+    overrides = {
+        name: (flag.value, f"--{flag.name}")
+        for name, flag in (("midpoint", _MIDPOINT), ("scale", _SCALE))
+        if flag.present
+    }
+    return resolve_calibration(run_calibration(run_or_model), overrides)
 
 
 def main(argv: list[str]) -> None:

@@ -11,9 +11,9 @@ import sys
 
 from absl import app, flags
 
+from drscreen.commands.predict import PredictConfig, predict
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS
 from drscreen.heatmaps.api import METHODS
-from drscreen.heatmaps.predict import PredictConfig, predict
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model, or a run directory with best.keras.")
 _IMAGES = flags.DEFINE_string("images", None, "An image file or a directory of images.")

@@ -5,12 +5,13 @@
         [--seed=0] [--workers=0] [--max_image_pixels=40000000]
 """
 
+import os
 import sys
 
 from absl import app, flags
 
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS
-from drscreen.data.prepare import PrepareConfig, PrepareError, prepare_dataset
+from drscreen.data.prepare import MANIFEST_NAME, PrepareConfig, PrepareError, prepare_dataset
 from drscreen.data.readers import DATASET_NAMES, DatasetProblemsError
 
 _DATASET = flags.DEFINE_enum("dataset", None, DATASET_NAMES, "Dataset reader to use.")
@@ -56,5 +57,10 @@ def main(argv: list[str]) -> None:
         manifest = prepare_dataset(config)
     except (PrepareError, DatasetProblemsError, FileNotFoundError) as error:
         sys.exit(f"drscreen prepare: {error}")
+    for skipped in manifest.skipped:
+        print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)
     counts = ", ".join(f"{name} {split['count']}" for name, split in manifest.splits.items())
-    print(f"wrote {counts} images to {config.out_dir} ({len(manifest.skipped)} skipped)")
+    listed = (
+        f"; listed in {os.path.join(config.out_dir, MANIFEST_NAME)}" if manifest.skipped else ""
+    )
+    print(f"wrote {counts} images to {config.out_dir} ({len(manifest.skipped)} skipped{listed})")

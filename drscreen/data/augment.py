@@ -12,7 +12,7 @@ import math
 
 import tensorflow as tf
 
-from drscreen.data.fundus import OO_STD
+from drscreen.layers.normalization import OO_STD
 
 # o_O's PCA of the z-scored RGB colours of Kaggle DR 2015 (columns are eigenvectors).
 PCA_EIGENVECTORS = (

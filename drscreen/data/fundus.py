@@ -1,4 +1,4 @@
-"""Fundus pre-processing as pure TensorFlow functions: field of view, o_O crop, normalisations.
+"""Fundus pre-processing as pure TensorFlow functions: field of view and o_O crop.
 
 The ONE implementation of pre-processing, used by `drscreen prepare`, by tf.data pipelines and
 by exported serving signatures. Only TensorFlow ops (no `py_function`), so every function runs
@@ -6,15 +6,14 @@ eagerly on numpy input, inside `tf.data.Dataset.map` and inside a `tf.function` 
 input shape. Images are float32 or uint8 RGB in [0, 255].
 
 Must not know about files (see `drscreen.data.image_io`) or augmentation
-(see `drscreen.data.augment`).
+(see `drscreen.data.augment`). Input normalisation is part of the model
+(`drscreen.layers.InputNormalization`, `drscreen.layers.GrahamNormalization`).
 """
 
 from collections.abc import Callable
 
 import numpy as np
 import tensorflow as tf
-
-from drscreen.layers.normalization import OO_MEAN, OO_STD, gaussian_kernel
 
 FOV_THRESHOLD = 10.0  # o_O: foreground is brighter than the border level + 10
 MAX_BACKGROUND = 30.0  # corners brighter than this are retina, not background
@@ -38,11 +37,6 @@ def _as_images(images: tf.Tensor | np.ndarray, name: str) -> tuple[tf.Tensor, bo
         )
     single = rank == 3
     return (images[tf.newaxis] if single else images), single
-
-
-def _as_float_images(images: tf.Tensor | np.ndarray, name: str) -> tuple[tf.Tensor, bool]:
-    batch, single = _as_images(images, name)
-    return tf.cast(batch, tf.float32), single
 
 
 def _as_one_image(image: tf.Tensor | np.ndarray, name: str) -> tf.Tensor:
@@ -291,67 +285,3 @@ def decode_and_preprocess(encoded_bytes: tf.Tensor, size: int) -> tuple[tf.Tenso
     """
     image = tf.io.decode_image(encoded_bytes, channels=3, expand_animations=False)
     return crop_to_field_of_view(image, size)
-
-
-def normalize_oO(images: tf.Tensor | np.ndarray) -> tf.Tensor:
-    """Per-channel z-score with team o_O's statistics `OO_MEAN` and `OO_STD`.
-
-    Parameters
-    ----------
-    images:
-        (..., 3) RGB in [0, 255].
-
-    Returns
-    -------
-    tf.Tensor
-        float32, same shape.
-    """
-    images = tf.cast(tf.convert_to_tensor(images), tf.float32)
-    return (images - tf.constant(OO_MEAN)) / tf.constant(OO_STD)
-
-
-def graham(
-    image: tf.Tensor | np.ndarray,
-    scale: float,
-    mask: tf.Tensor | np.ndarray | None = None,
-    outside: float = 128.0,
-) -> tf.Tensor:
-    """Ben Graham's local-average subtraction (Kaggle DR 2015 winner).
-
-    Computes clip(4·I − 4·G_σ * I + 128, 0, 255) with a Gaussian blur of σ = scale / 30;
-    Graham used the field-of-view radius as `scale` (σ = 10 px at radius 300), so for an image
-    from `crop_to_field_of_view(..., size)` pass `scale = size / 2`. The blur reflects at the
-    border like OpenCV's default (BORDER_REFLECT_101), so the kernel radius ceil(3σ) must be
-    smaller than the image side. Outside the field of view (where `mask` is 0) the result is
-    set to `outside`: 128 (Graham's neutral grey, default) or 0 (black).
-
-    Parameters
-    ----------
-    image:
-        (H, W, 3) or (N, H, W, 3) RGB in [0, 255].
-    scale:
-        Python number (the kernel is built once, statically).
-    mask:
-        Optional field-of-view mask, (H, W) or (N, H, W).
-    outside:
-        Value given to pixels outside the field of view.
-
-    Returns
-    -------
-    tf.Tensor
-        float32 in [0, 255], same shape as `image`.
-    """
-    batch, single = _as_float_images(image, "graham")
-    kernel = gaussian_kernel(scale / 30.0)
-    radius = (kernel.size - 1) // 2
-    kernel_x = tf.constant(np.tile(kernel.reshape(1, -1, 1, 1), (1, 1, 3, 1)))
-    kernel_y = tf.constant(np.tile(kernel.reshape(-1, 1, 1, 1), (1, 1, 3, 1)))
-    padded = tf.pad(batch, [[0, 0], [radius, radius], [radius, radius], [0, 0]], "REFLECT")
-    blurred = tf.nn.depthwise_conv2d(padded, kernel_x, [1, 1, 1, 1], "VALID")
-    blurred = tf.nn.depthwise_conv2d(blurred, kernel_y, [1, 1, 1, 1], "VALID")
-    result = tf.clip_by_value(4.0 * batch - 4.0 * blurred + 128.0, 0.0, 255.0)
-    if mask is not None:
-        mask = tf.cast(tf.convert_to_tensor(mask), tf.float32)
-        mask = mask[tf.newaxis] if single else mask
-        result = tf.where(mask[..., tf.newaxis] > 0.5, result, outside)
-    return result[0] if single else result

@@ -3,8 +3,10 @@
 Owns decoding in parallel, caching, shuffling, o_O class resampling, augmentation, batching,
 prefetching and sharding for distributed training. Training and evaluation batches are
 ``(images float32 (B, S, S, 3) in [0, 255], grades float32 (B,))``; `dataset_for_evaluation`
-yields dicts that keep identifiers and the field-of-view mask. Pipelines seeded with
-`PipelineConfig.seed` produce the same batches every time they are built.
+yields dicts that keep identifiers and the field-of-view mask, and the lesion masks cropped
+like their images when asked. Sources are records or `drscreen.data.sources.PreparedSplit`
+(see `drscreen.data.sources`). Pipelines seeded with `PipelineConfig.seed` produce the same
+batches every time they are built.
 
 Images travel as uint8 until batching (a quarter of the memory in caches and shuffle
 buffers). Must not know about models or training loops.
@@ -20,9 +22,17 @@ import tensorflow as tf
 
 from drscreen.data import tfrecords
 from drscreen.data.augment import AugmentConfig, augment_image
-from drscreen.data.fundus import decode_and_preprocess
-from drscreen.data.lesions import NUM_GRADES
+from drscreen.data.fundus import (
+    crop_square,
+    decode_and_preprocess,
+    field_of_view_box,
+    field_of_view_mask,
+)
+from drscreen.data.image_io import load_mask_image
+from drscreen.data.lesions import LESION_TYPES, NUM_GRADES
+from drscreen.data.readers import binarize_mask
 from drscreen.data.records import FundusRecord
+from drscreen.data.sources import PreparedSplit, Source
 
 # o_O's per-image sampling weights: the inverse grade frequencies of Kaggle DR 2015 at first,
 # decaying towards a mild over-sampling of disease.
@@ -244,14 +254,14 @@ def _to_pair(batch: Element) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.cast(batch["image"], tf.float32), batch["grade"]
 
 
+_EVALUATION_KEYS = ("grade", "image_id", "patient_id", "eye", "lesion_masks", "annotated")
+
+
 def _to_evaluation(batch: Element) -> Element:
     return {
         "image": tf.cast(batch["image"], tf.float32),
         "mask": tf.cast(batch["mask"], tf.float32),
-        "grade": batch["grade"],
-        "image_id": batch["image_id"],
-        "patient_id": batch["patient_id"],
-        "eye": batch["eye"],
+        **{key: batch[key] for key in _EVALUATION_KEYS if key in batch},
     }
 
 
@@ -308,6 +318,83 @@ def _check_records(records: Sequence[FundusRecord], training: bool) -> None:
             )
 
 
+def _load_masks(records: Sequence[FundusRecord]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """numpy loader of record `index`'s binary masks, stacked (H, W, T) in `LESION_TYPES` order."""
+
+    def load(index: np.ndarray, shape: np.ndarray) -> np.ndarray:
+        record = records[int(index)]
+        height, width = int(shape[0]), int(shape[1])
+        stacked = np.zeros((height, width, len(LESION_TYPES)), np.uint8)
+        for channel, lesion in enumerate(LESION_TYPES):
+            path = record.lesion_masks.get(lesion)
+            if path is None:
+                continue
+            mask = binarize_mask(load_mask_image(str(path)), record.dataset)
+            if mask.shape != (height, width):
+                raise ValueError(
+                    f"{path}: lesion mask is {mask.shape[0]}x{mask.shape[1]}, its image "
+                    f"{record.image_path} is {height}x{width}"
+                )
+            stacked[..., channel] = mask
+        return stacked
+
+    return load
+
+
+def _record_loader_with_masks(
+    records: Sequence[FundusRecord], size: int
+) -> Callable[[Element], Element]:
+    """Decode one photograph once, with its lesion masks, cropped together.
+
+    Image, FOV and lesion masks are cropped as one uint8 stack by the box of the photograph's
+    own field of view, as `crop_to_field_of_view` crops image and FOV, so each lesion mask goes
+    through the crop of its own photograph.
+    """
+    load = _load_masks(records)
+    types = len(LESION_TYPES)
+
+    def decode(element: Element) -> Element:
+        path = element["path"]
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        masks = tf.numpy_function(
+            load, [element["index"], tf.shape(image)[:2]], tf.uint8, stateful=False
+        )
+        masks = tf.ensure_shape(masks, [None, None, types])
+        fov = field_of_view_mask(image)
+        stacked = tf.concat(
+            [image, tf.cast(fov[..., tf.newaxis] * 255.0, tf.uint8), masks * 255], axis=-1
+        )
+        cropped = crop_square(stacked, field_of_view_box(fov), size)
+        cropped = tf.ensure_shape(cropped, [size, size, 4 + types])
+        kept = {k: v for k, v in element.items() if k not in ("path", "index")}
+        return {
+            **kept,
+            "image": tf.cast(tf.round(tf.clip_by_value(cropped[..., :3], 0.0, 255.0)), tf.uint8),
+            "mask": tf.cast(cropped[..., 3] > 127.5, tf.uint8),
+            "lesion_masks": tf.cast(cropped[..., 4:] > 127.5, tf.uint8),
+        }
+
+    return decode
+
+
+def _decoded_records_with_masks(
+    records: Sequence[FundusRecord],
+    config: PipelineConfig,
+    input_context: tf.distribute.InputContext | None,
+) -> tf.data.Dataset:
+    annotated = np.array(
+        [[lesion in r.lesion_masks for lesion in LESION_TYPES] for r in records], bool
+    )
+    slices = tf.data.Dataset.zip(
+        _record_slices(records),
+        tf.data.Dataset.from_tensor_slices(
+            {"index": np.arange(len(records)), "annotated": annotated}
+        ),
+    ).map(lambda element, extra: {**element, **extra})
+    dataset = _shard(slices, config, input_context)
+    return _map(dataset, _record_loader_with_masks(records, config.image_size), config)
+
+
 def dataset_from_records(
     records: Sequence[FundusRecord],
     config: PipelineConfig,
@@ -357,33 +444,53 @@ def dataset_from_records(
 # ---- TFRecords (output of `drscreen prepare`) ---------------------------------------------
 
 
+def _resized(image: tf.Tensor, size: int, method: str) -> tf.Tensor:
+    """``image`` (H, H, C) uint8 at ``size`` px: as stored when it has that size."""
+    return tf.cond(
+        tf.equal(tf.shape(image)[0], size),
+        lambda: image,
+        lambda: tf.cast(
+            tf.round(tf.image.resize(image, [size, size], method, antialias=method != "nearest")),
+            tf.uint8,
+        ),
+    )
+
+
 def _tfrecord_loader(size: int, lesion_masks: bool = False) -> Callable[[Element], Element]:
     def load(features: Element) -> Element:
         decoded = tfrecords.decode_features(features, lesion_masks)
-        image, mask = decoded.pop("image"), decoded.pop("fov_mask")
-        stored = tf.shape(image)[0]
-        image = tf.cond(
-            tf.equal(stored, size),
-            lambda: image,
-            lambda: tf.cast(
-                tf.round(tf.image.resize(image, [size, size], antialias=True)), tf.uint8
-            ),
-        )
-        mask = tf.cond(
-            tf.equal(stored, size),
-            lambda: mask,
-            lambda: tf.image.resize(mask[..., tf.newaxis], [size, size], "nearest")[..., 0],
-        )
-        image = tf.ensure_shape(image, [size, size, 3])
-        mask = tf.ensure_shape(mask, [size, size])
-        return {
-            **decoded,
+        image = tf.ensure_shape(_resized(decoded.pop("image"), size, "bilinear"), [size, size, 3])
+        fov = _resized(decoded.pop("fov_mask")[..., tf.newaxis], size, "nearest")
+        element = {
+            **{k: v for k, v in decoded.items() if not k.startswith(_MASK_FEATURES)},
             "image": image,
-            "mask": mask,
+            "mask": tf.ensure_shape(fov[..., 0], [size, size]),
             "grade": tf.cast(decoded["grade"], tf.float32),
         }
+        if lesion_masks:
+            stacked = tf.stack([decoded[tfrecords.MASK_PREFIX + t] for t in LESION_TYPES], -1)
+            masks = _resized(stacked, size, "nearest")
+            element["lesion_masks"] = tf.ensure_shape(masks, [size, size, len(LESION_TYPES)])
+            element["annotated"] = tf.stack(
+                [decoded[tfrecords.HAS_MASK_PREFIX + t] for t in LESION_TYPES]
+            )
+        return element
 
     return load
+
+
+_MASK_FEATURES = (tfrecords.MASK_PREFIX, tfrecords.HAS_MASK_PREFIX)
+
+
+def _keep_image_ids(image_ids: Sequence[str]) -> Callable[[Element], tf.Tensor]:
+    """tf.data predicate on parsed features: the example's image id is one of ``image_ids``."""
+    table = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(
+            tf.constant(list(image_ids), tf.string), tf.ones(len(image_ids), tf.int32)
+        ),
+        default_value=0,
+    )
+    return lambda features: table.lookup(features["image_id"]) > 0
 
 
 def _tfrecord_files(
@@ -509,9 +616,9 @@ def dataset_from_tfrecords(
 
 
 def dataset_for_evaluation(
-    source: Sequence[FundusRecord] | str,
+    source: Source,
     config: PipelineConfig,
-    split: str = "test",
+    lesion_masks: bool = False,
     input_context: tf.distribute.InputContext | None = None,
 ) -> tf.data.Dataset:
     """One ordered pass over all images, keeping identifiers and the field-of-view mask.
@@ -519,11 +626,14 @@ def dataset_for_evaluation(
     Parameters
     ----------
     source:
-        Records (image files) or a TFRecord pattern / `prepare` output folder.
+        Records (image files), or a `PreparedSplit` of a ``drscreen prepare`` folder (only
+        its shards of ``split``, only its ``image_ids`` when given).
     config:
         Pipeline settings (augmentation, shuffling and resampling are not used).
-    split:
-        Split read when `source` is a `prepare` output folder.
+    lesion_masks:
+        Also yield the lesion masks, cropped exactly like their images: records decode each
+        photograph once for image, FOV and masks, cropped together by the photograph's own
+        field-of-view box; prepared examples carry them already cropped.
     input_context:
         Distributed input context, as in `dataset_from_records`.
 
@@ -532,14 +642,22 @@ def dataset_for_evaluation(
     tf.data.Dataset
         Batches of dicts: ``image`` float32 (B, S, S, 3) in [0, 255], ``mask`` float32
         (B, S, S) field of view, ``grade`` float32 (B,) (-1 when missing), ``image_id``,
-        ``patient_id`` and ``eye`` strings (B,).
+        ``patient_id`` and ``eye`` strings (B,); with `lesion_masks`, ``lesion_masks`` uint8
+        (B, S, S, T) of 0/1 and ``annotated`` bool (B, T) for the T types of
+        `drscreen.data.lesions.LESION_TYPES` (a type not annotated has an all-zero mask).
     """
-    if isinstance(source, str):
-        files = _tfrecord_files(source, split, False)
+    if isinstance(source, PreparedSplit):
+        files = tfrecords.list_shards(source.folder, source.split)
         parsed = _parsed_tfrecords(files, config, False, input_context)
-        dataset = _cache(_map(parsed, _tfrecord_loader(config.image_size), config), config, "")
+        if source.image_ids is not None:
+            parsed = parsed.filter(_keep_image_ids(source.image_ids))
+        load = _tfrecord_loader(config.image_size, lesion_masks)
+        dataset = _cache(_map(parsed, load, config), config, "")
     else:
         _check_records(source, False)
-        dataset = _decoded_records(source, config, False, input_context, "")
+        if lesion_masks:
+            dataset = _decoded_records_with_masks(source, config, input_context)
+        else:
+            dataset = _decoded_records(source, config, False, input_context, "")
     dataset = dataset.batch(_batch_size(config, input_context))
     return dataset.map(_to_evaluation).prefetch(tf.data.AUTOTUNE)

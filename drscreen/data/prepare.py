@@ -2,11 +2,12 @@
 
 Reads a dataset's records, splits them by patient, pre-processes every photograph once with
 `drscreen.data.fundus` (the same code as training and serving), and writes
-``<out>/<split>-00000-of-000NN.tfrecord`` shards in parallel plus ``<out>/manifest.json``.
-Bad inputs (images `drscreen.data.image_io` refuses, crops without a field of view, label
-problems reported by the reader) are listed in the manifest with path and reason and
-skipped, or stop the run with ``strict=True``. Each shard is written under a temporary name
-and renamed when complete, so finished shards are never lost.
+``<out>/<split>-00000-of-000NN.tfrecord`` shards in parallel plus ``<out>/manifest.json`` and
+``<out>/splits.json`` (the split as image ids, with its seed and fractions: training on this
+folder and evaluating it read that file). Bad inputs (images `drscreen.data.image_io` refuses,
+crops without a field of view, label problems reported by the reader) are listed in the
+manifest with path and reason and skipped, or stop the run with ``strict=True``. Each shard is
+written under a temporary name and renamed when complete, so finished shards are never lost.
 """
 
 import concurrent.futures
@@ -25,7 +26,7 @@ from drscreen.data import fundus, tfrecords
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_mask_image, load_rgb
 from drscreen.data.readers import binarize_mask, read_dataset
 from drscreen.data.records import FundusRecord
-from drscreen.data.splits import SPLITS, split_by_patient, split_fractions
+from drscreen.data.splits import SPLITS, SPLITS_FILE, Splits, split_by_patient, split_fractions
 
 MANIFEST_NAME = "manifest.json"
 
@@ -98,7 +99,8 @@ class Manifest:
         Side of the stored images.
     splits:
         Split name to ``{"count": n, "grades": {"0": n, ..., "-1": n}, "datasets":
-        {name: n}, "shards": [file names]}``; grade -1 counts images without a grade.
+        {name: n}, "lesion_masks": {type: n}, "shards": [file names]}``; grade -1 counts
+        images without a grade, ``lesion_masks`` the images with a mask of each type.
     skipped:
         ``{"path": ..., "reason": ...}`` for each input left out.
     config:
@@ -223,11 +225,20 @@ def _check_no_stale_shards(out_dir: str, planned: set[str]) -> None:
 def _split_summary(written: Sequence[FundusRecord], shards: list[str]) -> dict:
     grades: dict[str, int] = {}
     datasets: dict[str, int] = {}
+    lesion_masks: dict[str, int] = {}
     for record in written:
         grade = str(tfrecords.MISSING_GRADE if record.grade is None else record.grade)
         grades[grade] = grades.get(grade, 0) + 1
         datasets[record.dataset] = datasets.get(record.dataset, 0) + 1
-    return {"count": len(written), "grades": grades, "datasets": datasets, "shards": shards}
+        for lesion in record.lesion_masks:
+            lesion_masks[lesion] = lesion_masks.get(lesion, 0) + 1
+    return {
+        "count": len(written),
+        "grades": grades,
+        "datasets": datasets,
+        "lesion_masks": lesion_masks,
+        "shards": shards,
+    }
 
 
 def prepare_records(
@@ -249,7 +260,8 @@ def prepare_records(
     Returns
     -------
     Manifest
-        Also written to ``<out_dir>/manifest.json``.
+        Also written to ``<out_dir>/manifest.json``; the split of the images written goes to
+        ``<out_dir>/splits.json``.
 
     Raises
     ------
@@ -295,6 +307,7 @@ def prepare_records(
 
     summaries: dict[str, dict] = {}
     all_skipped = list(skipped)
+    written_ids: set[str] = set()
     for split in SPLITS:
         written, shards = [], []
         for (shard_split, name, _), (good, bad) in zip(plan, results, strict=True):
@@ -303,6 +316,11 @@ def prepare_records(
                 shards.append(name)
                 all_skipped += bad
         summaries[split] = _split_summary(written, shards)
+        written_ids.update(record.image_id for record in written)
+    kept = {name: [r for r in splits[name] if r.image_id in written_ids] for name in SPLITS}
+    Splits.from_parts(
+        kept, "drscreen prepare", config.seed, config.val_fraction, config.test_fraction
+    ).write(os.path.join(config.out_dir, SPLITS_FILE))
     manifest = Manifest(
         dataset=config.dataset,
         image_size=config.image_size,

@@ -1,4 +1,10 @@
-"""Patient-level train/validation/test splits, deterministic and stratified by grade.
+"""Patient-level train/validation/test splits: computed once, written as image ids, read after.
+
+`split_by_patient` computes a split; `Splits` is the split as image ids, written by whoever
+computes it (``drscreen prepare`` into its output folder, training into the run directory) as
+``splits.json`` (`SPLITS_FILE`), with the seed and fractions it was made with. Everything
+downstream (training batches, ``drscreen evaluate``) reads that file instead of computing the
+split again, so the held-out images are exactly those training never saw.
 
 Both eyes of a patient always land in the same split (a patient is identified by the dataset
 and `patient_id`). Patients are stratified by their worst (maximum) grade: strata are laid
@@ -8,13 +14,20 @@ share to within one patient, and tiny strata still spread across splits overall.
 """
 
 import collections
-from collections.abc import Sequence
+import dataclasses
+import json
+import os
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import tensorflow as tf
 
 from drscreen.data.records import FundusRecord
 
 SPLITS = ("train", "validation", "test")
+ALL = "all"
+"""Pseudo split name: every image of the three splits."""
+SPLITS_FILE = "splits.json"
 
 
 def split_fractions(val_fraction: float, test_fraction: float) -> tuple[float, float, float]:
@@ -76,3 +89,147 @@ def split_by_patient(
     for name in SPLITS:
         result[name].sort(key=lambda r: (r.dataset, r.patient_id, r.image_id))
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Splits:
+    """A split as image ids: what ``splits.json`` holds.
+
+    Attributes
+    ----------
+    image_ids:
+        ``"train"``, ``"validation"`` and ``"test"`` to their image ids, in
+        `split_by_patient` order.
+    made_by:
+        Who computed the split (``"drscreen prepare"``, ``"drscreen.training"``).
+    seed, val_fraction, test_fraction:
+        The arguments of `split_by_patient` it was computed with.
+    dataset:
+        Reader the records came from.
+    """
+
+    image_ids: Mapping[str, tuple[str, ...]]
+    made_by: str
+    seed: int
+    val_fraction: float
+    test_fraction: float
+    dataset: str = ""
+
+    def __post_init__(self):
+        if set(self.image_ids) != set(SPLITS):
+            raise ValueError(f"splits {sorted(self.image_ids)} are not {', '.join(SPLITS)}")
+        seen: dict[str, str] = {}
+        for name in SPLITS:
+            for image_id in self.image_ids[name]:
+                if image_id in seen:
+                    raise ValueError(
+                        f"image id {image_id!r} is in {seen[image_id]} and {name}: image ids "
+                        "must be unique across the splits"
+                    )
+                seen[image_id] = name
+
+    @classmethod
+    def from_parts(
+        cls,
+        parts: Mapping[str, Sequence[FundusRecord]],
+        made_by: str,
+        seed: int,
+        val_fraction: float,
+        test_fraction: float,
+    ) -> "Splits":
+        """The ids of `split_by_patient`'s result (or of the part of it that was kept)."""
+        datasets = {record.dataset for name in SPLITS for record in parts[name]}
+        return cls(
+            image_ids={name: tuple(record.image_id for record in parts[name]) for name in SPLITS},
+            made_by=made_by,
+            seed=seed,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            dataset=",".join(sorted(datasets)),
+        )
+
+    @classmethod
+    def by_patient(
+        cls,
+        records: Sequence[FundusRecord],
+        val_fraction: float,
+        test_fraction: float,
+        seed: int,
+        made_by: str,
+    ) -> "Splits":
+        """`split_by_patient` of ``records``, kept as image ids."""
+        parts = split_by_patient(records, val_fraction, test_fraction, seed)
+        return cls.from_parts(parts, made_by, seed, val_fraction, test_fraction)
+
+    def ids(self, split: str) -> tuple[str, ...]:
+        """The image ids of ``split`` (`ALL`: of every split, train first)."""
+        if split == ALL:
+            return tuple(i for name in SPLITS for i in self.image_ids[name])
+        if split not in SPLITS:
+            raise ValueError(f"split {split!r} is not one of {(*SPLITS, ALL)}")
+        return self.image_ids[split]
+
+    def select(
+        self, records: Sequence[FundusRecord], split: str, source: str
+    ) -> list[FundusRecord]:
+        """The records of ``split``, in split order.
+
+        Raises
+        ------
+        ValueError
+            When some ids of the split are not among ``records`` (named with ``source``).
+        """
+        by_id = {record.image_id: record for record in records}
+        wanted = self.ids(split)
+        missing = [image_id for image_id in wanted if image_id not in by_id]
+        if missing:
+            raise ValueError(
+                f"{source}: {len(missing)} of the {len(wanted)} {split} images of the split "
+                f"({self.describe()}) are not there, e.g. {missing[0]!r}"
+            )
+        return [by_id[image_id] for image_id in wanted]
+
+    def describe(self) -> str:
+        """One line for reports: who made the split and how."""
+        counts = ", ".join(f"{name} {len(self.image_ids[name])}" for name in SPLITS)
+        return (
+            f"patient-level split by {self.made_by} (validation {self.val_fraction:g}, test "
+            f"{self.test_fraction:g}, seed {self.seed}; {counts} images)"
+        )
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write ``splits.json`` (``path`` is the file or its folder)."""
+        path = os.fspath(path)
+        if tf.io.gfile.isdir(path):
+            path = os.path.join(path, SPLITS_FILE)
+        values = dataclasses.asdict(self)
+        values["image_ids"] = {name: list(self.image_ids[name]) for name in SPLITS}
+        with tf.io.gfile.GFile(path, "w") as f:
+            json.dump(values, f, indent=1)
+            f.write("\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Splits":
+        """Read a ``splits.json`` (``path`` is the file or its folder).
+
+        Raises
+        ------
+        FileNotFoundError
+            When there is no such file.
+        ValueError
+            When it is not a valid split.
+        """
+        path = os.fspath(path)
+        if tf.io.gfile.isdir(path):
+            path = os.path.join(path, SPLITS_FILE)
+        if not tf.io.gfile.exists(path):
+            raise FileNotFoundError(f"{path}: no such split file")
+        try:
+            with tf.io.gfile.GFile(path) as f:
+                values = json.load(f)
+            values["image_ids"] = {
+                name: tuple(str(i) for i in ids) for name, ids in values["image_ids"].items()
+            }
+            return cls(**values)
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"{path}: not a valid {SPLITS_FILE}: {error}") from error

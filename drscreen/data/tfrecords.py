@@ -141,11 +141,6 @@ def decode_features(
     return decoded
 
 
-def parse_example(serialized: tf.Tensor, lesion_masks: bool = False) -> dict[str, tf.Tensor]:
-    """Parses and decodes one serialized example (see `decode_features` for the keys)."""
-    return decode_features(parse_features(serialized), lesion_masks)
-
-
 def shard_filename(split: str, index: int, count: int) -> str:
     """``<split>-00003-of-00012.tfrecord``."""
     return f"{split}-{index:05d}-of-{count:05d}{SHARD_SUFFIX}"

@@ -11,22 +11,23 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-# (key in a comparison row, column header); rows come from `comparison_row`.
+# (key in a comparison row, column header); the keys are those of
+# `drscreen.evaluation.sections.method_summary`, rows come from `comparison_row`.
 COMPARISON_COLUMNS = (
     ("method", "Heatmap method"),
-    ("froc_red_lesions", "FROC score, red lesions"),
-    ("froc_bright_lesions", "FROC score, bright lesions"),
-    ("sensitivity_at_1fp_red_lesions", "Sens. @ 1 FP/image, red"),
-    ("sensitivity_at_1fp_bright_lesions", "Sens. @ 1 FP/image, bright"),
-    ("image_auc_red_lesions", "Lesion-type image AUC, red"),
-    ("image_auc_bright_lesions", "Lesion-type image AUC, bright"),
-    ("relevance_mass", "Relevance mass"),
-    ("pointing_game", "Pointing game"),
+    ("froc_score/red_lesions", "FROC score, red lesions"),
+    ("froc_score/bright_lesions", "FROC score, bright lesions"),
+    ("sensitivity_at_1fp/red_lesions", "Sens. @ 1 FP/image, red"),
+    ("sensitivity_at_1fp/bright_lesions", "Sens. @ 1 FP/image, bright"),
+    ("image_auc/red_lesions", "Lesion-type image AUC, red"),
+    ("image_auc/bright_lesions", "Lesion-type image AUC, bright"),
+    ("relevance_mass/red_lesions", "Relevance mass, red lesions"),
+    ("relevance_mass/all_lesions", "Relevance mass, all lesions"),
+    ("pointing_game/red_lesions", "Pointing game, red lesions"),
     ("deletion_auc", "Deletion AUC (↓)"),
     ("insertion_auc", "Insertion AUC (↑)"),
     ("seconds_per_image", "Time / image (s)"),
 )
-_GROUPS = ("red_lesions", "bright_lesions")
 
 
 def json_safe(value: object) -> object:
@@ -46,36 +47,10 @@ def json_safe(value: object) -> object:
     return value
 
 
-def comparison_row(
-    method: str,
-    lesion_metrics: Mapping,
-    perturbation_metrics: Mapping | None = None,
-    seconds_per_image: float | None = None,
-    quality_target: str = "red_lesions",
-) -> dict:
-    """One comparison-table row from `LesionAccumulator.metrics()` and friends.
-
-    Relevance mass and pointing game are read from `quality_target` (a lesion type or group).
-    """
-
-    def read(target: str, *keys: str) -> object:
-        entry = lesion_metrics.get(target, {})
-        for key in keys:
-            entry = entry.get(key) if isinstance(entry, Mapping) else None
-        return entry
-
-    row: dict = {"method": method}
-    for group in _GROUPS:
-        row[f"froc_{group}"] = read(group, "froc_score")
-        row[f"sensitivity_at_1fp_{group}"] = read(group, "sensitivity_at_fp", "1")
-        row[f"image_auc_{group}"] = read(group, "image_auc")
-    row["relevance_mass"] = read(quality_target, "relevance_mass")
-    row["pointing_game"] = read(quality_target, "pointing_game")
-    perturbation_metrics = perturbation_metrics or {}
-    row["deletion_auc"] = perturbation_metrics.get("deletion_auc")
-    row["insertion_auc"] = perturbation_metrics.get("insertion_auc")
-    row["seconds_per_image"] = seconds_per_image
-    return row
+def comparison_row(method: str, section: Mapping) -> dict:
+    """One comparison-table row: ``method`` and the `COMPARISON_COLUMNS` values of a method
+    section (`drscreen.evaluation.sections.method_section`), None where it has none."""
+    return {"method": method, **{key: section.get(key) for key, _ in COMPARISON_COLUMNS[1:]}}
 
 
 def _cell(value) -> str:
@@ -130,17 +105,20 @@ def _summary_rows(metrics: Mapping) -> list[tuple[str, str]]:
                     f"max of eyes {_cell(entry['auc_max'])}, mean {_cell(entry['auc_mean'])}",
                 )
             )
-    if "calibration" in metrics:
+    if "expected_calibration_error" in metrics.get("calibration", {}):
         ece = metrics["calibration"]["expected_calibration_error"]
         rows.append(("Expected calibration error", _cell(ece)))
-    for target, entry in metrics.get("lesions", {}).items():
+    methods = metrics.get("methods", {})
+    main = next(iter(methods.values()), {})
+    for target, entry in main.get("lesions", {}).items():
         if "froc_score" in entry:
             rows.append(
                 (
                     f"FROC score, {target.replace('_', ' ')}",
                     f"{_cell(entry['froc_score'])} (sens. @ 1 FP/image "
                     f"{_cell(entry['sensitivity_at_fp']['1'])}, image AUC "
-                    f"{_cell(entry['image_auc'])})",
+                    f"{_cell(entry['image_auc'])}, relevance mass "
+                    f"{_cell(entry.get('relevance_mass'))})",
                 )
             )
     return rows
@@ -160,8 +138,9 @@ def write_report(
     out_dir:
         Output folder, created if needed; figure paths are linked relative to it.
     metrics:
-        Nested dict, by convention with sections `screening`, `patients`, `calibration`,
-        `lesions`, `perturbation`; numpy values and non-finite floats are made JSON-safe.
+        Nested dict, by convention `drscreen.evaluation.model_evaluation.ModelEvaluation`'s
+        (`screening`, `patients`, `calibration`, `methods`: the first method is the report's
+        main heatmap); numpy values and non-finite floats are made JSON-safe.
     figures:
         Caption to PNG path.
     comparison_rows:

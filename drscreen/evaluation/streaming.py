@@ -13,7 +13,12 @@ import numpy as np
 from drscreen.data.lesions import BRIGHT_LESIONS, LESION_TYPES, RED_LESIONS
 from drscreen.evaluation import heatmap_quality, lesions, screening
 
-DEFAULT_GROUPS = {"red_lesions": RED_LESIONS, "bright_lesions": BRIGHT_LESIONS}
+DEFAULT_GROUPS = {
+    "red_lesions": RED_LESIONS,
+    "bright_lesions": BRIGHT_LESIONS,
+    "all_lesions": LESION_TYPES,
+}
+"""Lesion groups evaluated besides each type: a group's mask is the union of its members'."""
 
 
 class ScreeningAccumulator:
@@ -68,8 +73,8 @@ class ScreeningAccumulator:
 class LesionAccumulator:
     """Reduces (heatmap, lesion masks) pairs to lesion-level and heatmap-quality results.
 
-    Evaluated targets are each lesion type and each group of types (red, bright lesions), a
-    group's mask being the union of its members' masks. An image counts for a target when
+    Evaluated targets are each lesion type and each group of types (red, bright, all lesions),
+    a group's mask being the union of its members' masks. An image counts for a target when
     its masks include that type (for a group: at least one member); a missing type means
     "not annotated", while an all-zero mask means "annotated, absent".
 

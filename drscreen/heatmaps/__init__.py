@@ -3,9 +3,9 @@
 Owns the backward pass over a model's layers (`backprop`, the engine) and the methods built
 on it; `compute(model, images, method=...)` is the entry point. Each method's maths is a
 pure function in its module (`channel_map`, `attribution_map`, `gradcam_map`,
-`trapezoid_weights`, `noisy_copies`). `overlay` draws heatmaps onto photographs; `predict`
-runs a saved model over image files (the library side of `drscreen predict`). Must not know
-about datasets or training.
+`trapezoid_weights`, `noisy_copies`). `overlay` draws heatmaps onto photographs. Must not
+know about datasets, saved runs or training (running a saved model over image files is
+`drscreen.commands.predict`).
 
 Methods (`METHODS`): ``sensitivity`` (Quellec et al. 2017; default), ``gradient_input``,
 ``guided_backprop``, ``deconvnet``, ``lrp`` (epsilon rule), ``gradcam``,

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from drscreen import layers
 from drscreen.heatmaps import backprop
+from drscreen.layers.chain import chain_layers
 
 POOLING_LAYERS = (
     layers.MaxPooling2D,
@@ -45,7 +46,7 @@ def gradcam_map(
 
 def default_gradcam_layer(model: keras.Model) -> str:
     """Name of the layer just before the model's last pooling layer."""
-    chain = backprop.chain_layers(model)
+    chain = chain_layers(model)
     pooling = [index for index, layer in enumerate(chain) if isinstance(layer, POOLING_LAYERS)]
     if not pooling or pooling[-1] == 0:
         raise ValueError(

@@ -50,14 +50,17 @@ ops LiteRT's XNNPACK delegate runs (`base`'s docstring lists them): masks from
 ``base.positive_step(x, low)`` (exactly 1 where x > 0, ``low`` elsewhere), convolution
 adjoints from ``convolution.conv_input_gradient``.
 
-Engine (`drscreen.heatmaps.backprop`): models are chains (``keras.Sequential`` or a chain
-functional model of these layers)::
+Chains (`drscreen.layers.chain`): models are chains (``keras.Sequential`` or a chain
+functional model of these layers); ``chain_layers(model)`` is their layer sequence, input to
+output, and refuses any other model by name.
+
+Engine (`drscreen.heatmaps.backprop`)::
 
     outputs, trace = forward(model, images, training=False)          # Trace(layers, inputs,
     grad = backward(trace, seed, rule=GRADIENT, training=False,       #       outputs, saved)
                     stop_at=None)        # stop_at="conv5": w.r.t. that layer's OUTPUT
     outputs, grad = input_gradient(model, images, rule=GRADIENT, training=False, output_index=0)
-    layers = chain_layers(model); images = validate_images(images, expected_hw=None)
+    images = validate_images(images, expected_hw=None)
     feature_map = trace.output_of("conv5")
 
 ``validate_images(images, expected_hw=None, expected_channels=None)`` raises TypeError/
@@ -71,6 +74,7 @@ them as uninitialised ``READ_VARIABLE`` ops (garbage outputs); pass a ``tf.Modul
 
 from drscreen.layers.activations import LeakyReLU, Sigmoid, SquaredReLU
 from drscreen.layers.base import BackpropLayer
+from drscreen.layers.chain import chain_layers
 from drscreen.layers.convolution import Conv2D
 from drscreen.layers.core import Dense, Dropout, Flatten, Maxout
 from drscreen.layers.normalization import (
@@ -121,5 +125,6 @@ __all__ = [
     "RMSPooling2D",
     "Sigmoid",
     "SquaredReLU",
+    "chain_layers",
     "lrp_epsilon",
 ]

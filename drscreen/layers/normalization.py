@@ -99,13 +99,12 @@ class GrahamNormalization(BackpropLayer):
     The Kaggle DR 2015 winner subtracted a Gaussian blur of sigma = radius / 30 of the field
     of view (10 px at radius 300). The model input is the square around the field of view
     (`drscreen.data.fundus.crop_to_field_of_view`), whose half side is that radius, so here
-    ``sigma = sigma_fraction * side / 2``: the default 1/30 is Graham's choice and equals
-    ``drscreen.data.fundus.graham(image, scale=side / 2)`` away from the borders. The kernel
-    (``drscreen.data.fundus``'s Gaussian, radius ``ceil(3 sigma)``) is built in `build` from
-    the static input size, so it scales with progressive resizing; it is a constant, not a
-    weight.
+    ``sigma = sigma_fraction * side / 2``: the default 1/30 is Graham's choice, and the layer
+    equals his recipe (OpenCV's ``GaussianBlur``) away from the borders. The kernel
+    (`gaussian_kernel`, radius ``ceil(3 sigma)``) is built in `build` from the static input
+    size, so it scales with progressive resizing; it is a constant, not a weight.
 
-    Differences from `drscreen.data.fundus.graham`, on purpose: no clipping to [0, 255] (a
+    Differences from Graham's recipe, on purpose: no clipping to [0, 255] (a
     clip would zero the gradient of saturated pixels), and the blur is a 'SAME' stride-1
     separable depthwise convolution, i.e. zero padding rather than reflection (the padding
     continues the black surround of the field of view, and keeps the blur self-adjoint). Both

@@ -1,8 +1,8 @@
 """Model zoo: the o_O networks of Kaggle DR 2015 and a small CPU-trainable network.
 
 Owns architectures built from `drscreen.layers`, the grade -> referable-probability mapping
-and its calibration, and loading a training run's model (`runs`). Must not compute heatmaps
-or train.
+and its calibration, and the run directory (`runs.RunDirectory`: its file names, loading its
+model and calibration). Must not compute heatmaps or train.
 
 Every network is a `keras.Sequential` of drscreen layers: its input normalisation first
 (inputs are float32 RGB in [0, 255]; `NORMALIZATIONS`: o_O's `InputNormalization`, or

@@ -9,18 +9,18 @@ through a logistic centred between grades 1 and 2:
 The defaults (1.5, 0.25) put grade 1 at p = 0.12 and grade 2 at p = 0.88. They are not
 calibrated: `fit_referable_calibration` fits ``midpoint`` and ``scale`` to a model's predicted
 grades by maximum likelihood (Platt scaling), and training writes the fit on the validation
-split to ``RUN_DIR/calibration.json`` (`CALIBRATION_FILE`).
+split to ``RUN_DIR/calibration.json`` (`drscreen.models.runs.RunDirectory`).
 """
 
 import dataclasses
 from collections.abc import Mapping
+from types import MappingProxyType
 
 import numpy as np
 import tensorflow as tf
 
 DEFAULT_MIDPOINT = 1.5
 DEFAULT_SCALE = 0.25
-CALIBRATION_FILE = "calibration.json"
 DEFAULT_L2 = 1e-2
 
 
@@ -66,9 +66,61 @@ class Calibration:
         except (TypeError, ValueError) as error:
             raise ValueError(f"calibration {dict(values)} is invalid: {error}") from error
 
+    def as_overrides(self, source: str) -> dict[str, tuple[float, str]]:
+        """Both parameters as `resolve_calibration` overrides coming from ``source``."""
+        return {"midpoint": (self.midpoint, source), "scale": (self.scale, source)}
+
     def probability(self, grade: np.ndarray | tf.Tensor | float) -> np.ndarray | tf.Tensor:
         """`referable_probability` of ``grade`` with this calibration."""
         return referable_probability(grade, self.midpoint, self.scale)
+
+
+CalibrationOverrides = Mapping[str, tuple[float, str]]
+"""Explicit ``midpoint`` and/or ``scale`` values, each with its source (e.g. a flag name)."""
+
+
+def resolve_calibration(
+    run_calibration: tuple[Calibration, str] | None,
+    overrides: CalibrationOverrides = MappingProxyType({}),
+) -> tuple[Calibration, str]:
+    """The calibration a command uses, and where it came from: the one rule for every command.
+
+    Each parameter (``midpoint``, ``scale``) takes, in order: its override, the run's
+    calibration (``(calibration, path)`` as `drscreen.models.runs.run_calibration` returns it),
+    the default `Calibration()`.
+
+    Parameters
+    ----------
+    run_calibration:
+        The run directory's calibration and its file, or None.
+    overrides:
+        ``{"midpoint": (value, source), "scale": (value, source)}``, either key optional.
+
+    Returns
+    -------
+    The calibration, and its sources joined by ", ": the overrides' (in parameter order,
+    each once), then the run's file when it still provides a parameter; ``"default"`` when
+    neither provides any.
+
+    Raises
+    ------
+    ValueError
+        For an unknown override name or an invalid resulting calibration.
+    """
+    unknown = sorted(set(overrides) - {"midpoint", "scale"})
+    if unknown:
+        raise ValueError(f"unknown calibration overrides {unknown}; known: midpoint, scale")
+    base, file_source = run_calibration or (Calibration(), None)
+    values = base.to_dict()
+    sources: list[str] = []
+    for name in ("midpoint", "scale"):
+        if name in overrides:
+            values[name], source = overrides[name]
+            if source not in sources:
+                sources.append(source)
+    if file_source is not None and len(overrides) < 2:
+        sources.append(file_source)
+    return Calibration(**values), ", ".join(sources) or "default"
 
 
 def fit_referable_calibration(

@@ -15,6 +15,14 @@ convolution keeps ``ceil(size / stride)``.
 Layer output shapes at 448 px, width n = 32 (both nets; B has a single 16n conv):
 conv1 224x224xn, conv2 224, pool1 111, conv3 56x56x2n, conv4-5 56, pool2 27, conv 4n 27,
 pool3 13, conv 8n 13, pool4 6, conv 16n 6x6x16n, RMS pool 2x2x16n -> 2048 features.
+
+Progressive resizing (o_O's ``c_128_*``, ``c_256_*``, ``c_512_*`` configurations): the nets are
+built of five conv blocks (n, 2n, 4n, 8n, 16n filters) separated by max pooling, and o_O trained
+the 112-px stage with the first 3 blocks and the 224-px stage with the first 4, each followed by
+the same RMS pooling and head, then initialised each larger network from the smaller one's
+layers. ``depth`` picks the number of blocks; by default it is the most the input size allows
+(3 at 112 px, 4 at 224 px, all 5 from 245 px), which is o_O's choice at its three sizes. Layers
+keep their names across depths (``conv1``...), so `drscreen.training.progressive` matches them.
 """
 
 import keras
@@ -25,6 +33,7 @@ from drscreen.models.stack import (
     MaxPool,
     RMSPool,
     Step,
+    body_sizes,
     build_body,
     input_normalization,
     maxout_head,
@@ -35,53 +44,55 @@ DEFAULT_INPUT_SIZE = 448
 HEAD_UNITS = (1024, 1024)
 
 
-def net_a_steps(width: int = DEFAULT_WIDTH) -> tuple[Step, ...]:
-    """Net A's conv/pool stack for ``width`` n filters in the first stage."""
+FULL_DEPTH = 5
+MIN_DEPTH = 3
+"""o_O's shallowest network (the 112-px stage) has the first 3 conv blocks."""
+
+
+def _blocks(kernel: int, width: int) -> list[list[Step]]:
+    """Net A (``kernel`` 5: 5x5 strided convs, 3x3 others) or net B (4: 4x4 throughout)."""
     n = width
-    return (
-        Conv(n, 5, 2),
-        Conv(n),
-        MaxPool(),
-        Conv(2 * n, 5, 2),
-        Conv(2 * n),
-        Conv(2 * n),
-        MaxPool(),
-        Conv(4 * n),
-        Conv(4 * n),
-        Conv(4 * n),
-        MaxPool(),
-        Conv(8 * n),
-        Conv(8 * n),
-        Conv(8 * n),
-        MaxPool(),
-        Conv(16 * n),
-        Conv(16 * n),
-        RMSPool(3, 3),
-    )
+    small = 3 if kernel == 5 else 4
+    return [
+        [Conv(n, kernel, 2), Conv(n, small)],
+        [Conv(2 * n, kernel, 2), Conv(2 * n, small), Conv(2 * n, small)],
+        [Conv(4 * n, small), Conv(4 * n, small), Conv(4 * n, small)],
+        [Conv(8 * n, small), Conv(8 * n, small), Conv(8 * n, small)],
+        [Conv(16 * n, small), Conv(16 * n, small)] if kernel == 5 else [Conv(16 * n, small)],
+    ]
 
 
-def net_b_steps(width: int = DEFAULT_WIDTH) -> tuple[Step, ...]:
+def _steps(blocks: list[list[Step]], depth: int, last_pool: RMSPool) -> tuple[Step, ...]:
+    if not MIN_DEPTH <= depth <= FULL_DEPTH:
+        raise ValueError(f"depth {depth} must be in [{MIN_DEPTH}, {FULL_DEPTH}] conv blocks")
+    steps: list[Step] = []
+    for index, block in enumerate(blocks[:depth]):
+        if index:
+            steps.append(MaxPool())
+        steps += block
+    return (*steps, last_pool)
+
+
+def net_a_steps(width: int = DEFAULT_WIDTH, depth: int = FULL_DEPTH) -> tuple[Step, ...]:
+    """Net A's conv/pool stack for ``width`` n filters in the first block, ``depth`` blocks."""
+    return _steps(_blocks(5, width), depth, RMSPool(3, 3))
+
+
+def net_b_steps(width: int = DEFAULT_WIDTH, depth: int = FULL_DEPTH) -> tuple[Step, ...]:
     """Net B's conv/pool stack: 4x4 kernels throughout, a single 16n conv, RMS pool 3/2."""
-    n = width
-    return (
-        Conv(n, 4, 2),
-        Conv(n, 4),
-        MaxPool(),
-        Conv(2 * n, 4, 2),
-        Conv(2 * n, 4),
-        Conv(2 * n, 4),
-        MaxPool(),
-        Conv(4 * n, 4),
-        Conv(4 * n, 4),
-        Conv(4 * n, 4),
-        MaxPool(),
-        Conv(8 * n, 4),
-        Conv(8 * n, 4),
-        Conv(8 * n, 4),
-        MaxPool(),
-        Conv(16 * n, 4),
-        RMSPool(3, 2),
-    )
+    return _steps(_blocks(4, width), depth, RMSPool(3, 2))
+
+
+def fitting_depth(steps_of_depth, input_size: int) -> int:
+    """The most conv blocks (at most `FULL_DEPTH`) whose poolings fit ``input_size``; the
+    minimum depth when none does (`build_body` then names the smallest input)."""
+    for depth in range(FULL_DEPTH, MIN_DEPTH - 1, -1):
+        try:
+            body_sizes(steps_of_depth(depth), input_size)
+        except ValueError:
+            continue
+        return depth
+    return MIN_DEPTH
 
 
 def _oO_net(
@@ -108,25 +119,30 @@ def net_a(
     dropout_rate: float = 0.5,
     kernel_regularizer: keras.regularizers.Regularizer | None = None,
     normalization: str = "oO",
+    depth: int | None = None,
 ) -> keras.Sequential:
     """o_O net A: float32 RGB (N, S, S, 3) in [0, 255] -> grade regression (N, 1).
 
     Parameters
     ----------
     width:
-        Filters of the first stage (n); stages use n, 2n, 4n, 8n, 16n.
+        Filters of the first block (n); blocks use n, 2n, 4n, 8n, 16n.
     input_size:
-        Side S of the square input (at least 245: the RMS pooling needs a 3x3 map).
+        Side S of the square input (at least 53 for 3 blocks, 117 for 4, 245 for all 5).
     dropout_rate:
         Dropout before each hidden dense layer.
     kernel_regularizer:
         Applied to every convolution and dense kernel (o_O: L2 5e-4).
     normalization:
         In-model input normalisation, one of `stack.NORMALIZATIONS` (``"oO"``, ``"graham"``).
+    depth:
+        Conv blocks, 3 to 5; None: the most ``input_size`` allows (o_O's progressive stages:
+        3 at 112 px, 4 at 224 px, 5 at 448 px).
     """
+    depth = depth or fitting_depth(lambda d: net_a_steps(width, d), input_size)
     return _oO_net(
         "oO_netA",
-        net_a_steps(width),
+        net_a_steps(width, depth),
         input_size,
         dropout_rate,
         kernel_regularizer,
@@ -140,14 +156,16 @@ def net_b(
     dropout_rate: float = 0.5,
     kernel_regularizer: keras.regularizers.Regularizer | None = None,
     normalization: str = "oO",
+    depth: int | None = None,
 ) -> keras.Sequential:
     """o_O net B: float32 RGB (N, S, S, 3) in [0, 255] -> grade regression (N, 1).
 
     Parameters are those of `net_a`.
     """
+    depth = depth or fitting_depth(lambda d: net_b_steps(width, d), input_size)
     return _oO_net(
         "oO_netB",
-        net_b_steps(width),
+        net_b_steps(width, depth),
         input_size,
         dropout_rate,
         kernel_regularizer,

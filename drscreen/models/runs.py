@@ -1,23 +1,108 @@
-"""Resolve ``--model RUN_OR_MODEL`` to a drscreen Keras model, loaded with safe_mode=True.
+"""A training run's directory (`RunDirectory`), and ``--model RUN_OR_MODEL`` resolution.
 
-Shared by every command that takes a model (predict, evaluate, export).
+`RunDirectory` owns the file names of a run, so no other module spells them: ``config.json``
+(the resolved training config), ``splits.json`` (the patient split as image ids, read by
+evaluation), ``stages/<i>-<S>px/`` (per progressive stage), ``logs/``, ``best.keras`` (the
+best plain model), ``calibration.json`` (the referable-DR calibration fitted on validation)
+and ``metrics.json``. Training (`drscreen.training.run`) writes them all.
 
-Owns the rule: a ``.keras`` file is loaded as is; a directory is a training run and its
-``best.keras`` (written by ``scripts/train.py``) is loaded, and its ``calibration.json`` (when
-training could fit one) is the run's referable-DR calibration (`run_calibration`). The model
-must be a chain of drscreen layers taking square RGB images to one grade, or export could not
-compute its heatmap.
+Shared by every command that takes a model (predict, evaluate, export): a ``.keras`` file is
+loaded as is, a directory is a run and its ``best.keras`` is loaded (with safe_mode=True) and
+its ``calibration.json``, when training could fit one, is the run's calibration
+(`run_calibration`). The model must be a chain of drscreen layers taking square RGB images to
+one grade, or export could not compute its heatmap.
 """
 
 import json
 import os
+from pathlib import Path
 
 import keras
 
-from drscreen.heatmaps.backprop import chain_layers
-from drscreen.models.calibration import CALIBRATION_FILE, Calibration
+from drscreen.data.splits import SPLITS_FILE
+from drscreen.layers.chain import chain_layers
+from drscreen.models.calibration import Calibration
 
-RUN_MODEL_FILE = "best.keras"
+
+class RunDirectory:
+    """The files of one training run, named in one place.
+
+    Parameters
+    ----------
+    path:
+        The run directory (``--model_dir`` of training, ``--model`` of the commands).
+    """
+
+    MODEL = "best.keras"
+    CONFIG = "config.json"
+    SPLITS = SPLITS_FILE
+    CALIBRATION = "calibration.json"
+    METRICS = "metrics.json"
+    STAGE_DONE = "done.json"
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDirectory({str(self.path)!r})"
+
+    @property
+    def model_file(self) -> Path:
+        """``best.keras``: the best plain model of the last stage."""
+        return self.path / self.MODEL
+
+    @property
+    def config_file(self) -> Path:
+        """``config.json``: the resolved training config."""
+        return self.path / self.CONFIG
+
+    @property
+    def splits_file(self) -> Path:
+        """``splits.json``: the run's patient split as image ids."""
+        return self.path / self.SPLITS
+
+    @property
+    def calibration_file(self) -> Path:
+        """``calibration.json``: the referable-DR calibration fitted on validation."""
+        return self.path / self.CALIBRATION
+
+    @property
+    def metrics_file(self) -> Path:
+        """``metrics.json``: the final evaluation of ``best.keras``."""
+        return self.path / self.METRICS
+
+    def stage_dir(self, index: int, size: int) -> Path:
+        """``stages/<index>-<size>px``: one progressive stage (backup, history, its best model)."""
+        return self.path / "stages" / f"{index}-{size}px"
+
+    def logs_dir(self, index: int, size: int) -> Path:
+        """``logs/<index>-<size>px``: the stage's TensorBoard logs."""
+        return self.path / "logs" / f"{index}-{size}px"
+
+    def calibration(self) -> tuple[Calibration, str] | None:
+        """The run's calibration and its file; None when the run has no ``calibration.json``.
+
+        Raises
+        ------
+        ValueError
+            If ``calibration.json`` is not valid JSON or holds no valid midpoint and scale.
+        """
+        path = self.calibration_file
+        if not path.is_file():
+            return None
+        try:
+            values = json.loads(path.read_text())
+            if not isinstance(values, dict):
+                raise ValueError("expected a JSON object")
+            return Calibration.from_dict(values), str(path)
+        except ValueError as error:
+            raise ValueError(f"calibration {str(path)!r} is invalid: {error}") from error
+
+    def write_calibration(self, calibration: Calibration, images: int) -> Path:
+        """Write ``calibration.json``: ``calibration`` fitted on ``images`` validation images."""
+        values = {**calibration.to_dict(), "fitted_on": "validation", "images": images}
+        self.calibration_file.write_text(json.dumps(values, indent=2) + "\n")
+        return self.calibration_file
 
 
 def resolve_model_path(run_or_model: str) -> str:
@@ -33,13 +118,13 @@ def resolve_model_path(run_or_model: str) -> str:
     if not os.path.exists(run_or_model):
         raise FileNotFoundError(f"model {run_or_model!r}: no such file or run directory")
     if os.path.isdir(run_or_model):
-        path = os.path.join(run_or_model, RUN_MODEL_FILE)
-        if not os.path.isfile(path):
+        path = RunDirectory(run_or_model).model_file
+        if not path.is_file():
             raise FileNotFoundError(
-                f"model {run_or_model!r}: a run directory must hold {RUN_MODEL_FILE} "
-                "(written by scripts/train.py)"
+                f"model {run_or_model!r}: a run directory must hold {RunDirectory.MODEL} "
+                "(written by training)"
             )
-        return path
+        return str(path)
     if not run_or_model.endswith(".keras"):
         raise ValueError(f"model {run_or_model!r}: expected a .keras file or a run directory")
     return run_or_model
@@ -106,14 +191,4 @@ def run_calibration(run_or_model: str) -> tuple[Calibration, str] | None:
     """
     if not os.path.isdir(run_or_model):
         return None
-    path = os.path.join(run_or_model, CALIBRATION_FILE)
-    if not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            values = json.load(f)
-        if not isinstance(values, dict):
-            raise ValueError("expected a JSON object")
-        return Calibration.from_dict(values), path
-    except ValueError as error:
-        raise ValueError(f"calibration {path!r} is invalid: {error}") from error
+    return RunDirectory(run_or_model).calibration()

@@ -1,7 +1,9 @@
 """The training configuration: frozen dataclasses, validated once, written next to the run.
 
-Field names equal the flag names of ``scripts/train.py``, so a validation error names the flag
-to fix. Library code receives a `TrainConfig` and never reads flags.
+Every field is a flag of ``scripts/train.py`` of the same name, generated from the field
+(`drscreen.cli.config_flags`: its ``help`` and ``choices`` metadata, its default), so a
+validation error names the flag to fix and a new field needs one edit, here. Library code
+receives a `TrainConfig` and never reads flags.
 """
 
 import dataclasses
@@ -18,6 +20,12 @@ SCHEDULES = ("oO", "cosine", "constant")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
 MONITORS = ("val_loss", "val_task_loss", "val_referable_auc")
+
+
+def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with the help text (and choices) of its flag in ``scripts/train.py``."""
+    metadata = {"help": help} if choices is None else {"help": help, "choices": choices}
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def _check(condition: bool, message: str) -> None:
@@ -53,18 +61,18 @@ class DataConfig:
         Patient-level split fractions for the synthetic benchmark.
     """
 
-    data_source: str = "synthetic"
-    data_dir: str = ""
-    synth_n: int = 600
-    synth_size: int = 256
-    synth_difficulty: str = "standard"
-    synth_seed: int = 0
-    batch_size: int = 32
-    augment: bool = True
-    class_rebalancing: bool = True
-    cache: bool = True
-    val_fraction: float = 0.15
-    test_fraction: float = 0.15
+    data_source: str = _field("synthetic", "Where images come from.", DATA_SOURCES)
+    data_dir: str = _field("", "Synthetic benchmark or `drscreen prepare` folder.")
+    synth_n: int = _field(600, "Synthetic images generated when missing.")
+    synth_size: int = _field(256, "Side of the generated synthetic images.")
+    synth_difficulty: str = _field("standard", "Preset.", SYNTH_DIFFICULTIES)
+    synth_seed: int = _field(0, "Seed of the synthetic benchmark.")
+    batch_size: int = _field(32, "Global batch size.")
+    augment: bool = _field(True, "o_O augmentation of training images.")
+    class_rebalancing: bool = _field(True, "o_O decaying class weights.")
+    cache: bool = _field(True, "Cache decoded images in memory.")
+    val_fraction: float = _field(0.15, "Validation share of patients.")
+    test_fraction: float = _field(0.15, "Test share of patients.")
 
     def __post_init__(self):
         _check_choice("data_source", self.data_source, DATA_SOURCES)
@@ -99,11 +107,13 @@ class ModelConfig:
         per-channel z-score; ``"graham"``, Graham's local-average subtraction (every stage).
     """
 
-    model: str = "small"
-    image_size: int = 256
-    width: int = 0
-    progressive_sizes: tuple[int, ...] = ()
-    normalization: str = "oO"
+    model: str = _field("small", "drscreen.models.build name: small, oO_netA, oO_netB.")
+    image_size: int = _field(256, "Input size (of the last stage).")
+    width: int = _field(0, "Base filters; 0 keeps the model default.")
+    progressive_sizes: tuple[int, ...] = _field(
+        (), "Stage sizes, e.g. 112,224,448; empty: one stage."
+    )
+    normalization: str = _field("oO", "In-model input normalisation.", NORMALIZATIONS)
 
     def __post_init__(self):
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
@@ -144,10 +154,10 @@ class OptimizerConfig:
         Coefficient of ``sum(w**2)`` over the kernels, added to the loss (o_O: 5e-4).
     """
 
-    learning_rate: float = 0.003
-    schedule: str = "oO"
-    momentum: float = 0.9
-    l2: float = 5e-4
+    learning_rate: float = _field(0.003, "Initial learning rate.")
+    schedule: str = _field("oO", "Learning-rate schedule.", SCHEDULES)
+    momentum: float = _field(0.9, "Nesterov momentum.")
+    l2: float = _field(5e-4, "L2 coefficient on kernels.")
 
     def __post_init__(self):
         _check(self.learning_rate > 0, f"--learning_rate={self.learning_rate} must be > 0")
@@ -168,8 +178,8 @@ class HeatmapConfig:
         A name of `drscreen.training.penalties.PENALTIES`.
     """
 
-    heatmap_weight: float = 0.0
-    heatmap_penalty: str = "sparsity"
+    heatmap_weight: float = _field(0.0, "λ of the heatmap penalty (0: off).")
+    heatmap_penalty: str = _field("sparsity", "sparsity, total_variation, entropy.")
 
     def __post_init__(self):
         _check(self.heatmap_weight >= 0, f"--heatmap_weight={self.heatmap_weight} must be >= 0")
@@ -219,21 +229,23 @@ class TrainConfig:
         Keras progress display: 0 silent, 1 progress bar, 2 one line per epoch.
     """
 
-    model_dir: str
+    model_dir: str = dataclasses.field(
+        metadata={"help": "Run directory (config, checkpoints, logs, metrics)."}
+    )
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     heatmap: HeatmapConfig = HeatmapConfig()
-    epochs: int = 250
-    steps_per_epoch: int = 0
-    init_from: str = ""
-    resume: bool = True
-    precision: str = "auto"
-    distribution: str = "default"
-    seed: int = 0
-    checkpoint_monitor: str = "val_loss"
-    heatmap_images: int = 4
-    verbose: int = 1
+    epochs: int = _field(250, "Epochs per stage.")
+    steps_per_epoch: int = _field(0, "Batches per epoch (0: one pass).")
+    init_from: str = _field("", "A .keras model to fine-tune.")
+    resume: bool = _field(True, "Resume from the run directory's checkpoint.")
+    precision: str = _field("auto", "Dtype policy.", PRECISIONS)
+    distribution: str = _field("default", "tf.distribute strategy.", DISTRIBUTIONS)
+    seed: int = _field(0, "Seed of weights, splits and data order.")
+    checkpoint_monitor: str = _field("val_loss", "Selects best.keras.", MONITORS)
+    heatmap_images: int = _field(4, "Heatmap overlays per epoch in TensorBoard.")
+    verbose: int = _field(1, "0 silent, 1 progress bar, 2 one line per epoch.")
 
     def __post_init__(self):
         _check(bool(self.model_dir), "--model_dir is required")

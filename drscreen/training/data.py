@@ -1,12 +1,16 @@
 """Training, validation and test data of a run, built from its `DataConfig`.
 
+The split is computed once and read after: the run directory's ``splits.json`` (image ids of
+each split, `drscreen.data.splits.Splits`) is written at the run's start and read when it
+resumes, and ``drscreen evaluate`` reads it to evaluate exactly the images training held out.
 Two sources:
 
 - ``synthetic``: the synthetic benchmark (`drscreen.data.synthetic`) in ``data_dir``, generated
   there first when it has no ``synth.json`` (written last, so a killed generation is redone);
-  read with `drscreen.data.readers.read_dataset("synthetic", ...)` and split by patient with
-  `drscreen.data.splits.split_by_patient`. Lesion masks are available for evaluation.
-- ``tfrecords``: the shards written by ``drscreen prepare`` (its train/validation/test splits).
+  split by patient with the run's seed and ``--val_fraction``/``--test_fraction``. Lesion masks
+  are available for evaluation.
+- ``tfrecords``: the shards written by ``drscreen prepare``; the run's split is the one
+  ``prepare`` made (its ``splits.json``, copied into the run directory).
 
 Batches come from `drscreen.data.pipeline` at the stage's image size. With several workers,
 each worker reads its own shard of the data (`PipelineConfig.num_shards`/``shard_index``)
@@ -17,7 +21,6 @@ import dataclasses
 import json
 import os
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 import keras
@@ -26,24 +29,29 @@ import tensorflow as tf
 from drscreen.data import pipeline
 from drscreen.data.augment import AugmentConfig
 from drscreen.data.readers import read_dataset
-from drscreen.data.records import FundusRecord
-from drscreen.data.splits import split_by_patient
+from drscreen.data.sources import PreparedSplit, Source, source_size, split_source
+from drscreen.data.splits import SPLITS, Splits
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.data.synthetic.writer import CONFIG_FILE
-from drscreen.data.tfrecords import list_shards
+from drscreen.models.runs import RunDirectory
 from drscreen.training.config import DataConfig
 
-Source = Sequence[FundusRecord] | str
+SPLIT_MADE_BY = "drscreen.training"
 
 
 @dataclasses.dataclass(frozen=True)
 class DataSplits:
-    """The three splits: records (image files) or a ``prepare`` folder read by split name."""
+    """The run's split and the source of each part (records, or a prepared folder's shards)."""
 
     train: Source
     validation: Source
     test: Source
-    num_train: int
+    splits: Splits
+
+    @property
+    def num_train(self) -> int:
+        """Training images."""
+        return source_size(self.train)
 
 
 def synthetic_dir(config: DataConfig, model_dir: str | Path) -> Path:
@@ -105,29 +113,51 @@ def ensure_synthetic(config: DataConfig, model_dir: str | Path) -> Path:
     return out
 
 
-def _count_tfrecords(folder: str, split: str) -> int:
-    shards = list_shards(folder, split)
-    if not shards:
-        raise ValueError(
-            f"--data_dir={folder}: no {split} shards (expected `drscreen prepare` output)"
-        )
-    return sum(1 for _ in tf.data.TFRecordDataset(shards))
-
-
-def load_splits(config: DataConfig, model_dir: str | Path, seed: int) -> DataSplits:
-    """The run's train/validation/test splits, generating synthetic data when needed."""
+def _run_split(config: DataConfig, folder: Path, seed: int) -> Splits:
+    """The split of a new run: prepare's (TFRecords) or computed from the synthetic records."""
     if config.data_source == "tfrecords":
-        folder = config.data_dir
-        return DataSplits(folder, folder, folder, _count_tfrecords(folder, "train"))
-    records = read_dataset("synthetic", ensure_synthetic(config, model_dir))
-    splits = split_by_patient(records, config.val_fraction, config.test_fraction, seed)
-    for name, part in splits.items():
-        if not part:
+        try:
+            return Splits.load(folder)
+        except FileNotFoundError:
             raise ValueError(
-                f"synthetic split {name!r} is empty: --synth_n={config.synth_n} is too small for "
-                f"--val_fraction={config.val_fraction} --test_fraction={config.test_fraction}"
+                f"--data_dir={folder}: no splits.json (expected `drscreen prepare` output, "
+                "which writes one)"
+            ) from None
+    records = read_dataset("synthetic", folder)
+    return Splits.by_patient(
+        records, config.val_fraction, config.test_fraction, seed, made_by=SPLIT_MADE_BY
+    )
+
+
+def load_splits(config: DataConfig, run: RunDirectory, seed: int) -> DataSplits:
+    """The run's train/validation/test sources, generating synthetic data when needed.
+
+    A new run writes its split to ``splits.json``; a resumed run reads it back (and refuses
+    ``prepare`` data whose split changed since).
+    """
+    if config.data_source == "tfrecords":
+        folder, dataset = Path(config.data_dir), ""
+    else:
+        folder, dataset = ensure_synthetic(config, run.path), "synthetic"
+    if run.splits_file.is_file():
+        splits = Splits.load(run.splits_file)
+        if config.data_source == "tfrecords" and Splits.load(folder) != splits:
+            raise ValueError(
+                f"--data_dir={folder}: its split differs from the one this run started with "
+                f"({run.splits_file}); choose a new --model_dir"
             )
-    return DataSplits(splits["train"], splits["validation"], splits["test"], len(splits["train"]))
+    else:
+        splits = _run_split(config, folder, seed)
+        for name in SPLITS:
+            if not splits.ids(name):
+                raise ValueError(
+                    f"split {name!r} of {folder} is empty: too few patients for "
+                    f"--val_fraction={config.val_fraction} --test_fraction={config.test_fraction}"
+                    " (synthetic data: raise --synth_n)"
+                )
+        splits.write(run.splits_file)
+    parts = {name: split_source(str(folder), dataset, splits, name) for name in SPLITS}
+    return DataSplits(parts["train"], parts["validation"], parts["test"], splits)
 
 
 def steps_per_epoch(splits: DataSplits, config: DataConfig, requested: int) -> int:
@@ -170,12 +200,14 @@ def _without_autoshard(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def batches(
-    source: Source, split: str, config: pipeline.PipelineConfig, training: bool
-) -> tf.data.Dataset:
+def batches(source: Source, config: pipeline.PipelineConfig, training: bool) -> tf.data.Dataset:
     """``(images, grades)`` batches of one split; training batches repeat forever."""
-    if isinstance(source, str):
-        dataset = pipeline.dataset_from_tfrecords(source, config, training, split=split)
+    if isinstance(source, PreparedSplit):
+        if source.image_ids is not None:
+            raise ValueError(f"{source.folder}: training reads whole prepare splits, not ids")
+        dataset = pipeline.dataset_from_tfrecords(
+            source.folder, config, training, split=source.split
+        )
     else:
         dataset = pipeline.dataset_from_records(source, config, training)
     if training and dataset.cardinality() != tf.data.INFINITE_CARDINALITY:
@@ -183,10 +215,10 @@ def batches(
     return _without_autoshard(dataset)
 
 
-def evaluation_batches(source: Source, split: str, image_size: int, batch_size: int):
+def evaluation_batches(source: Source, image_size: int, batch_size: int) -> tf.data.Dataset:
     """Ordered batches of dicts (image, mask, grade, image_id, ...) of one split."""
     config = pipeline.PipelineConfig(image_size=image_size, batch_size=batch_size, augment=None)
-    return pipeline.dataset_for_evaluation(source, config, split=split)
+    return pipeline.dataset_for_evaluation(source, config)
 
 
 def check_matches_model(dataset: tf.data.Dataset, model: keras.Model, name: str) -> None:

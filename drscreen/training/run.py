@@ -12,14 +12,19 @@ PiecewiseConstantDecay` (step schedule), `keras.optimizers.LossScaleOptimizer` (
 ImageProjectiveTransformV3` in the augmentation (rotate/transform), and our own
 `drscreen.layers.Maxout` (tfa.layers.Maxout) and `RMSPooling2D`.
 
-Run directory::
+Run directory (file names owned by `drscreen.models.runs.RunDirectory`; all written here)::
 
-    config.json          the resolved config (written by scripts/train.py)
+    config.json          the resolved config (a different config in the same directory is
+                         refused: only --resume and --verbose may change on resuming)
+    splits.json          the patient split as image ids (prepare's for TFRecords), read by
+                         drscreen evaluate so that it evaluates exactly the held-out images
     stages/<i>-<S>px/    per stage: backup/ (resume state), history.csv, best.keras, done.json
     logs/<i>-<S>px/      TensorBoard: train/validation scalars, heatmaps/ overlays per epoch
     best.keras           the best PLAIN model of the last stage
     calibration.json     referable-DR calibration fitted on the validation split (when it fits)
-    metrics.json         final validation and test metrics
+    metrics.json         the final evaluation of best.keras: `drscreen.evaluation.
+                         model_evaluation.evaluate_model` on the test split, thresholds and
+                         calibration from the validation split, plus a ``run`` section
 """
 
 import json
@@ -31,21 +36,24 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from drscreen.data.sources import has_lesion_masks
+from drscreen.evaluation.model_evaluation import evaluate_model
+from drscreen.evaluation.report import json_safe
+from drscreen.evaluation.runner import RunnerConfig, keras_functions
 from drscreen.models import build
-from drscreen.models.calibration import CALIBRATION_FILE
+from drscreen.models.calibration import Calibration
+from drscreen.models.runs import RunDirectory
 from drscreen.training import data as run_data
 from drscreen.training.callbacks import training_callbacks
 from drscreen.training.config import TrainConfig
 from drscreen.training.distribution import is_chief, make_strategy, worker_shard, writable_dir
-from drscreen.training.evaluate import final_metrics
 from drscreen.training.heatmap_aware import HeatmapAwareModel
 from drscreen.training.mixed_precision import heatmap_seed_scale, set_precision, wrap_optimizer
-from drscreen.training.progressive import REINITIALISED, transfer_weights
+from drscreen.training.progressive import NEW, REINITIALISED, transfer_weights
 from drscreen.training.schedules import learning_rate_schedule
 
-DONE_FILE = "done.json"
-BEST_FILE = "best.keras"
-METRICS_FILE = "metrics.json"
+FINAL_HEATMAP_METHOD = "sensitivity"
+"""The heatmap whose lesion figures the final metrics report (when the data has masks)."""
 
 
 def _log(message: str) -> None:
@@ -67,9 +75,10 @@ def _build_model(config: TrainConfig, size: int, previous: keras.Model | None) -
     )
     if previous is not None:
         transfers = transfer_weights(previous, model)
-        fresh = [t.path for t in transfers if t.action == REINITIALISED]
+        fresh = [t.path for t in transfers if t.action in (REINITIALISED, NEW)]
         _log(
-            f"initialised {model.name} at {size} px from {previous.name}; fresh: {fresh or 'none'}"
+            f"initialised {model.name} at {size} px ({len(model.layers)} layers) from "
+            f"{previous.name} at {previous.input_shape[1]} px; fresh: {fresh or 'none'}"
         )
     return model
 
@@ -79,9 +88,7 @@ def _heatmap_images(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     if config.heatmap_images == 0:
         return None
-    batches = run_data.evaluation_batches(
-        splits.validation, "validation", size, config.heatmap_images
-    )
+    batches = run_data.evaluation_batches(splits.validation, size, config.heatmap_images)
     batch = next(iter(batches))
     return np.asarray(batch["image"]), np.asarray(batch["mask"])
 
@@ -90,16 +97,17 @@ def train_stage(
     config: TrainConfig,
     strategy: tf.distribute.Strategy,
     splits: run_data.DataSplits,
-    out_dir: Path,
+    run: RunDirectory,
     index: int,
     size: int,
     previous: keras.Model | None,
 ) -> Path:
     """Train one stage at `size` px (resuming it when it has a backup); its best model path."""
     name = f"{index}-{size}px"
-    stage_dir = out_dir / "stages" / name
-    best_path = stage_dir / BEST_FILE
-    if (stage_dir / DONE_FILE).is_file() and best_path.is_file():
+    stage_dir = run.stage_dir(index, size)
+    best_path = stage_dir / RunDirectory.MODEL
+    done_path = stage_dir / RunDirectory.STAGE_DONE
+    if done_path.is_file() and best_path.is_file():
         _log(f"stage {name} already done; skipping it")
         return best_path
     done_epochs = _backup_epoch(stage_dir)
@@ -113,13 +121,11 @@ def train_stage(
     seed = config.seed + index
     train = run_data.batches(
         splits.train,
-        "train",
         run_data.pipeline_config(config.data, size, seed, steps, True, shard),
         training=True,
     )
     validation = run_data.batches(
         splits.validation,
-        "validation",
         run_data.pipeline_config(config.data, size, seed, None, False, shard),
         training=False,
     )
@@ -150,7 +156,7 @@ def train_stage(
         model,
         best_path,
         config.checkpoint_monitor,
-        out_dir / "logs" / name,
+        run.logs_dir(index, size),
         _heatmap_images(config, splits, size),
     )
     wrapper.fit(
@@ -160,83 +166,120 @@ def train_stage(
         steps_per_epoch=steps,
         callbacks=callbacks,
         verbose=config.verbose,
+        shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
     )
     if not best_path.is_file():
         raise RuntimeError(
-            f"stage {name} produced no {BEST_FILE}: {config.checkpoint_monitor} was never finite"
+            f"stage {name} produced no {RunDirectory.MODEL}: {config.checkpoint_monitor} was "
+            "never finite"
         )
-    (stage_dir / DONE_FILE).write_text(json.dumps({"epochs": config.epochs, "size": size}) + "\n")
+    done_path.write_text(json.dumps({"epochs": config.epochs, "size": size}) + "\n")
     return best_path
 
 
-def _summary(metrics: dict) -> str:
-    test = metrics["test"]
-    low, high = test["referable_auc_ci"]
-    line = (
-        f"test referable-DR AUC {test['referable_auc']:.3f} [{low:.3f}, {high:.3f}] on "
-        f"{test['images']} images; any-DR AUC {test['any_dr_auc']:.3f}; validation "
-        f"referable-DR AUC {metrics['validation']['referable_auc']:.3f}"
+def final_metrics(
+    model: keras.Model, splits: run_data.DataSplits, batch_size: int, progress: bool
+) -> dict:
+    """`evaluate_model` of the best model: test split, thresholds and calibration from the
+    validation split, and the sensitivity heatmap's lesion figures when the test images have
+    lesion masks (no deletion/insertion curves: they cost many passes)."""
+    with_masks = has_lesion_masks(splits.test)
+    methods = (FINAL_HEATMAP_METHOD,) if with_masks else ()
+    score_fn, heatmap_fns = keras_functions(model, methods)
+    config = RunnerConfig(
+        image_size=int(model.input_shape[1]),
+        batch_size=batch_size,
+        lesion_metrics=with_masks,
+        perturbation_images=0,
+        progress=progress,
     )
-    if "heatmap" in test:
-        line += f"; heatmap mass in lesions {test['heatmap']['relevance_mass_in_lesions']:.3f}"
+    result = evaluate_model(
+        score_fn, splits.test, splits.validation, config, heatmap_fns, label="final evaluation"
+    )
+    return result.metrics
+
+
+def _summary(metrics: dict) -> str:
+    referable = metrics["screening"].get("referable_dr")
+    if referable is None:
+        line = f"test image-level metrics skipped: {metrics['screening']['skipped']}"
+    else:
+        low, high = referable["auc_ci"]
+        line = (
+            f"test referable-DR AUC {referable['auc']:.3f} [{low:.3f}, {high:.3f}] on "
+            f"{metrics['evaluated']['images']} images; any-DR AUC "
+            f"{metrics['screening']['any_dr']['auc']:.3f}"
+        )
+    validation_auc = (metrics["validation"] or {}).get("referable_dr_auc")
+    if validation_auc is not None:
+        line += f"; validation referable-DR AUC {validation_auc:.3f}"
+    for method, section in metrics["methods"].items():
+        for target in ("red_lesions", "all_lesions"):
+            mass = section.get(f"relevance_mass/{target}")
+            if mass is not None:
+                line += f"; {method} relevance mass/{target} {mass:.3f}"
     return line
 
 
-def write_calibration(out_dir: Path, metrics: dict) -> Path | None:
-    """Write the calibration fitted by `final_metrics` to ``out_dir/calibration.json``.
+def write_calibration(run: RunDirectory, metrics: dict) -> Path | None:
+    """Write the calibration fitted by the final evaluation to the run's ``calibration.json``.
 
     Returns
     -------
     The file written, or None (and a log line saying why) when no calibration was fitted.
     """
-    fitted = metrics["calibration"]["fitted"]
-    if fitted is None:
-        _log(f"referable-DR calibration not fitted: {metrics['calibration']['reason']}")
+    section = metrics["calibration"]
+    if section.get("fitted") is None:
+        reason = section.get("reason") or section.get("skipped")
+        _log(f"referable-DR calibration not fitted: {reason}")
         return None
-    path = out_dir / CALIBRATION_FILE
-    calibration = {**fitted, "fitted_on": "validation", "images": metrics["validation"]["images"]}
-    path.write_text(json.dumps(calibration, indent=2) + "\n")
-    return path
+    fitted = Calibration.from_dict(section["fitted"])
+    return run.write_calibration(fitted, metrics["validation"]["images"])
 
 
 def run(config: TrainConfig) -> dict:
-    """Train (resuming when possible), evaluate the best model and write ``metrics.json``.
+    """Train (resuming when possible), evaluate the best model and write the run directory.
 
     Returns
     -------
-    The metrics written to ``metrics.json`` (validation and test screening metrics; the
-    referable-DR calibration, also written to ``calibration.json`` when it could be fitted;
-    heatmap mass inside lesion masks when the data has them).
+    The metrics written to ``metrics.json``: `final_metrics` (test screening metrics with
+    thresholds from validation, the referable-DR calibration, also written to
+    ``calibration.json`` when it could be fitted, and lesion figures when the data has masks)
+    plus the ``run`` section.
 
     Raises
     ------
     ValueError
-        Bad data or data not matching the model, before training starts.
+        Bad data or data not matching the model, or a run directory that holds another run,
+        before training starts.
     drscreen.training.callbacks.NonFiniteLossError
         The loss became NaN/Inf; the last good checkpoint is kept.
     """
     keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.distribution)
-    out_dir = writable_dir(config.model_dir, strategy)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    splits = run_data.load_splits(config.data, out_dir, config.seed)
+    run_dir = RunDirectory(writable_dir(config.model_dir, strategy))
+    config.check_continues(run_dir.config_file)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    config.write(run_dir.config_file)
+    splits = run_data.load_splits(config.data, run_dir, config.seed)
     previous = keras.saving.load_model(config.init_from) if config.init_from else None
     best_path = None
     for index, size in enumerate(config.model.stage_sizes):
-        best_path = train_stage(config, strategy, splits, out_dir, index, size, previous)
+        best_path = train_stage(config, strategy, splits, run_dir, index, size, previous)
         previous = keras.saving.load_model(best_path)
-    shutil.copyfile(best_path, out_dir / BEST_FILE)
+    shutil.copyfile(best_path, run_dir.model_file)
     keras.config.set_dtype_policy("float32")
-    metrics = final_metrics(previous, splits.validation, splits.test, config.data.batch_size)
+    metrics = final_metrics(previous, splits, config.data.batch_size, config.verbose > 0)
     metrics["run"] = {
-        "model_dir": str(out_dir),
+        "model_dir": str(run_dir.path),
         "stages": list(config.model.stage_sizes),
         "epochs_per_stage": config.epochs,
         "heatmap_weight": config.heatmap.heatmap_weight,
         "heatmap_penalty": config.heatmap.heatmap_penalty,
         "chief": is_chief(strategy),
     }
-    write_calibration(out_dir, metrics)
-    (out_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics = json_safe(metrics)
+    write_calibration(run_dir, metrics)
+    run_dir.metrics_file.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
     print(f"drscreen.training: {_summary(metrics)}", flush=True)
     return metrics

@@ -31,13 +31,6 @@ def oO_drop_epochs(epochs: int) -> tuple[int, int]:
     return first, second
 
 
-def oO_learning_rate(epoch: int, epochs: int, base_rate: float) -> float:
-    """The o_O learning rate during `epoch` (0-based) of a run of `epochs` epochs."""
-    first, second = oO_drop_epochs(epochs)
-    drops = (epoch >= first) + (epoch >= second)
-    return base_rate * OO_DECAY**drops
-
-
 def warmup_steps(epochs: int, steps_per_epoch: int) -> int:
     """Steps of the cosine schedule's linear warm-up: one epoch, at most half of the run."""
     return min(steps_per_epoch, epochs * steps_per_epoch // 2)

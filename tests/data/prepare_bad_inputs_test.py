@@ -4,6 +4,7 @@ import os
 
 from drscreen.data import pipeline
 from drscreen.data.prepare import PrepareConfig, prepare_dataset
+from drscreen.data.sources import PreparedSplit
 from tests import bad_inputs
 
 
@@ -34,7 +35,7 @@ def test_prepare_gives_each_case_its_outcome(tmp_path):
     written = set()
     for split in ("train", "validation", "test"):
         batches = pipeline.dataset_for_evaluation(
-            out, pipeline.PipelineConfig(image_size=32, batch_size=8), split=split
+            PreparedSplit(out, split), pipeline.PipelineConfig(image_size=32, batch_size=8)
         )
         written |= {i.decode() for batch in batches for i in batch["image_id"].numpy()}
     assert written == {ids[name] for name in bad_inputs.accepted()}

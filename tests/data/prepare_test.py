@@ -11,6 +11,8 @@ from drscreen import cli
 from drscreen.data import pipeline
 from drscreen.data.prepare import Manifest, PrepareConfig, PrepareError, prepare_dataset
 from drscreen.data.readers import DatasetProblemsError
+from drscreen.data.sources import PreparedSplit
+from drscreen.data.splits import Splits
 from tests.data.fundus_test import draw_fundus
 
 GOOD = {f"{p}_{eye}": (p + (eye == "right")) % 5 for p in range(1, 6) for eye in ("left", "right")}
@@ -70,7 +72,7 @@ def test_prepare_writes_shards_and_lists_bad_inputs(tmp_path):
     seen = {}
     config = pipeline.PipelineConfig(image_size=16, batch_size=4)
     for split in ("train", "validation", "test"):
-        for batch in pipeline.dataset_for_evaluation(out, config, split=split):
+        for batch in pipeline.dataset_for_evaluation(PreparedSplit(out, split), config):
             for image_id, grade, image in zip(
                 batch["image_id"].numpy(),
                 batch["grade"].numpy(),
@@ -82,6 +84,10 @@ def test_prepare_writes_shards_and_lists_bad_inputs(tmp_path):
     assert {k: g for k, (_, g) in seen.items()} == GOOD
     for p in range(1, 6):
         assert seen[f"{p}_left"][0] == seen[f"{p}_right"][0]  # both eyes in one split
+    splits = Splits.load(out)
+    assert (splits.made_by, splits.seed, splits.val_fraction) == ("drscreen prepare", 0, 0.15)
+    for split in ("train", "validation", "test"):  # exactly the images written, by split
+        assert sorted(splits.ids(split)) == sorted(k for k, (s, _) in seen.items() if s == split)
     assert not [name for name in os.listdir(out) if ".tmp" in name]
 
 
@@ -118,3 +124,18 @@ def test_config_validation():
         PrepareConfig("kaggle", "d", "o", shard_size=0)
     with pytest.raises(ValueError, match="val_fraction"):
         PrepareConfig("kaggle", "d", "o", val_fraction=0.6, test_fraction=0.5)
+
+
+def test_cli_names_each_skipped_file_and_where_the_list_is(tmp_path, capsys):
+    """`drscreen prepare` prints every skipped input with its reason, and the manifest path."""
+    data = _kaggle_folder(tmp_path / "k")
+    out = tmp_path / "out"
+    argv = ["drscreen", "prepare", "--dataset=kaggle", f"--data={data}", f"--out={out}"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--size=16"])
+    assert exit_info.value.code in (0, None)
+    captured = capsys.readouterr()
+    for name in ("90_left.jpeg", "91_left.jpeg: empty file", "92_left.jpeg", "93_left.jpeg"):
+        assert f"skipped {os.path.join(data, 'train', name)}" in captured.err
+    assert "missing grade" in captured.err
+    assert f"(5 skipped; listed in {out / 'manifest.json'})" in captured.out

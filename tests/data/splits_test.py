@@ -5,7 +5,7 @@ import collections
 import pytest
 
 from drscreen.data.records import FundusRecord
-from drscreen.data.splits import SPLITS, split_by_patient
+from drscreen.data.splits import ALL, SPLITS, Splits, split_by_patient
 
 
 def _records(num_patients: int) -> list[FundusRecord]:
@@ -52,3 +52,33 @@ def test_bad_fractions_are_refused():
     """Fractions that leave nothing for training are refused."""
     with pytest.raises(ValueError, match="val_fraction"):
         split_by_patient(_records(4), val_fraction=0.5, test_fraction=0.5)
+
+
+def test_splits_file_round_trip_and_selection(tmp_path):
+    """splits.json keeps ids, seed and fractions; `select` returns exactly a split's records."""
+    records = _records(20)
+    splits = Splits.by_patient(records, 0.2, 0.25, seed=3, made_by="test")
+    expected = split_by_patient(records, 0.2, 0.25, seed=3)
+    for name in SPLITS:
+        assert splits.select(records, name, "here") == expected[name]
+    assert len(splits.ids(ALL)) == len(records)
+    splits.write(tmp_path)
+    assert Splits.load(tmp_path / "splits.json") == splits
+    assert "by test (validation 0.2, test 0.25, seed 3;" in splits.describe()
+
+
+def test_missing_and_repeated_ids_are_named(tmp_path):
+    """Records lacking a split's id, an id in two splits, or a broken file: clear errors."""
+    records = _records(10)
+    splits = Splits.by_patient(records, 0.2, 0.2, seed=0, made_by="test")
+    lost = splits.ids("test")[0]
+    with pytest.raises(ValueError, match=f"data: 1 of the .* test images .* e.g. '{lost}'"):
+        splits.select([r for r in records if r.image_id != lost], "test", "data")
+    ids = {"train": ("a", "b"), "validation": ("b",), "test": ()}
+    with pytest.raises(ValueError, match="'b' is in train and validation"):
+        Splits(ids, "test", 0, 0.2, 0.2)
+    (tmp_path / "splits.json").write_text("{}")
+    with pytest.raises(ValueError, match="not a valid splits.json"):
+        Splits.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no such split file"):
+        Splits.load(tmp_path / "nothing.json")

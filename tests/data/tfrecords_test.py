@@ -38,7 +38,7 @@ def test_round_trip_keeps_everything(tmp_path):
     assert tfrecords.write_shard(path, examples) == 2
     parsed = list(
         tf.data.TFRecordDataset(path)
-        .map(lambda s: tfrecords.parse_example(s, lesion_masks=True))
+        .map(lambda s: tfrecords.decode_features(tfrecords.parse_features(s), lesion_masks=True))
         .as_numpy_iterator()
     )
     first, second = parsed

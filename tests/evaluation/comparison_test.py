@@ -2,7 +2,7 @@
 
 import pytest
 
-from drscreen.evaluation import comparison, report
+from drscreen.evaluation import comparison, report, sections
 
 
 def _lesion_metrics(red_froc: float) -> dict:
@@ -15,11 +15,12 @@ def _lesion_metrics(red_froc: float) -> dict:
             "pointing_game": 0.4,
         },
         "bright_lesions": {"froc_score": 0.1, "sensitivity_at_fp": {"1": 0.05}, "image_auc": 0.6},
+        "all_lesions": {"relevance_mass": 0.3},
     }
 
 
-def _scores(red_froc: float, seconds: float | None = 0.5) -> comparison.MethodScores:
-    return comparison.MethodScores(
+def _scores(red_froc: float, seconds: float | None = 0.5) -> dict:
+    return sections.method_section(
         _lesion_metrics(red_froc), {"deletion_auc": 0.3, "insertion_auc": 0.7}, seconds
     )
 
@@ -39,7 +40,7 @@ def test_rows_follow_the_paper_order_with_every_column():
     ]
     for row in rows:
         assert set(row) == {key for key, _ in report.COMPARISON_COLUMNS}
-    assert [row["froc_red_lesions"] for row in rows] == [0.3, 0.4, 0.2]
+    assert [row["froc_score/red_lesions"] for row in rows] == [0.3, 0.4, 0.2]
 
 
 def test_row_values_come_from_the_method_figures():
@@ -47,14 +48,15 @@ def test_row_values_come_from_the_method_figures():
     (row,) = comparison.comparison_rows({"lrp": _scores(0.25, seconds=1.5)})
     assert row == {
         "method": "LRP-ε",
-        "froc_red_lesions": 0.25,
-        "froc_bright_lesions": 0.1,
-        "sensitivity_at_1fp_red_lesions": 0.5,
-        "sensitivity_at_1fp_bright_lesions": 0.05,
-        "image_auc_red_lesions": 0.75,
-        "image_auc_bright_lesions": 0.6,
-        "relevance_mass": 0.2,
-        "pointing_game": 0.4,
+        "froc_score/red_lesions": 0.25,
+        "froc_score/bright_lesions": 0.1,
+        "sensitivity_at_1fp/red_lesions": 0.5,
+        "sensitivity_at_1fp/bright_lesions": 0.05,
+        "image_auc/red_lesions": 0.75,
+        "image_auc/bright_lesions": 0.6,
+        "relevance_mass/red_lesions": 0.2,
+        "relevance_mass/all_lesions": 0.3,
+        "pointing_game/red_lesions": 0.4,
         "deletion_auc": 0.3,
         "insertion_auc": 0.7,
         "seconds_per_image": 1.5,
@@ -63,9 +65,9 @@ def test_row_values_come_from_the_method_figures():
 
 def test_missing_lesion_figures_are_empty_cells():
     """Without masks the lesion columns are None, the others still filled."""
-    scores = comparison.MethodScores({}, {"deletion_auc": 0.3, "insertion_auc": 0.7}, 0.1)
+    scores = sections.method_section({}, {"deletion_auc": 0.3, "insertion_auc": 0.7}, 0.1)
     (row,) = comparison.comparison_rows({"sensitivity": scores})
-    assert row["froc_red_lesions"] is None and row["relevance_mass"] is None
+    assert row["froc_score/red_lesions"] is None and row["relevance_mass/red_lesions"] is None
     assert row["deletion_auc"] == 0.3 and row["seconds_per_image"] == 0.1
 
 

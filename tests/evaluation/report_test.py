@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from drscreen.evaluation import report
+from drscreen.evaluation import report, sections
 
 CONTEXT = {"dataset": "synthetic", "model": "net_a.keras", "command": "drscreen evaluate"}
 
@@ -25,15 +25,17 @@ def test_json_safe_converts_numpy_and_non_finite():
     assert report.json_safe(value) == {"a": 0.5, "b": [1, 2], "c": None, "d": [None]}
 
 
-def test_comparison_row_reads_lesion_and_perturbation_metrics():
-    """Row values come from the red/bright groups and the perturbation metrics."""
-    row = report.comparison_row(
-        "gradient", _lesion_metrics(), {"deletion_auc": 0.1, "insertion_auc": 0.9}, 0.02
+def test_comparison_row_reads_a_method_section():
+    """Row values come from the red/bright/all groups and the perturbation metrics."""
+    section = sections.method_section(
+        _lesion_metrics(), {"deletion_auc": 0.1, "insertion_auc": 0.9}, 0.02
     )
-    assert row["froc_red_lesions"] == 0.5
-    assert row["sensitivity_at_1fp_bright_lesions"] == 0.6
-    assert row["image_auc_bright_lesions"] is None
-    assert row["relevance_mass"] == 0.25 and row["pointing_game"] == 0.75
+    row = report.comparison_row("gradient", section)
+    assert row["froc_score/red_lesions"] == 0.5
+    assert row["sensitivity_at_1fp/bright_lesions"] == 0.6
+    assert row["image_auc/bright_lesions"] is None
+    assert row["relevance_mass/red_lesions"] == 0.25 and row["pointing_game/red_lesions"] == 0.75
+    assert row["relevance_mass/all_lesions"] is None
     assert row["deletion_auc"] == 0.1 and row["seconds_per_image"] == 0.02
     assert set(row) == {key for key, _ in report.COMPARISON_COLUMNS}
 
@@ -43,11 +45,12 @@ def test_write_report(tmp_path):
     figure = tmp_path / "figures" / "roc.png"
     figure.parent.mkdir()
     figure.write_bytes(b"png")
-    metrics = {"lesions": _lesion_metrics(), "extra": {"nan": float("nan")}}
-    rows = [
-        report.comparison_row("gradient", _lesion_metrics(), None, 0.02),
-        report.comparison_row("grad-cam", _lesion_metrics(), None, 0.01),
-    ]
+    methods = {
+        name: sections.method_section(_lesion_metrics(), {}, seconds)
+        for name, seconds in (("gradient", 0.02), ("grad-cam", 0.01))
+    }
+    metrics = {"methods": methods, "extra": {"nan": float("nan")}}
+    rows = [report.comparison_row(name, section) for name, section in methods.items()]
     metrics_path, report_path = report.write_report(
         str(tmp_path / "out"), metrics, {"ROC curves": str(figure)}, rows, CONTEXT
     )

@@ -13,7 +13,6 @@ from drscreen.data.readers import read_dataset
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.evaluation import heatmap_quality, lesions, runner, screening, streaming
 from drscreen.heatmaps import compute
-from drscreen.models.calibration import Calibration
 
 SIZE = 64
 
@@ -127,65 +126,3 @@ def test_without_heatmaps_the_stream_only_scores(records, model):
     expected = model(tf.constant(batch["image"]), training=False)[:, 0].numpy()
     np.testing.assert_allclose(result.screening.arrays()["predictions"], expected, rtol=1e-5)
     assert result.methods == {} and not result.has_lesion_masks
-
-
-def test_screening_metrics_skip_without_grades():
-    """Ungraded images (-1) give a skipped image-level section that says why."""
-    arrays = {
-        "grades": np.full(4, -1),
-        "predictions": np.zeros(4),
-        "image_ids": np.array(list("abcd")),
-        "patient_ids": np.array(list("abcd")),
-    }
-    assert runner.screening_metrics(arrays, None) == {
-        "screening": {"skipped": "the dataset has no grades"}
-    }
-
-
-def test_screening_metrics_use_validation_thresholds():
-    """Operating points come from validation; patient level appears with paired eyes."""
-    arrays = {
-        "grades": np.array([0, 2, 1, 1, 0, 0]),
-        "predictions": np.array([0.1, 2.2, 1.2, 1.0, 0.4, 0.2]),
-        "image_ids": np.array(["1l", "1r", "2l", "2r", "3l", "3r"]),
-        "patient_ids": np.array(["1", "1", "2", "2", "3", "3"]),
-    }
-    validation = {**arrays, "predictions": arrays["predictions"] + 1.0}
-    result = runner.screening_metrics(arrays, validation, n_bootstrap=20)
-    assert set(result) == {"screening", "calibration", "patients"}
-    point = result["screening"]["referable_dr"]["operating_points"]["0.90"]
-    assert point["threshold"] == pytest.approx(3.2)  # the referable image's validation ŷ
-    assert result["screening"]["referable_dr"]["auc"] == 1.0
-    assert result["patients"]["referable_dr"]["auc_max"] == 1.0
-    all_referable = {**arrays, "grades": np.array([0, 2, 2, 1, 3, 0])}
-    skipped = runner.screening_metrics(all_referable, validation, n_bootstrap=20)["patients"]
-    assert "all positive for referable_dr" in skipped["skipped"]
-
-
-def test_screening_metrics_score_the_given_calibration():
-    """The calibration section bins sigmoid((ŷ - midpoint) / scale) and records both."""
-    arrays = {
-        "grades": np.array([0, 2, 1, 3]),
-        "predictions": np.array([0.0, 2.0, 1.0, 3.0]),
-        "image_ids": np.array(["a", "b", "c", "d"]),
-        "patient_ids": np.array(["a", "b", "c", "d"]),
-    }
-    result = runner.screening_metrics(arrays, arrays, 10, Calibration(midpoint=1.0, scale=1e-3))
-    section = result["calibration"]
-    assert (section["midpoint"], section["scale"]) == (1.0, 1e-3)
-    assert section["counts"] == [1, 0, 0, 0, 0, 1, 0, 0, 0, 2]  # p = 0, 1, 0.5, 1
-    assert section["expected_calibration_error"] == pytest.approx(0.5 / 4)  # only p = 0.5 misses
-
-
-def test_missing_model_names_the_path(tmp_path):
-    """A missing model or a run directory without best.keras is a clear error."""
-    with pytest.raises(FileNotFoundError, match="nowhere.keras"):
-        runner.load_model(str(tmp_path / "nowhere.keras"))
-    with pytest.raises(FileNotFoundError, match="best.keras"):
-        runner.load_model(str(tmp_path))
-
-
-def test_config_rejects_unknown_methods():
-    """An unknown heatmap method is named in the error."""
-    with pytest.raises(ValueError, match="occlusion"):
-        runner.EvaluationConfig(model="m", data="d", out="o", methods=("occlusion",))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from drscreen.data.lesions import HEMORRHAGE, MICROANEURYSM
+from drscreen.data.lesions import HARD_EXUDATE, HEMORRHAGE, MICROANEURYSM
 from drscreen.evaluation import heatmap_quality, streaming
 from tests.evaluation.lesions_test import COMPONENTS, hand_fov, hand_heatmap, hand_mask
 
@@ -168,3 +168,18 @@ def test_relevance_mass_averages_only_nonzero_heatmaps():
     assert result["zero_heatmap_images"] == 1
     assert result["pointing_game"] == 0.5
     assert result["undefined"] == {"image_auc": "no annotated image without this lesion type"}
+
+
+def test_relevance_mass_is_named_by_its_target():
+    """One computation, one key per target: red lesions, and the union of every type."""
+    accumulator = streaming.LesionAccumulator()
+    heatmap = np.array([[1.0, 2.0], [3.0, 4.0]], np.float32)
+    masks = {
+        MICROANEURYSM: np.array([[1, 0], [0, 0]], np.uint8),
+        HARD_EXUDATE: np.array([[0, 0], [0, 1]], np.uint8),
+    }
+    accumulator.add("a", heatmap, masks)
+    found = accumulator.metrics()
+    assert found["red_lesions"]["relevance_mass"] == pytest.approx(1.0 / 10.0)
+    assert found["bright_lesions"]["relevance_mass"] == pytest.approx(4.0 / 10.0)
+    assert found["all_lesions"]["relevance_mass"] == pytest.approx((1.0 + 4.0) / 10.0)

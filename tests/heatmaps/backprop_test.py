@@ -9,11 +9,11 @@ from drscreen import layers
 from drscreen.heatmaps.backprop import (
     Trace,
     backward,
-    chain_layers,
     forward,
     input_gradient,
     validate_images,
 )
+from drscreen.layers.chain import chain_layers
 from tests.layers.battery import assert_close
 
 SHAPE = (24, 24, 3)
@@ -160,22 +160,6 @@ def test_trace_and_chain_layers_of_nested_models():
     outputs, trace = forward(model, _images())
     assert isinstance(trace, Trace) and len(trace.inputs) == len(trace.outputs) == 3
     assert_close(outputs, model(_images()))
-
-
-def test_chain_layers_rejects_foreign_layers_and_branches():
-    """Keras' own layers and branching graphs are refused, naming the offending layer(s)."""
-    foreign = keras.Sequential([keras.Input(SHAPE), keras.layers.Conv2D(2, 3, name="keras_conv")])
-    with pytest.raises(TypeError, match="'keras_conv'.*not a drscreen BackpropLayer"):
-        chain_layers(foreign)
-    inputs = keras.Input(SHAPE)
-    trunk = layers.Conv2D(2, 3)(inputs)
-    merged = keras.layers.Add(name="merge")([layers.LeakyReLU()(trunk), layers.Sigmoid()(trunk)])
-    with pytest.raises(TypeError, match="not a chain: layer 'merge' takes 2 inputs"):
-        chain_layers(keras.Model(inputs, merged))
-    with pytest.raises(TypeError, match="not a chain: it has 1 inputs and 2 outputs"):
-        chain_layers(keras.Model(inputs, [trunk, merged]))
-    with pytest.raises(TypeError, match="expected a keras.Model"):
-        chain_layers(lambda x: x)
 
 
 @pytest.mark.parametrize(

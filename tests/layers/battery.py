@@ -1,10 +1,12 @@
 """The standard test battery every drscreen layer passes (keras-hub style).
 
-Each check takes a `LayerCase` (a layer factory and an input shape) and asserts real
-behaviour: config round trip, symbolic and eager calls, `.keras` save/reload, one `fit` step,
-mixed precision, and the backprop invariants (backward == `tf.GradientTape`, for the layer
-alone and in a chain; second order == nested tapes). Export is checked on whole chains in
-`export_test.py`.
+Each check takes a `LayerCase` (a layer factory, an input shape, and the output shape and
+parameter count worked out by hand) and asserts real behaviour: config round trip, symbolic
+and eager calls with their shapes and parameter count, `.keras` save/reload, one `fit` step,
+mixed precision (float16 and bfloat16), and the backprop invariants (backward ==
+`tf.GradientTape`, for the layer alone and in a chain; second order == nested tapes). Export
+is checked on whole chains in `export_test.py`; the zoo models run their own battery in
+`tests/models/zoo_test.py`.
 """
 
 import dataclasses
@@ -23,10 +25,13 @@ RTOL = 1e-5
 
 @dataclasses.dataclass(frozen=True)
 class LayerCase:
-    """A layer under test: ``make()`` builds a fresh one; it takes ``(2, *input_shape)``."""
+    """A layer under test: ``make()`` builds a fresh one; it takes ``(2, *input_shape)`` and
+    gives ``(2, *output_shape)`` with ``params`` parameters (weights and statistics)."""
 
     name: str
     make: Callable[[], layers.BackpropLayer]
+    output_shape: tuple[int, ...]
+    params: int
     input_shape: tuple[int, ...] = (16, 16, 3)
 
     def __str__(self) -> str:
@@ -91,8 +96,9 @@ def check_symbolic_and_eager(case: LayerCase) -> None:
     layer = case.make()
     symbolic = layer(keras.Input(case.input_shape))
     eager = layer(case.inputs())
-    assert tuple(symbolic.shape[1:]) == tuple(eager.shape[1:])
+    assert tuple(symbolic.shape[1:]) == tuple(eager.shape[1:]) == case.output_shape
     assert eager.shape[0] == 2
+    assert layer.count_params() == case.params
     assert np.all(np.isfinite(eager.numpy()))
 
 
@@ -124,13 +130,17 @@ def check_fit_step(case: LayerCase) -> None:
     assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))
 
 
-def check_mixed_precision(case: LayerCase) -> None:
+MIXED_POLICIES = {"mixed_float16": tf.float16, "mixed_bfloat16": tf.bfloat16}
+"""The mixed-precision policies training accepts, and their compute dtype."""
+
+
+def check_mixed_precision(case: LayerCase, policy: str) -> None:
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("mixed_float16")
+    keras.config.set_dtype_policy(policy)
     try:
         chain = _chain(case, alone=True)
         output, trace = run_chain(chain, case.inputs())
-        assert output.dtype == tf.float16
+        assert output.dtype == MIXED_POLICIES[policy]
         grad = backward(trace, tf.ones_like(output))
         assert grad.shape == (2, *case.input_shape)
         assert np.all(np.isfinite(grad.numpy()))
@@ -185,7 +195,8 @@ def run_battery(case: LayerCase, tmp_path) -> None:
     check_symbolic_and_eager(case)
     check_save_reload(case, tmp_path)
     check_fit_step(case)
-    check_mixed_precision(case)
+    for policy in MIXED_POLICIES:
+        check_mixed_precision(case, policy)
     for alone in (True, False):
         check_backward_matches_tape(case, alone)
         check_second_order(case, alone)

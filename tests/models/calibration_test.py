@@ -8,6 +8,7 @@ from drscreen.models.calibration import (
     Calibration,
     fit_referable_calibration,
     referable_probability,
+    resolve_calibration,
 )
 
 
@@ -112,3 +113,46 @@ def test_calibration_round_trips_and_validates():
         Calibration(midpoint=1.0, scale=-1.0)
     with pytest.raises(ValueError, match="missing"):
         Calibration.from_dict({"midpoint": 1.0})
+
+
+RUN_FILE = (Calibration(1.1, 0.6), "run/calibration.json")
+
+
+@pytest.mark.parametrize(
+    ("run", "overrides", "expected", "source"),
+    [
+        (None, {}, Calibration(), "default"),
+        (RUN_FILE, {}, Calibration(1.1, 0.6), "run/calibration.json"),
+        (
+            RUN_FILE,
+            {"scale": (0.5, "--calibration_scale")},
+            Calibration(1.1, 0.5),
+            "--calibration_scale, run/calibration.json",
+        ),
+        (
+            RUN_FILE,
+            {"midpoint": (2.0, "--calibration_midpoint"), "scale": (0.3, "--calibration_scale")},
+            Calibration(2.0, 0.3),
+            "--calibration_midpoint, --calibration_scale",
+        ),
+        (
+            None,
+            {"midpoint": (0.5, "--calibration_midpoint")},
+            Calibration(0.5, 0.25),
+            "--calibration_midpoint",
+        ),
+        (RUN_FILE, Calibration(1.0, 0.2).as_overrides("given"), Calibration(1.0, 0.2), "given"),
+    ],
+    ids=["default", "run_file", "one_flag_over_file", "both_flags", "flag_over_default", "given"],
+)
+def test_overrides_then_run_file_then_default(run, overrides, expected, source):
+    """Each parameter: its override, else the run's calibration.json, else the default."""
+    assert resolve_calibration(run, overrides) == (expected, source)
+
+
+def test_unknown_override_and_invalid_result_are_refused():
+    """Only midpoint and scale can be overridden, and the result must be a valid calibration."""
+    with pytest.raises(ValueError, match="unknown calibration overrides"):
+        resolve_calibration(None, {"slope": (1.0, "--slope")})
+    with pytest.raises(ValueError, match="scale must be finite and > 0"):
+        resolve_calibration(None, {"scale": (0.0, "--calibration_scale")})

@@ -90,17 +90,11 @@ def _exported_calibration(run_dir, out, *flags: str) -> dict:
     return read_description(str(out / "1"))["calibration"]
 
 
-def test_export_defaults_to_the_run_calibration(model, tmp_path):
-    """A run's calibration.json sets the score; explicit flags win and the source says so."""
+def test_export_flags_override_the_run_calibration(model, tmp_path):
+    """`drscreen export` applies the calibration rule (`resolve_calibration`) to its flags."""
     model.save(tmp_path / "best.keras")
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps({"midpoint": 1.1, "scale": 0.6}))
-    section = _exported_calibration(tmp_path, tmp_path / "a")
-    assert (section["midpoint"], section["scale"], section["source"]) == (1.1, 0.6, str(path))
     section = _exported_calibration(tmp_path, tmp_path / "b", "--calibration_scale=0.5")
     assert (section["midpoint"], section["scale"]) == (1.1, 0.5)
     assert section["source"] == f"--calibration_scale, {path}"
-    flags = ("--calibration_midpoint=2", "--calibration_scale=0.3")
-    section = _exported_calibration(tmp_path, tmp_path / "c", *flags)
-    assert (section["midpoint"], section["scale"]) == (2.0, 0.3)
-    assert section["source"] == "--calibration_midpoint, --calibration_scale"

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from drscreen import layers
 from drscreen.heatmaps.sensitivity import sensitivity
 from drscreen.models import MODELS, build
 
@@ -73,6 +74,47 @@ def test_small_model_size():
     assert build("small", input_size=128).count_params() == model.count_params()
 
 
+def test_small_model_parameters_by_hand():
+    """Width 4, 64 px: 5·5·3·4+4, 3·3·4·8+8, 3·3·8·16+16, 3·3·16·24+24, 3·3·24·32+32 conv
+    parameters, then dense 32·64+64 and grade 32+1: 14,337 (tied biases: any input size)."""
+    model = build("small", input_size=64, width=4)
+    convs = [304, 296, 1_168, 3_480, 6_944]
+    assert model.count_params() == sum(convs) + 2_112 + 33 == 14_337
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_zoo_battery(name):
+    """Every zoo model: config round trip, (N, 1) output, one fit step that moves every
+    kernel, and a finite sensitivity heatmap under both mixed-precision policies."""
+    size = SMALL_CONFIGS[name]
+    model = build(name, input_size=size, width=4)
+    clone = keras.Sequential.from_config(model.get_config())
+    assert [type(layer) for layer in clone.layers] == [type(layer) for layer in model.layers]
+    assert clone.count_params() == model.count_params()
+    images = _images(size, seed=4)
+    assert model(images).shape == (2, 1) and model.output_shape == (None, 1)
+
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    kernels = {v.path: v.numpy().copy() for v in model.trainable_variables if "kernel" in v.path}
+    history = model.fit(images, np.ones((2, 1), "float32"), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    moved = [v.path for v in model.trainable_variables if v.path in kernels]
+    assert all(
+        not np.array_equal(kernels[p], model.get_layer(p.split("/")[1]).kernel) for p in moved
+    )
+
+    previous = keras.config.dtype_policy()
+    for policy, dtype in (("mixed_float16", tf.float16), ("mixed_bfloat16", tf.bfloat16)):
+        keras.config.set_dtype_policy(policy)
+        try:
+            mixed = build(name, input_size=size, width=4)
+            grades, heatmaps = sensitivity(mixed, images)
+            assert mixed(images).dtype == dtype
+            assert np.all(np.isfinite(heatmaps.numpy())) and np.all(np.isfinite(grades.numpy()))
+        finally:
+            keras.config.set_dtype_policy(previous)
+
+
 def test_unknown_name_lists_models():
     """An unknown model name names the known ones."""
     with pytest.raises(ValueError, match="small, oO_netA, oO_netB"):
@@ -80,9 +122,27 @@ def test_unknown_name_lists_models():
 
 
 def test_too_small_input_names_the_minimum():
-    """Net A needs at least 245 px."""
+    """Net A needs at least 245 px for its 5 conv blocks, and 53 px for o_O's shallowest net."""
     with pytest.raises(ValueError, match="oO_netA: input_size 200 is too small.*minimum is 245"):
-        build("oO_netA", input_size=200)
+        build("oO_netA", input_size=200, depth=5)
+    with pytest.raises(ValueError, match="oO_netA: input_size 40 is too small.*minimum is 53"):
+        build("oO_netA", input_size=40)
+
+
+@pytest.mark.parametrize(
+    ("size", "last_conv", "pooled"),
+    [(112, "conv8", (6, 6, 128)), (224, "conv11", (6, 6, 256)), (448, "conv13", (6, 6, 512))],
+)
+def test_oO_progressive_stages_are_o_O_s_shallower_networks(size, last_conv, pooled):
+    """o_O's c_128/c_256/c_512 nets: 3, 4, 5 conv blocks, each ending in a 6x6 map that the
+    RMS pool 3/3 takes to 2x2 (112 px: 56, pool 27, 14, pool 6)."""
+    model = build("oO_netA", input_size=size)
+    convs = [layer.name for layer in model.layers if isinstance(layer, layers.Conv2D)]
+    assert convs[-1] == last_conv
+    assert tuple(model.get_layer(last_conv).output.shape[1:]) == pooled
+    rms = [layer for layer in model.layers if isinstance(layer, layers.RMSPooling2D)]
+    assert len(rms) == 1 and tuple(rms[0].output.shape[1:]) == (2, 2, pooled[-1])
+    assert model.get_layer("dense1").kernel.shape == (4 * pooled[-1], 1024)
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 
 from drscreen import models
+from drscreen.data.splits import Splits
 from drscreen.models.calibration import Calibration
+from drscreen.models.runs import RunDirectory
 from drscreen.training import data as run_data
 from drscreen.training.config import DataConfig, HeatmapConfig, ModelConfig, TrainConfig
 from drscreen.training.run import run, write_calibration
@@ -38,12 +40,18 @@ def test_one_step_run_writes_the_run_directory(tmp_path):
     metrics = run(config)
     run_dir = tmp_path / "run"
     assert json.loads((run_dir / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
-    assert 0.0 <= metrics["test"]["referable_auc"] <= 1.0
-    assert metrics["test"]["images"] + metrics["validation"]["images"] <= 16
-    assert 0.0 <= metrics["test"]["heatmap"]["relevance_mass_in_lesions"] <= 1.0
+    assert TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())) == config
+    splits = Splits.load(run_dir)
+    assert splits.made_by == "drscreen.training" and splits.seed == config.seed
+    assert 0.0 <= metrics["screening"]["referable_dr"]["auc"] <= 1.0
+    assert metrics["evaluated"]["images"] == len(splits.ids("test"))
+    assert metrics["validation"]["images"] == len(splits.ids("validation"))
+    sensitivity = metrics["methods"]["sensitivity"]
+    assert 0.0 <= sensitivity["relevance_mass/all_lesions"] <= 1.0
+    assert 0.0 <= sensitivity["relevance_mass/red_lesions"] <= 1.0
     section = metrics["calibration"]
-    for split in ("validation", "test"):
-        errors = section["expected_calibration_error"][split]
+    for split in ("validation", "evaluated"):
+        errors = section["expected_calibration_error_by_split"][split]
         assert set(errors) == ({"default"} if section["fitted"] is None else {"default", "fitted"})
         assert all(0.0 <= error <= 1.0 for error in errors.values())
     if section["fitted"] is None:  # one step leaves ŷ uncorrelated with referability
@@ -77,11 +85,19 @@ def test_write_calibration_writes_only_a_fitted_calibration(tmp_path):
     """A fitted calibration becomes calibration.json with its provenance; none, no file."""
     fitted = {"midpoint": 1.2, "scale": 0.4}
     metrics = {"calibration": {"fitted": fitted}, "validation": {"images": 7}}
-    path = write_calibration(tmp_path, metrics)
+    path = write_calibration(RunDirectory(tmp_path), metrics)
     assert path == tmp_path / "calibration.json"
     written = json.loads(path.read_text())
     assert written == {**fitted, "fitted_on": "validation", "images": 7}
     assert Calibration.from_dict(written) == Calibration(1.2, 0.4)
     unfitted = {"calibration": {"fitted": None, "reason": "all 4 labels are 0"}}
-    assert write_calibration(tmp_path / "other", unfitted) is None
+    assert write_calibration(RunDirectory(tmp_path / "other"), unfitted) is None
     assert not (tmp_path / "other").exists()
+
+
+def test_a_run_directory_holding_another_run_is_refused(tmp_path):
+    """Training checks config.json itself: a Python caller cannot overwrite another run."""
+    first = TrainConfig(model_dir=str(tmp_path), epochs=3)
+    first.write(RunDirectory(tmp_path).config_file)
+    with pytest.raises(ValueError, match=r"other settings \(epochs\)"):
+        run(TrainConfig(model_dir=str(tmp_path), epochs=4))

@@ -17,7 +17,8 @@ def test_drop_epochs_scale_150_and_220_of_250(epochs, expected):
 
 def test_learning_rate_per_epoch_matches_oO():
     """0.003 until epoch 149, 0.0003 from 150, 0.00003 from 220 (250 epochs)."""
-    rate = [schedules.oO_learning_rate(epoch, 250, 0.003) for epoch in (0, 149, 150, 219, 220)]
+    schedule = schedules.learning_rate_schedule("oO", 0.003, 250, steps_per_epoch=1)
+    rate = [float(schedule(epoch)) for epoch in (0, 149, 150, 219, 220)]
     assert rate == pytest.approx([0.003, 0.003, 0.0003, 0.0003, 0.00003])
 
 

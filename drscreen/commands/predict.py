@@ -21,7 +21,7 @@ from drscreen.data.fundus import NO_FIELD_OF_VIEW_REASON, crop_to_field_of_view,
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_rgb
 from drscreen.heatmaps.api import METHODS, compute
 from drscreen.heatmaps.overlay import save_overlay
-from drscreen.models.calibration import Calibration
+from drscreen.models.calibration import Calibration, resolve_calibration
 from drscreen.models.runs import load_model, model_input_size, run_calibration
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
@@ -132,7 +132,8 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
     progress = progress or sys.stderr
     model = load_model(config.model_path)
     size = model_input_size(model)
-    calibration = config.calibration or (run_calibration(config.model_path) or (Calibration(),))[0]
+    given = {} if config.calibration is None else config.calibration.as_overrides("config")
+    calibration, _ = resolve_calibration(run_calibration(config.model_path), given)
     paths = list_images(config.images)
     os.makedirs(config.out_dir, exist_ok=True)
     heatmap_fn = tf.function(

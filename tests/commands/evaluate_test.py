@@ -1,15 +1,20 @@
-"""End-to-end test of `drscreen evaluate` on a tiny synthetic set and an untrained model."""
+"""`drscreen evaluate` end to end on a tiny synthetic set and an untrained model."""
 
 import json
 import shutil
 
 import cv2
 import keras
+import numpy as np
 import pytest
 
 from drscreen import cli, models
+from drscreen.commands.evaluate import EvaluationConfig
+from drscreen.data import pipeline
+from drscreen.data.readers import read_dataset
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.evaluation import report
+from drscreen.evaluation.screening import threshold_for_sensitivity
 
 SIZE = 64
 
@@ -27,6 +32,19 @@ def model_path(tmp_path_factory):
     path = tmp_path_factory.mktemp("model") / "small.keras"
     models.build("small", input_size=SIZE, width=4).save(path)
     return str(path)
+
+
+def _all_of(data_dir: str) -> tuple[str, ...]:
+    """Evaluate all of ``data_dir``, thresholds on it too, without the costly extras."""
+    return (
+        f"--data={data_dir}",
+        f"--validation_data={data_dir}",
+        "--split=all",
+        "--gallery=0",
+        "--perturbation_images=0",
+        "--lesion_metrics=off",
+        "--n_bootstrap=10",
+    )
 
 
 def _evaluate(*arguments: str) -> int:
@@ -55,15 +73,18 @@ def test_writes_every_section_and_figure(data_dir, model_path, tmp_path):
     assert written["context"]["model"] == model_path
     assert written["context"]["command"].startswith("drscreen evaluate --model=")
     metrics = written["metrics"]
-    assert {"screening", "calibration", "patients", "lesions", "perturbation", "methods"} <= set(
+    assert {"screening", "calibration", "patients", "methods", "evaluated", "validation"} <= set(
         metrics
     )
-    assert metrics["images"] == 12
+    assert metrics["evaluated"]["images"] == 12
     assert metrics["calibration"]["source"] == "default"
     assert (metrics["calibration"]["midpoint"], metrics["calibration"]["scale"]) == (1.5, 0.25)
     assert set(metrics["screening"]["referable_dr"]["operating_points"]) == {"0.90", "0.95"}
     assert "quadratic_weighted_kappa" in metrics["screening"]["kappa"]
-    assert "froc_score" in metrics["lesions"]["red_lesions"]
+    sensitivity = metrics["methods"]["sensitivity"]
+    assert "froc_score" in sensitivity["lesions"]["red_lesions"]
+    assert sensitivity["perturbation"]["images"] == 2
+    assert 0.0 <= sensitivity["relevance_mass/all_lesions"] <= 1.0
     (row,) = written["comparison"]
     assert set(row) == {key for key, _ in report.COMPARISON_COLUMNS}
     report_text = (out / "report.md").read_text()
@@ -75,7 +96,7 @@ def test_writes_every_section_and_figure(data_dir, model_path, tmp_path):
 
 def test_dataset_without_masks_rejects_lesion_metrics(data_dir, model_path, tmp_path):
     """Read as Kaggle (no masks), a required lesion evaluation is a clear error."""
-    with pytest.raises(ValueError, match="no lesion masks"):
+    with pytest.raises(SystemExit, match="drscreen evaluate: .*no lesion masks"):
         cli.main(
             [
                 "drscreen",
@@ -102,9 +123,15 @@ def test_bad_flags_are_usage_errors(data_dir, model_path, tmp_path, flag, messag
     assert message in capsys.readouterr().err
 
 
+def test_config_rejects_unknown_methods():
+    """An unknown heatmap method is named in the error."""
+    with pytest.raises(ValueError, match="occlusion"):
+        EvaluationConfig(model="m", data="d", out="o", methods=("occlusion",))
+
+
 def test_missing_model_is_a_clear_error(data_dir, tmp_path):
     """A model path that does not exist is named in the error."""
-    with pytest.raises(FileNotFoundError, match="absent.keras"):
+    with pytest.raises(SystemExit, match="drscreen evaluate: .*absent.keras"):
         cli.main(
             [
                 "drscreen",
@@ -125,17 +152,53 @@ def test_run_calibration_scores_the_referable_probability(data_dir, model_path, 
     out = tmp_path / "eval"
     code = _evaluate(
         f"--model={run_dir}",
-        f"--data={data_dir}",
-        f"--validation_data={data_dir}",
-        "--split=all",
         f"--out={out}",
-        "--gallery=0",
-        "--perturbation_images=0",
-        "--lesion_metrics=off",
-        "--n_bootstrap=10",
+        *_all_of(data_dir),
     )
     assert code in (0, None)
     section = json.loads((out / "metrics.json").read_text())["metrics"]["calibration"]
     assert section["source"] == str(run_dir / "calibration.json")
     assert (section["midpoint"], section["scale"]) == (-5.0, 0.5)
     assert section["counts"][-1] == 12  # every untrained ŷ (about 0) is far above -5
+
+
+def _grades_and_predictions(model_file: str, data: str) -> tuple[np.ndarray, np.ndarray]:
+    """The model's own ŷ on every image of ``data``, computed here without the evaluator."""
+    model = keras.saving.load_model(model_file)
+    batches = pipeline.dataset_for_evaluation(
+        read_dataset("synthetic", data), pipeline.PipelineConfig(image_size=SIZE, augment=None)
+    )
+    grades, predictions = [], []
+    for batch in batches:
+        grades.append(batch["grade"].numpy())
+        predictions.append(model(batch["image"], training=False)[:, 0].numpy())
+    return np.concatenate(grades), np.concatenate(predictions)
+
+
+def test_heatmap_aware_model_is_tuned_on_its_own_validation_scores(data_dir, model_path, tmp_path):
+    """The second model's operating point is the threshold of ITS validation ŷ, not the plain
+    model's (which it was before)."""
+    keras.utils.set_random_seed(11)
+    aware_path = str(tmp_path / "aware.keras")
+    models.build("small", input_size=SIZE, width=4).save(aware_path)
+    out = tmp_path / "eval"
+    code = _evaluate(
+        f"--model={model_path}",
+        f"--heatmap_aware_model={aware_path}",
+        f"--out={out}",
+        *_all_of(data_dir),
+    )
+    assert code in (0, None)
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    thresholds = {}
+    for key, path in (("plain", model_path), ("aware", aware_path)):
+        grades, predictions = _grades_and_predictions(path, data_dir)
+        thresholds[key] = threshold_for_sensitivity(grades >= 2, predictions, 0.90)
+    assert thresholds["aware"] != pytest.approx(thresholds["plain"])
+
+    def point(section):
+        return section["screening"]["referable_dr"]["operating_points"]["0.90"]["threshold"]
+
+    assert point(metrics) == pytest.approx(thresholds["plain"], rel=1e-5)
+    assert point(metrics["heatmap_aware_model"]) == pytest.approx(thresholds["aware"], rel=1e-5)
+    assert metrics["heatmap_aware_model"]["validation"]["images"] == 12

@@ -4,11 +4,16 @@ import csv
 import os
 
 import cv2
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from drscreen import cli
-from drscreen.heatmaps.predict import PredictConfig, list_images
+from drscreen.commands.predict import PredictConfig, list_images
+from drscreen.data.fundus import crop_to_field_of_view
+from drscreen.data.image_io import load_rgb
+from drscreen.heatmaps.overlay import heatmap_overlay
 from drscreen.models import build, referable_probability
 
 
@@ -18,6 +23,21 @@ def _fundus_png(path: str, seed: int) -> None:
     disc = (np.hypot(yy, xx) < 20)[..., None]
     image = (rng.uniform(40, 230, (48, 48, 3)) * disc).astype(np.uint8)
     cv2.imwrite(path, image)
+
+
+def _model_output(
+    model: keras.Model, path: str
+) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """The model's own grade and sensitivity heatmap (sum_c |d grade / d pixel|, by
+    tf.GradientTape) on the photograph cropped to its field of view, computed here."""
+    image, fov = crop_to_field_of_view(load_rgb(path), 64)
+    images = tf.constant(image.numpy()[np.newaxis])
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        grade = model(images, training=False)[0, 0]
+    heatmap = tf.reduce_sum(tf.abs(tape.gradient(grade, images)), axis=-1)[0] * fov
+    photo = np.clip(np.rint(image.numpy()), 0, 255).astype(np.uint8)
+    return float(grade), heatmap.numpy(), photo, fov.numpy()
 
 
 @pytest.fixture
@@ -45,13 +65,16 @@ def test_predict_command_writes_csv_overlays_and_failures(run_dir, capsys):
     with open(out / "predictions.csv") as f:
         rows = list(csv.DictReader(f))
     assert [os.path.basename(row["image"]) for row in rows] == ["a.png", "b.png"]
+    model = keras.saving.load_model(run_dir / "run" / "best.keras")
     for row in rows:
-        grade = float(row["grade"])
+        grade, heatmap, photo, fov = _model_output(model, row["image"])
+        assert float(row["grade"]) == pytest.approx(grade, abs=1e-5)
         expected = referable_probability(grade)
-        assert float(row["referable_probability"]) == pytest.approx(expected, abs=1e-6)
-    for name in ("a", "b"):
-        overlay = cv2.imread(str(out / f"{name}_heatmap.png"))
-        assert overlay.shape == (64, 64, 3)
+        assert float(row["referable_probability"]) == pytest.approx(expected, abs=1e-5)
+        name = os.path.splitext(os.path.basename(row["image"]))[0]
+        overlay = cv2.cvtColor(cv2.imread(str(out / f"{name}_heatmap.png")), cv2.COLOR_BGR2RGB)
+        difference = np.abs(overlay.astype(int) - heatmap_overlay(photo, heatmap, fov).astype(int))
+        assert heatmap.max() > 0 and overlay.shape == (64, 64, 3) and difference.max() <= 2
     with open(out / "failures.csv") as f:
         failures = list(csv.DictReader(f))
     assert len(failures) == 1 and failures[0]["image"].endswith("c.jpg")

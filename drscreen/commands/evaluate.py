@@ -1,0 +1,367 @@
+"""``drscreen evaluate``'s library side: a model and a dataset -> metrics.json, figures, report.
+
+Reads the model (a run directory or a ``.keras`` file, `drscreen.models.runs`), the split its
+training held out (the run's ``splits.json``; else a ``drscreen prepare`` folder's own
+``splits.json``; else a patient split computed here, which the report says), and the data
+(a dataset folder or a ``drscreen prepare`` folder, `drscreen.data.sources.split_source`).
+Every model evaluated (the plain one, and a heatmap-aware one for the comparison) goes
+through `drscreen.evaluation.model_evaluation.evaluate_model` with its own validation pass.
+Writes ``metrics.json``, ``report.md``, ``predictions.csv`` (one row per evaluated image) and
+the figures into the output folder.
+"""
+
+import csv
+import dataclasses
+import os
+import sys
+
+import keras
+
+from drscreen.data.readers import DATASET_NAMES
+from drscreen.data.sources import Source, has_lesion_masks, is_prepared, split_source
+from drscreen.data.splits import ALL, SPLITS, SPLITS_FILE, Splits
+from drscreen.evaluation import comparison, figures, gallery, report
+from drscreen.evaluation.model_evaluation import ModelEvaluation, evaluate_model
+from drscreen.evaluation.runner import RunnerConfig, keras_functions
+from drscreen.heatmaps import METHODS
+from drscreen.models.calibration import resolve_calibration
+from drscreen.models.runs import RunDirectory, load_model, model_input_size, run_calibration
+
+LESION_METRICS = ("auto", "required", "off")
+SPLIT_CHOICES = (*SPLITS, ALL)
+DEFAULT_SPLIT = {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0}
+"""The patient split computed here when neither the model nor the data carries one."""
+PREDICTIONS_FILE = "predictions.csv"
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluationConfig:
+    """What `evaluate` evaluates and where it writes.
+
+    Attributes
+    ----------
+    model:
+        A training run directory (holding ``best.keras``) or a ``.keras`` file, loaded with
+        `drscreen.models.runs.load_model`.
+    data:
+        A dataset folder (read by the reader `dataset`) or a ``drscreen prepare`` output
+        folder (recognised by its ``manifest.json``; `dataset` is then unused).
+    out:
+        Output folder for ``metrics.json``, ``report.md``, ``predictions.csv`` and figures.
+    dataset:
+        Reader name (`drscreen.data.readers.DATASET_NAMES`).
+    validation_data:
+        Folder of a validation set (same reader) on which thresholds are chosen; empty: the
+        validation split of `data`.
+    split:
+        Part of `data` evaluated: ``train``, ``validation`` or ``test`` of the split, or
+        ``all`` of `data`.
+    val_fraction, test_fraction, split_seed:
+        Only for a model without a run's ``splits.json`` and data without its own: the
+        patient split computed here (None: `DEFAULT_SPLIT`). A run's split is the one its
+        training held out, so these are refused when it has one.
+    methods:
+        Heatmap methods of the plain model; the first one is the report's main heatmap.
+    heatmap_aware_model:
+        A second run directory or ``.keras`` file, trained heatmap-aware, whose sensitivity
+        heatmaps join the comparison table.
+    batch_size, image_size:
+        Batch size; input size (0: the model's own).
+    gallery:
+        Cases shown in the overlay gallery (0 for none).
+    lesion_metrics:
+        ``auto`` (when the data has lesion masks), ``required`` (error without masks) or
+        ``off``.
+    perturbation_images:
+        Images per method with deletion/insertion curves.
+    n_bootstrap:
+        Bootstrap replicates of the AUC confidence intervals.
+    command:
+        The command line, recorded in the report.
+    progress:
+        Progress lines on stderr.
+    """
+
+    model: str
+    data: str
+    out: str
+    dataset: str = "synthetic"
+    validation_data: str = ""
+    split: str = "test"
+    val_fraction: float | None = None
+    test_fraction: float | None = None
+    split_seed: int | None = None
+    methods: tuple[str, ...] = ("sensitivity",)
+    heatmap_aware_model: str = ""
+    batch_size: int = 16
+    image_size: int = 0
+    gallery: int = 8
+    lesion_metrics: str = "auto"
+    perturbation_images: int = 32
+    n_bootstrap: int = 1000
+    command: str = ""
+    progress: bool = True
+
+    def __post_init__(self):
+        for name in ("model", "data", "out"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} is required")
+        if self.dataset not in DATASET_NAMES:
+            raise ValueError(f"dataset {self.dataset!r} is not one of {DATASET_NAMES}")
+        if self.split not in SPLIT_CHOICES:
+            raise ValueError(f"split {self.split!r} is not one of {SPLIT_CHOICES}")
+        if self.lesion_metrics not in LESION_METRICS:
+            raise ValueError(
+                f"lesion_metrics {self.lesion_metrics!r} is not one of {LESION_METRICS}"
+            )
+        if not self.methods:
+            raise ValueError("at least one heatmap method is needed")
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f"unknown heatmap methods {unknown}; methods: {', '.join(METHODS)}")
+        if len(set(self.methods)) != len(self.methods):
+            raise ValueError(f"heatmap methods {self.methods} repeat a method")
+        for name in ("batch_size", "n_bootstrap"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("image_size", "gallery", "perturbation_images"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def split_settings_given(self) -> bool:
+        """Whether the patient split's fractions or seed were set."""
+        return any(
+            value is not None for value in (self.val_fraction, self.test_fraction, self.split_seed)
+        )
+
+
+def resolve_split(config: EvaluationConfig) -> tuple[Splits, str]:
+    """The split to read and the file it came from ("" when computed here).
+
+    In order: the run's ``splits.json`` (the images its training held out); a ``drscreen
+    prepare`` folder's own ``splits.json``; a patient split of `config.data` computed here
+    with `config`'s fractions and seed (a note on stderr says so).
+
+    Raises
+    ------
+    ValueError
+        When fractions or a seed are given although the run or the data fixes the split.
+    """
+    fixed = None
+    if os.path.isdir(config.model) and RunDirectory(config.model).splits_file.is_file():
+        fixed = str(RunDirectory(config.model).splits_file)
+    elif is_prepared(config.data):
+        fixed = os.path.join(config.data, SPLITS_FILE)
+    if fixed is not None:
+        if config.split_settings_given:
+            raise ValueError(
+                f"{fixed} fixes the split; val_fraction, test_fraction and split_seed apply "
+                "only to a model and data without a splits.json"
+            )
+        return Splits.load(fixed), fixed
+    settings = {
+        key: DEFAULT_SPLIT[key] if getattr(config, key) is None else getattr(config, key)
+        for key in DEFAULT_SPLIT
+    }
+    records = split_source(config.data, config.dataset)
+    splits = Splits.by_patient(
+        records,
+        settings["val_fraction"],
+        settings["test_fraction"],
+        settings["split_seed"],
+        made_by=f"drscreen evaluate, {config.model} having no splits.json",
+    )
+    print(
+        f"note: {config.model} has no splits.json; using the {splits.describe()}", file=sys.stderr
+    )
+    return splits, ""
+
+
+def _part(splits: Splits, origin: str, split: str, data: str) -> str:
+    where = origin or splits.describe()
+    return f"{split} part of {data} in {where}"
+
+
+def select_sources(config: EvaluationConfig) -> tuple[Source, Source, dict[str, str]]:
+    """The evaluated images, the validation images, and a description of both for the report.
+
+    The evaluated images are exactly the ids of ``config.split`` in the split of
+    `resolve_split` (every image of ``config.data`` for ``all``); the validation images are
+    ``config.validation_data``, or the split's validation ids.
+    """
+    problems: list = []
+    if config.split == ALL and config.validation_data:
+        splits, origin = None, ""
+    else:
+        splits, origin = resolve_split(config)
+    if config.split == ALL:
+        evaluated = split_source(config.data, config.dataset, problems=problems)
+        evaluated_text = f"all of {config.data}"
+    else:
+        evaluated = split_source(config.data, config.dataset, splits, config.split, problems)
+        evaluated_text = _part(splits, origin, config.split, config.data)
+    if problems:
+        print(
+            f"{config.dataset} {config.data}: skipped {len(problems)} unusable rows, "
+            f"e.g. {problems[0][0]}: {problems[0][1]}",
+            file=sys.stderr,
+        )
+    if config.validation_data:
+        validation = split_source(config.validation_data, config.dataset)
+        validation_text = f"all of {config.validation_data}"
+    else:
+        validation = split_source(config.data, config.dataset, splits, "validation")
+        validation_text = _part(splits, origin, "validation", config.data)
+    description = {
+        "evaluated images": evaluated_text,
+        "validation images (thresholds, calibration)": validation_text,
+    }
+    return evaluated, validation, description
+
+
+def _load_checked(path: str, image_size: int | None) -> tuple[keras.Model, int]:
+    model = load_model(path)
+    own = model_input_size(model)
+    if image_size and own != image_size:
+        raise ValueError(f"model {path} takes {own} px images, not {image_size} px")
+    return model, own
+
+
+def _write_predictions(path: str, result: ModelEvaluation) -> None:
+    arrays = result.evaluated.screening.arrays()
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(("image_id", "patient_id", "grade", "predicted_grade"))
+        for image_id, patient_id, grade, prediction in zip(
+            arrays["image_ids"],
+            arrays["patient_ids"],
+            arrays["grades"],
+            arrays["predictions"],
+            strict=True,
+        ):
+            writer.writerow(
+                (image_id, patient_id, "" if grade < 0 else int(grade), f"{prediction:.6f}")
+            )
+
+
+def _figures(
+    config: EvaluationConfig, evaluated: Source, result: ModelEvaluation, runner_config, heatmap_fns
+) -> dict[str, str]:
+    metrics, primary = result.metrics, config.methods[0]
+    drawn: dict[str, str] = {}
+    if "auc" in metrics["screening"].get("referable_dr", {}):
+        drawn["ROC curves (operating points chosen on validation)"] = figures.plot_roc(
+            metrics["screening"], os.path.join(config.out, "roc.png")
+        )
+        drawn["Calibration of the referable-DR probability"] = figures.plot_reliability(
+            metrics["calibration"], os.path.join(config.out, "calibration.png")
+        )
+    lesion_metrics = metrics["methods"][primary]["lesions"]
+    if any("froc" in entry for entry in lesion_metrics.values()):
+        drawn[f"Lesion FROC curves, {primary} heatmaps"] = figures.plot_froc(
+            lesion_metrics, os.path.join(config.out, "froc.png")
+        )
+    if config.gallery:
+        cases, target = gallery.gallery_cases(
+            evaluated,
+            result.evaluated,
+            primary,
+            heatmap_fns[primary],
+            runner_config,
+            config.gallery,
+        )
+        chosen_by = (
+            f"cases chosen on {target.replace('_', ' ')}, outlined in magenta"
+            if target is not None
+            else "cases chosen by the referable-DR prediction ŷ"
+        )
+        if cases:
+            drawn[f"Gallery of {primary} heatmaps ({chosen_by})"] = figures.plot_gallery(
+                cases, os.path.join(config.out, "gallery.png")
+            )
+    return drawn
+
+
+def evaluate(config: EvaluationConfig) -> dict:
+    """Evaluate a model on a dataset and write ``metrics.json``, ``report.md`` and figures.
+
+    Image-level sections need grades; lesion sections need lesion masks; a section that
+    cannot be computed says why.
+
+    Returns
+    -------
+    The metrics written (the ``metrics`` part of ``metrics.json``): those of `evaluate_model`
+    for the plain model, plus ``heatmap_aware_model`` (its own `evaluate_model` metrics and
+    ``model``) when one is given.
+    """
+    model, image_size = _load_checked(config.model, config.image_size)
+    calibration, calibration_source = resolve_calibration(run_calibration(config.model))
+    aware_model = None
+    if config.heatmap_aware_model:
+        aware_model, _ = _load_checked(config.heatmap_aware_model, image_size)
+    evaluated, validation, description = select_sources(config)
+    with_masks = config.lesion_metrics != "off" and has_lesion_masks(evaluated)
+    if config.lesion_metrics == "required" and not with_masks:
+        raise ValueError(
+            f"data {config.data}: the images evaluated have no lesion masks, so lesion metrics "
+            "cannot be computed (datasets with masks: synthetic, idrid, diaretdb1); use "
+            "lesion_metrics='auto' or 'off'"
+        )
+    runner_config = RunnerConfig(
+        image_size=image_size,
+        batch_size=config.batch_size,
+        lesion_metrics=with_masks,
+        perturbation_images=config.perturbation_images,
+        progress=config.progress,
+    )
+    score_fn, heatmap_fns = keras_functions(model, config.methods)
+    result = evaluate_model(
+        score_fn,
+        evaluated,
+        validation,
+        runner_config,
+        heatmap_fns,
+        calibration,
+        calibration_source,
+        config.n_bootstrap,
+    )
+    metrics = result.metrics
+    rows = dict(metrics["methods"])
+    if aware_model is not None:
+        aware_score, aware_heatmaps = keras_functions(aware_model, ("sensitivity",))
+        aware = evaluate_model(
+            aware_score,
+            evaluated,
+            validation,
+            runner_config,
+            aware_heatmaps,
+            *resolve_calibration(run_calibration(config.heatmap_aware_model)),
+            config.n_bootstrap,
+            label="heatmap-aware model",
+        )
+        metrics["heatmap_aware_model"] = {"model": config.heatmap_aware_model, **aware.metrics}
+        rows[comparison.HEATMAP_AWARE] = aware.metrics["methods"]["sensitivity"]
+
+    os.makedirs(config.out, exist_ok=True)
+    _write_predictions(os.path.join(config.out, PREDICTIONS_FILE), result)
+    drawn = _figures(config, evaluated, result, runner_config, heatmap_fns)
+    context = {
+        "dataset": config.data if is_prepared(config.data) else f"{config.dataset} ({config.data})",
+        "model": config.model,
+        "command": config.command or "drscreen.commands.evaluate.evaluate",
+        "image size": f"{image_size} px",
+        "heatmap methods": ", ".join(config.methods),
+        **description,
+        "per-image predictions": PREDICTIONS_FILE,
+    }
+    if config.heatmap_aware_model:
+        context["heatmap-aware model"] = config.heatmap_aware_model
+    if "skipped" in metrics["screening"]:
+        context["image-level metrics"] = f"skipped: {metrics['screening']['skipped']}"
+    if not with_masks:
+        context["lesion-level metrics"] = (
+            "off" if config.lesion_metrics == "off" else "skipped: no lesion masks"
+        )
+    report.write_report(config.out, metrics, drawn, comparison.comparison_rows(rows), context)
+    return metrics

@@ -81,10 +81,14 @@ class BenchmarkConfig:
         unknown = sorted(set(self.methods) - set(METHODS))
         check(not unknown, f"--methods: unknown {unknown}; methods: {', '.join(METHODS)}")
         check(bool(self.methods), "--methods must name at least one method")
-        check(all(sigma >= 0 for sigma in self.sigmas) and bool(self.sigmas),
-              f"--sigmas={self.sigmas} must be non-negative numbers")
+        check(
+            all(sigma >= 0 for sigma in self.sigmas) and bool(self.sigmas),
+            f"--sigmas={self.sigmas} must be non-negative numbers",
+        )
         check(self.epochs >= 0, f"--epochs={self.epochs} must be >= 0")
-        check(self.reference_epochs >= 1, f"--reference_epochs={self.reference_epochs} must be >= 1")
+        check(
+            self.reference_epochs >= 1, f"--reference_epochs={self.reference_epochs} must be >= 1"
+        )
         check(self.reference_width >= 1, f"--reference_width={self.reference_width} must be >= 1")
         check(self.batch_size >= 1, f"--batch_size={self.batch_size} must be >= 1")
 

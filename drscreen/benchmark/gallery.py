@@ -68,7 +68,9 @@ def plot_comparison(batch: dict, heatmap_fns: Mapping[str, HeatmapFunction], pat
                 ax.set_title(title.replace(" · ", "\n"), fontsize=7)
     figure.legend(
         handles=[Line2D([], [], color=c, label=g.replace("_", " ")) for g, c in CONTOURS.items()],
-        loc="outside lower center", ncols=2, fontsize=8,
+        loc="outside lower center",
+        ncols=2,
+        fontsize=8,
     )
     figure.savefig(path, dpi=110)
     return path

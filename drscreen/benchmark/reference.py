@@ -128,4 +128,3 @@ def heatmap_functions(model: keras.Model) -> dict[str, HeatmapFunction]:
         return maps
 
     return {f"reference_{group}": channel(index) for index, group in enumerate(GROUPS)}
-

@@ -91,8 +91,8 @@ def collect_rows(config: BenchmarkConfig, recipes: list[str]) -> dict[str, dict[
             randomised = _read(folder / f"{name}_randomised.json")
             for level in CASCADE if randomised else ():
                 for method, values in randomised["levels"][level].items():
-                    rows.setdefault(f"{name} randomised ({level}) · {method}", {})[seed] = (
-                        _figures(values, None)
+                    rows.setdefault(f"{name} randomised ({level}) · {method}", {})[seed] = _figures(
+                        values, None
                     )
         measured = _read(folder / "reference.json")
         if measured is not None:
@@ -113,8 +113,10 @@ def compare(rows: dict, first: str, second: str, key: str) -> dict | None:
     """Paired (per seed) difference first - second of one figure, and whether it exceeds the
     seed spread (same sign on every seed, |mean| above both rows' sd)."""
     seeds = [
-        s for s in rows[first]
-        if s in rows[second] and rows[first][s].get(key) is not None
+        s
+        for s in rows[first]
+        if s in rows[second]
+        and rows[first][s].get(key) is not None
         and rows[second][s].get(key) is not None
     ]
     if not seeds:
@@ -146,7 +148,9 @@ def select_models(config: BenchmarkConfig, recipes: list[str]) -> dict:
         name: {
             "validation_auc": float(np.mean([v["auc"] for v in found])),
             "validation_auc_ci_low": float(np.mean([v["auc_ci"][0] for v in found])),
-            "flip_stability": float(np.mean([v["methods"][method]["flip_stability"] for v in found])),
+            "flip_stability": float(
+                np.mean([v["methods"][method]["flip_stability"] for v in found])
+            ),
             "validation_froc": {
                 m: float(np.mean([v["methods"][m]["froc"] for v in found])) for m in config.methods
             },
@@ -157,7 +161,8 @@ def select_models(config: BenchmarkConfig, recipes: list[str]) -> dict:
         return {}
     best_auc = max(summary, key=lambda name: summary[name]["validation_auc"])
     eligible = [
-        name for name in summary
+        name
+        for name in summary
         if summary[name]["validation_auc"] >= summary[best_auc]["validation_auc_ci_low"]
     ]
     mask_free = max(eligible, key=lambda name: summary[name]["flip_stability"])
@@ -196,6 +201,10 @@ def goals(rows: dict, config: BenchmarkConfig, recipes: list[str], default: str)
         result["randomisation"] = {
             key: compare(rows, default, randomised, key) for key in GOAL_FIGURES
         }
+        drops = [result["randomisation"][key] for key in GOAL_FIGURES[:2]]
+        result["passes_randomisation"] = all(
+            d is not None and d["mean_difference"] > 0 and d["exceeds_seed_spread"] for d in drops
+        )
     plain_row = f"{plain} · {method}"
     if plain_row in rows and plain_row != default:
         low = np.mean([v["auc_ci"][0] for v in rows[plain_row].values() if v.get("auc_ci")])
@@ -239,18 +248,37 @@ def _markdown(results: dict) -> str:
     for name, per_seed in rows.items():
         cells = [_cell(_stats(per_seed, key), key == "ms_per_image") for key, _ in COLUMNS]
         sigmas = sorted({v["sigma"] for v in per_seed.values() if "sigma" in v})
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {','.join(f'{s:g}' for s in sigmas) or '–'} |")
-    lines += ["", "## Per seed", "", "| model · method | seed | AUC [95% CI] | FROC red | FROC bright | mass all |",
-              "|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {name} | " + " | ".join(cells) + f" | {','.join(f'{s:g}' for s in sigmas) or '–'} |"
+        )
+    lines += [
+        "",
+        "## Per seed",
+        "",
+        "| model · method | seed | AUC [95% CI] | FROC red | FROC bright | mass all |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, per_seed in rows.items():
         for seed, values in per_seed.items():
             ci = values.get("auc_ci")
-            auc = "–" if values.get("auc") is None else f"{values['auc']:.3f}" + (
-                f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-            figures = [values.get(k) for k in ("froc_score/red_lesions", "froc_score/bright_lesions",
-                                                "relevance_mass/all_lesions")]
-            lines.append(f"| {name} | {seed} | {auc} | " + " | ".join(
-                "–" if f is None else f"{f:.3f}" for f in figures) + " |")
+            auc = (
+                "–"
+                if values.get("auc") is None
+                else f"{values['auc']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+            )
+            figures = [
+                values.get(k)
+                for k in (
+                    "froc_score/red_lesions",
+                    "froc_score/bright_lesions",
+                    "relevance_mass/all_lesions",
+                )
+            ]
+            lines.append(
+                f"| {name} | {seed} | {auc} | "
+                + " | ".join("–" if f is None else f"{f:.3f}" for f in figures)
+                + " |"
+            )
     selection = results["selection"]
     if selection:
         lines += ["", "## Model choice on validation", ""]
@@ -272,39 +300,41 @@ def _markdown(results: dict) -> str:
         for other, figures in goal["beats_post_hoc"].items():
             for key, comparison in figures.items():
                 if comparison:
-                    lines.append(
-                        f"- vs {other}, {key}: {comparison['mean_difference']:+.3f} (per seed "
-                        + ", ".join(f"{d:+.3f}" for d in comparison["per_seed"])
-                        + ("; exceeds the seed spread)" if comparison["exceeds_seed_spread"]
-                           else "; within the seed spread)")
-                    )
+                    lines.append(f"- minus {other}, {key}: {_difference(comparison)}")
         for key, share in goal["reference_share"].items():
-            if share["share"] is not None:
-                lines.append(
-                    f"- {key}: {100 * share['share']:.0f} % of the pixel-supervised reference "
-                    f"(goal ≥ {100 * REFERENCE_SHARE:.0f} %: {'met' if share['met'] else 'not met'})"
-                )
+            met = "met" if share["met"] else "not met"
+            lines.append(
+                f"- {key}: {100 * share['share']:.0f} % of the pixel-supervised reference "
+                f"(goal ≥ {100 * REFERENCE_SHARE:.0f} %: {met})"
+            )
         for key, comparison in (goal.get("randomisation") or {}).items():
             if comparison:
-                lines.append(
-                    f"- trained minus fully randomised, {key}: {comparison['mean_difference']:+.3f}"
-                    + (" (exceeds the seed spread)" if comparison["exceeds_seed_spread"] else
-                       " (within the seed spread)")
-                )
-        if goal.get("auc_vs_plain"):
-            comparison = goal["auc_vs_plain"]
+                lines.append(f"- minus its fully randomised copy, {key}: {_difference(comparison)}")
+        if "passes_randomisation" in goal:
+            verdict = "passes" if goal["passes_randomisation"] else "does not pass"
             lines.append(
-                f"- referable-DR AUC minus the plain model's: {comparison['mean_difference']:+.3f}"
-                + (" (exceeds the seed spread)" if comparison["exceeds_seed_spread"]
-                   else " (within the seed spread)")
-                + f"; {'within' if comparison['within_plain_ci'] else 'below'} the plain "
-                f"model's CI (mean lower bound {comparison['plain_ci_low']:.3f})"
+                f"- randomisation check (both FROC scores drop beyond the spread): {verdict}"
+            )
+        comparison = goal.get("auc_vs_plain")
+        if comparison:
+            where = "within" if comparison["within_plain_ci"] else "below"
+            lines.append(
+                f"- referable-DR AUC minus the plain model's: {_difference(comparison)}; "
+                f"{where} the plain model's CI (mean lower bound {comparison['plain_ci_low']:.3f})"
             )
     return "\n".join(lines) + "\n"
 
 
+def _difference(comparison: dict) -> str:
+    """``+0.123 (per seed +0.1, +0.2; exceeds the seed spread)``."""
+    spread = "exceeds" if comparison["exceeds_seed_spread"] else "within"
+    seeds = ", ".join(f"{d:+.3f}" for d in comparison["per_seed"])
+    return f"{comparison['mean_difference']:+.3f} (per seed {seeds}; {spread} the seed spread)"
+
+
 def _machine() -> str:
-    return f"{platform.node() or 'host'}: {os.cpu_count()} CPU cores, {platform.processor() or platform.machine()}, Python {platform.python_version()}"
+    processor = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} CPU cores, {processor}, Python {platform.python_version()}"
 
 
 def write_results(config: BenchmarkConfig, recipes: list[str], command: str, wall: float) -> dict:

@@ -37,7 +37,14 @@ from drscreen.data.sources import split_source
 from drscreen.data.splits import SPLITS, Splits
 from drscreen.evaluation import screening
 from drscreen.evaluation.model_evaluation import evaluate_model
-from drscreen.evaluation.runner import RunnerConfig, heatmap_function, run, score_function
+from drscreen.evaluation.runner import (
+    HeatmapFunction,
+    RunnerConfig,
+    ScoreFunction,
+    heatmap_function,
+    run,
+    score_function,
+)
 from drscreen.evaluation.sections import method_summary
 from drscreen.models.runs import RunDirectory, load_model, model_input_size
 from drscreen.training import run as training
@@ -151,7 +158,11 @@ def measure_image_model(model: keras.Model, sources: dict, config: BenchmarkConf
         base, method_candidates=validation.candidate_configs(studies, base.candidates)
     )
     result = evaluate_model(
-        score_function(model), sources["test"], sources["validation"], measured, heatmap_fns,
+        score_function(model),
+        sources["test"],
+        sources["validation"],
+        measured,
+        heatmap_fns,
         label="benchmark test",
     )
     return {
@@ -163,7 +174,12 @@ def measure_image_model(model: keras.Model, sources: dict, config: BenchmarkConf
     }
 
 
-def _measure_maps(score_fn, heatmap_fns: Mapping, sources: dict, config: RunnerConfig) -> dict:
+def _measure_maps(
+    score_fn: ScoreFunction,
+    heatmap_fns: Mapping[str, HeatmapFunction],
+    sources: dict,
+    config: RunnerConfig,
+) -> dict:
     """Lesion figures and time per image of map producers on the test split (no screening)."""
     result = run(sources["test"], score_fn, heatmap_fns, config, "benchmark test")
     return {
@@ -173,7 +189,9 @@ def _measure_maps(score_fn, heatmap_fns: Mapping, sources: dict, config: RunnerC
     }
 
 
-def measure_randomised(model: keras.Model, trained: dict, sources: dict, config, seed) -> dict:
+def measure_randomised(
+    model: keras.Model, trained: dict, sources: dict, config: BenchmarkConfig, seed: int
+) -> dict:
     """Each method on the model randomised from the top, with the trained model's σ."""
     studies = trained["validation"]["methods"]
     base = _runner_config(config, model_input_size(model))
@@ -197,8 +215,11 @@ def measure_reference(sources: dict, config: BenchmarkConfig, seed: int, folder:
         model = keras.saving.load_model(path)
     else:
         model = reference.train_reference(
-            sources["train"], config.synth_size, config.reference_width,
-            config.reference_epochs, seed,
+            sources["train"],
+            config.synth_size,
+            config.reference_width,
+            config.reference_epochs,
+            seed,
         )
         folder.mkdir(parents=True, exist_ok=True)
         model.save(path)
@@ -214,7 +235,11 @@ def measure_reference(sources: dict, config: BenchmarkConfig, seed: int, folder:
     return {
         "parameters": int(model.count_params()),
         "validation": {"methods": {m: study.to_dict() for m, study in studies.items()}},
-        "test": {"methods": _measure_maps(reference.score_function(model), heatmap_fns, sources, measured)},
+        "test": {
+            "methods": _measure_maps(
+                reference.score_function(model), heatmap_fns, sources, measured
+            )
+        },
     }
 
 
@@ -259,7 +284,9 @@ def run_seed(config: BenchmarkConfig, recipes: Mapping[str, TrainConfig], seed: 
         _comparison_gallery(config, run_dirs, sources, folder / REFERENCE / "model.keras", path)
 
 
-def _comparison_gallery(config, run_dirs: dict, sources: dict, reference_file: Path, path: Path):
+def _comparison_gallery(
+    config: BenchmarkConfig, run_dirs: dict, sources: dict, reference_file: Path, path: Path
+) -> None:
     """The first seed's comparison figure: every model and method on a few test images."""
     batch = gallery.gallery_batch(sources["test"], _runner_config(config, config.synth_size), 4)
     if batch is None:

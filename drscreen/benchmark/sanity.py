@@ -19,7 +19,9 @@ candidate)."""
 
 
 def _weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
-    return [layer for layer in model.layers if any(w.path.endswith("kernel") for w in layer.weights)]
+    return [
+        layer for layer in model.layers if any(w.path.endswith("kernel") for w in layer.weights)
+    ]
 
 
 def _random_kernel(shape: tuple[int, ...], rng: np.random.Generator) -> np.ndarray:

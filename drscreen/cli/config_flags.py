@@ -80,7 +80,9 @@ def _value(field: dataclasses.Field, kind: type, flag_values: flags.FlagValues):
     try:
         return tuple(item(entry) for entry in value)
     except ValueError:
-        raise ValueError(f"--{field.name}={','.join(value)}: expected {_TUPLE_ITEMS[item]}") from None
+        raise ValueError(
+            f"--{field.name}={','.join(value)}: expected {_TUPLE_ITEMS[item]}"
+        ) from None
 
 
 def config_from_flags(config_class: type, flag_values: flags.FlagValues = flags.FLAGS):

@@ -30,8 +30,9 @@ def test_augmentation_moves_image_and_targets_together():
     target = np.concatenate([pattern, 1 - pattern], axis=-1)
     for _ in range(8):
         moved_image, moved_target = reference._dihedral(tf.constant(image), tf.constant(target))
-        np.testing.assert_allclose(moved_image.numpy()[..., 0] / 255, moved_target.numpy()[..., 0],
-                                   rtol=1e-6)
+        np.testing.assert_allclose(
+            moved_image.numpy()[..., 0] / 255, moved_target.numpy()[..., 0], rtol=1e-6
+        )
 
 
 @pytest.fixture(scope="module")

@@ -39,18 +39,31 @@ def benchmark(tmp_path):
     """Two seeds: evidence beats plain's sensitivity on red on both seeds (by 0.10 and 0.20),
     ties it on bright up to noise (+0.01, -0.01); the reference finds twice as much."""
     config = BenchmarkConfig(
-        out=str(tmp_path), recipes=("configs/plain.flags", "configs/evidence.flags"),
-        control_recipe="evidence", seeds=(0, 1), methods=("sensitivity", "gradcam"),
+        out=str(tmp_path),
+        recipes=("configs/plain.flags", "configs/evidence.flags"),
+        control_recipe="evidence",
+        seeds=(0, 1),
+        methods=("sensitivity", "gradcam"),
     )
     for seed, (gain, bright) in enumerate(((0.10, 0.01), (0.20, -0.01))):
         folder = tmp_path / f"seed{seed}"
         folder.mkdir()
         plain = {"sensitivity": _method(0.1, 0.2), "gradcam": _method(0.0, 0.05)}
         evidence = {"sensitivity": _method(0.1 + gain, 0.2 + bright), "gradcam": _method(0.1, 0.1)}
-        (folder / "plain.json").write_text(json.dumps(_image_model(
-            0.95, plain, stability=0.5, val_froc={"sensitivity": 0.1, "gradcam": 0.0})))
-        (folder / "evidence.json").write_text(json.dumps(_image_model(
-            0.94, evidence, stability=0.8, val_froc={"sensitivity": 0.3, "gradcam": 0.4})))
+        (folder / "plain.json").write_text(
+            json.dumps(
+                _image_model(
+                    0.95, plain, stability=0.5, val_froc={"sensitivity": 0.1, "gradcam": 0.0}
+                )
+            )
+        )
+        (folder / "evidence.json").write_text(
+            json.dumps(
+                _image_model(
+                    0.94, evidence, stability=0.8, val_froc={"sensitivity": 0.3, "gradcam": 0.4}
+                )
+            )
+        )
         reference = {
             "reference_red_lesions": _method(0.4 + gain, 0.0),
             "reference_bright_lesions": _method(0.0, 0.4),
@@ -62,8 +75,11 @@ def benchmark(tmp_path):
 def test_rows_hold_every_seed_and_the_reference_splits_its_maps(benchmark):
     rows = results.collect_rows(benchmark, RECIPES)
     assert set(rows) == {
-        "plain · sensitivity", "plain · gradcam", "evidence · sensitivity",
-        "evidence · gradcam", "pixel-supervised reference",
+        "plain · sensitivity",
+        "plain · gradcam",
+        "evidence · sensitivity",
+        "evidence · gradcam",
+        "pixel-supervised reference",
     }
     assert rows["evidence · sensitivity"][1]["froc_score/red_lesions"] == pytest.approx(0.3)
     assert rows["evidence · sensitivity"][0]["sigma"] == 2.0
@@ -75,13 +91,15 @@ def test_rows_hold_every_seed_and_the_reference_splits_its_maps(benchmark):
 
 def test_differences_exceed_the_seed_spread_only_when_consistent_and_large(benchmark):
     rows = results.collect_rows(benchmark, RECIPES)
-    red = results.compare(rows, "evidence · sensitivity", "plain · sensitivity",
-                          "froc_score/red_lesions")
+    red = results.compare(
+        rows, "evidence · sensitivity", "plain · sensitivity", "froc_score/red_lesions"
+    )
     # per seed +0.10, +0.20; sd of evidence's red FROC over seeds = 0.0707 < 0.15
     assert red["per_seed"] == pytest.approx([0.10, 0.20])
     assert red["mean_difference"] == pytest.approx(0.15) and red["exceeds_seed_spread"]
-    bright = results.compare(rows, "evidence · sensitivity", "plain · sensitivity",
-                             "froc_score/bright_lesions")
+    bright = results.compare(
+        rows, "evidence · sensitivity", "plain · sensitivity", "froc_score/bright_lesions"
+    )
     assert bright["mean_difference"] == pytest.approx(0.0) and not bright["exceeds_seed_spread"]
 
 

@@ -10,7 +10,9 @@ from drscreen.benchmark import sanity
 
 
 def _kernel_layers(model):
-    return [layer for layer in model.layers if any(w.path.endswith("kernel") for w in layer.weights)]
+    return [
+        layer for layer in model.layers if any(w.path.endswith("kernel") for w in layer.weights)
+    ]
 
 
 def test_top_share_is_redrawn_at_glorot_scale_and_the_rest_kept():

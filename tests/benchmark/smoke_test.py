@@ -13,8 +13,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _benchmark(out: Path, *flags: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "scripts/benchmark.py", "--flagfile=configs/benchmark_smoke.flags",
-               f"--out={out}", *flags]
+    command = [
+        sys.executable,
+        "scripts/benchmark.py",
+        "--flagfile=configs/benchmark_smoke.flags",
+        f"--out={out}",
+        *flags,
+    ]
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
 
 

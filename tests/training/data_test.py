@@ -6,8 +6,8 @@ import json
 import pytest
 
 from drscreen.data.synthetic.writer import CONFIG_FILE
-from drscreen.training.config import DataConfig
 from drscreen.models.runs import RunDirectory
+from drscreen.training.config import DataConfig
 from drscreen.training.data import ensure_synthetic, load_splits
 
 

@@ -21,7 +21,10 @@ from drscreen.models import build
 from drscreen.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARK_FLAGFILES = [ROOT / "configs" / "benchmark.flags", ROOT / "configs" / "benchmark_smoke.flags"]
+BENCHMARK_FLAGFILES = [
+    ROOT / "configs" / "benchmark.flags",
+    ROOT / "configs" / "benchmark_smoke.flags",
+]
 FLAGFILES = sorted(set((ROOT / "configs").glob("*.flags")) - set(BENCHMARK_FLAGFILES))
 TENSORFLOW_LOG_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|shuffle=True")
 

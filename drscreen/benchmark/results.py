@@ -229,9 +229,9 @@ def _markdown(results: dict) -> str:
         "",
         f"Command: `{results['command']}`  ",
         f"Machine: {results['machine']}  ",
-        f"Wall time: {results['wall_seconds'] / 60:.1f} min this invocation; "
-        f"{results['stage_seconds'] / 60:.1f} min summed over evaluation stages "
-        f"(training in the run directories' logs)  ",
+        f"Wall time: {results['wall_seconds'] / 60:.1f} min over {results['invocations']} "
+        f"invocation(s) of the command (a resumed run adds up its parts; the first one also "
+        f"generated the images)  ",
         f"Seeds: {', '.join(map(str, results['config']['seeds']))} (split and initialisation); "
         f"{results['config']['synth_n']} synthetic images at {results['config']['synth_size']} px, "
         f"lesion size ×{results['config']['synth_lesion_size']:g}; test images per seed: "
@@ -340,13 +340,14 @@ def _machine() -> str:
 def write_results(config: BenchmarkConfig, recipes: list[str], command: str, wall: float) -> dict:
     """Write ``results.json`` and ``results.md`` in the benchmark folder; return the results."""
     out = Path(config.out)
+    previous = _read(out / "results.json") or {}
+    invocations = previous.get("invocations", 1 if previous else 0) + 1
+    wall += previous.get("wall_seconds", 0.0)
     rows = collect_rows(config, recipes)
     selection = select_models(config, recipes)
     default = selection.get("mask_free") if selection else None
-    stage_seconds, test_images = 0.0, []
+    test_images = []
     for seed in config.seeds:
-        for path in sorted((out / f"seed{seed}").glob("*.json")):
-            stage_seconds += json.loads(path.read_text()).get("seconds", 0.0)
         first = _read(out / f"seed{seed}" / f"{recipes[0]}.json")
         if first:
             test_images.append(first["test"]["images"])
@@ -354,7 +355,7 @@ def write_results(config: BenchmarkConfig, recipes: list[str], command: str, wal
         "command": command,
         "machine": _machine(),
         "wall_seconds": wall,
-        "stage_seconds": stage_seconds,
+        "invocations": invocations,
         "config": dataclasses.asdict(config),
         "test_images": test_images,
         "rows": {name: {str(s): v for s, v in per_seed.items()} for name, per_seed in rows.items()},

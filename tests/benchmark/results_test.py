@@ -64,6 +64,13 @@ def benchmark(tmp_path):
                 )
             )
         )
+        randomised = {  # the fully randomised evidence net finds (almost) nothing
+            "levels": {
+                level: {"sensitivity": _method(0.01 * seed, 0.02), "gradcam": _method(0.0, 0.0)}
+                for level in ("top half", "all")
+            }
+        }
+        (folder / "evidence_randomised.json").write_text(json.dumps(randomised))
         reference = {
             "reference_red_lesions": _method(0.4 + gain, 0.0),
             "reference_bright_lesions": _method(0.0, 0.4),
@@ -80,6 +87,11 @@ def test_rows_hold_every_seed_and_the_reference_splits_its_maps(benchmark):
         "evidence · sensitivity",
         "evidence · gradcam",
         "pixel-supervised reference",
+        *(
+            f"evidence randomised ({level}) · {method}"
+            for level in ("top half", "all")
+            for method in ("sensitivity", "gradcam")
+        ),
     }
     assert rows["evidence · sensitivity"][1]["froc_score/red_lesions"] == pytest.approx(0.3)
     assert rows["evidence · sensitivity"][0]["sigma"] == 2.0
@@ -119,6 +131,8 @@ def test_goals_and_markdown(benchmark):
     assert share["share"] == pytest.approx(0.25 / 0.55) and not share["met"]
     assert goals["auc_vs_plain"]["mean_difference"] == pytest.approx(-0.01)
     assert goals["auc_vs_plain"]["within_plain_ci"]  # 0.94 >= 0.95 - 0.05
+    drop = goals["randomisation"]["froc_score/red_lesions"]
+    assert drop["per_seed"] == pytest.approx([0.2, 0.29]) and goals["passes_randomisation"]
     out = Path(benchmark.out)
     markdown = (out / "results.md").read_text()
     assert "| evidence · sensitivity | 0.940 ± 0.000 | 0.250 ± 0.071 |" in markdown
@@ -126,3 +140,5 @@ def test_goals_and_markdown(benchmark):
     assert json.loads((out / "results.json").read_text())["command"] == (
         "python scripts/benchmark.py"
     )
+    resumed = results.write_results(benchmark, RECIPES, "python scripts/benchmark.py", 30.0)
+    assert resumed["wall_seconds"] == 90.0 and resumed["invocations"] == 2

@@ -1,11 +1,13 @@
 """A comparison figure of the benchmark: the same test photographs under every map producer.
 
-One row per photograph (the first test images holding both red and bright lesions), one
-column per (model · method) plus the photograph itself: each map is |H| over its own maximum,
-drawn over a grey copy of the photograph, with the red-lesion (cyan) and bright-lesion
-(yellow) contours of the ground truth, so a reader sees where each method looks.
+Per photograph (the first test images holding both red and bright lesions) the photograph and
+then one panel per (model · method), wrapped into rows a screen can show: each map is |H|
+over its own maximum, drawn over a grey copy of the photograph, with the red-lesion (cyan)
+and bright-lesion (yellow) contours of the ground truth, so a reader sees where each method
+looks.
 """
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -42,30 +44,37 @@ def gallery_batch(test: Source, config: RunnerConfig, count: int) -> dict | None
     return {k: np.stack(v) if k != "groups" else v for k, v in chosen.items()} or None
 
 
-def plot_comparison(batch: dict, heatmap_fns: Mapping[str, HeatmapFunction], path: str) -> str:
-    """Write the comparison figure of ``batch`` under each heatmap function to ``path``."""
+def plot_comparison(
+    batch: dict, heatmap_fns: Mapping[str, HeatmapFunction], path: str, columns: int = 8
+) -> str:
+    """Write the comparison figure of ``batch`` under each heatmap function to ``path``: per
+    photograph, the photograph and then each map, wrapped after ``columns`` panels."""
     images, fov = batch["image"], batch["mask"]
     maps = {name: np.abs(fn(images, fov)[1].numpy()) for name, fn in heatmap_fns.items()}
-    rows, columns = len(images), 1 + len(maps)
-    figure = Figure(figsize=(2.1 * columns, 2.3 * rows + 0.5), layout="constrained")
+    panels = 1 + len(maps)
+    columns = min(columns, panels)
+    rows_per_image = math.ceil(panels / columns)
+    rows = rows_per_image * len(images)
+    figure = Figure(figsize=(2.2 * columns, 2.45 * rows + 0.4), layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False)
-    for row in range(rows):
-        grey = images[row].mean(axis=-1) / 255.0
-        panels = [("photograph " + str(batch["image_id"][row]), None), *maps.items()]
-        for column, (title, heatmap) in enumerate(panels):
-            ax = axes[row, column]
-            ax.set_axis_off()
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for index in range(len(images)):
+        grey = images[index].mean(axis=-1) / 255.0
+        named = [(f"photograph {batch['image_id'][index]}", None), *maps.items()]
+        for panel, (title, heatmap) in enumerate(named):
+            row, column = divmod(panel, columns)
+            ax = axes[index * rows_per_image + row, column]
             if heatmap is None:
-                ax.imshow(np.clip(images[row] / 255.0, 0, 1))
+                ax.imshow(np.clip(images[index] / 255.0, 0, 1))
             else:
                 ax.imshow(grey, cmap="gray", vmin=0, vmax=1)
-                relevance = heatmap[row] / (heatmap[row].max() or 1.0)
+                relevance = heatmap[index] / (heatmap[index].max() or 1.0)
                 ax.imshow(np.ma.masked_less(relevance, 0.05), cmap="jet", alpha=0.6, vmin=0, vmax=1)
             for group, colour in CONTOURS.items():
-                mask = batch["groups"][row][group]
+                mask = batch["groups"][index][group]
                 ax.contour(mask, levels=[0.5], colors=colour, linewidths=0.8)
-            if row == 0 or heatmap is None:
-                ax.set_title(title.replace(" · ", "\n"), fontsize=7)
+            ax.set_title(title.replace(" · ", "\n"), fontsize=7)
     figure.legend(
         handles=[Line2D([], [], color=c, label=g.replace("_", " ")) for g, c in CONTOURS.items()],
         loc="outside lower center",

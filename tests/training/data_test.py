@@ -27,3 +27,15 @@ def test_benchmark_from_other_flags_is_reused_with_a_warning(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "n 600 (flag: 900), size 256 (flag: 128)" in err
     assert "seed" not in err
+
+
+def test_benchmark_with_other_lesion_sizes_is_reused_with_a_warning(tmp_path, capsys):
+    """--synth_lesion_size multiplies the preset's lesion_size (standard: 1.0)."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    config = {"n": 900, "size": 128, "seed": 1, "difficulty": "standard"}
+    config["params"] = {"lesion_size": 1.0}
+    (folder / CONFIG_FILE).write_text(json.dumps({"config": config}))
+    flags = DataConfig(synth_n=900, synth_size=128, synth_seed=1, synth_lesion_size=2.0)
+    ensure_synthetic(flags, tmp_path)
+    assert "params.lesion_size 1.0 (flag: 2.0)" in capsys.readouterr().err

@@ -44,7 +44,7 @@ from drscreen.models import build
 from drscreen.models.calibration import Calibration
 from drscreen.models.runs import RunDirectory
 from drscreen.training import data as run_data
-from drscreen.training.callbacks import training_callbacks
+from drscreen.training.callbacks import BACKUP_METADATA, training_callbacks
 from drscreen.training.config import TrainConfig
 from drscreen.training.distribution import is_chief, make_strategy, worker_shard, writable_dir
 from drscreen.training.heatmap_aware import HeatmapAwareModel
@@ -62,7 +62,7 @@ def _log(message: str) -> None:
 
 def _backup_epoch(stage_dir: Path) -> int:
     """Epochs completed according to the stage's backup (0 without one)."""
-    metadata = stage_dir / "backup" / "training_metadata.json"
+    metadata = stage_dir / "backup" / BACKUP_METADATA
     return int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
 
 

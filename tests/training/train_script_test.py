@@ -80,5 +80,5 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
     process = _train(tmp_path / "run", "--learning_rate=1e30", "--heatmap_weight=0")
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 1
-    assert "training loss became" in stderr and "last good checkpoint" in stderr
+    assert "training loss became" in stderr and "No checkpoint was kept" in stderr
     assert not (tmp_path / "run" / "best.keras").exists()

@@ -256,18 +256,25 @@ def run(config: TrainConfig) -> dict:
     Raises
     ------
     ValueError
-        Bad data or data not matching the model, or a run directory that holds another run,
-        before training starts.
+        Bad settings, bad data or data not matching the model, or a run directory that holds
+        another run, before anything is written to the run directory (synthetic data
+        generated into ``RUN_DIR/data`` aside).
     drscreen.training.callbacks.NonFiniteLossError
         The loss became NaN/Inf; the last good checkpoint is kept.
     """
-    keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.distribution)
     run_dir = RunDirectory(writable_dir(config.model_dir, strategy))
     config.check_continues(run_dir.config_file)
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    config.write(run_dir.config_file)
+    for size in config.model.stage_sizes:  # a model that cannot be built fails here
+        _build_model(config, size, None)
+    keras.utils.set_random_seed(config.seed)  # weights as if no model had been built before
     splits = run_data.load_splits(config.data, run_dir, config.seed)
+    run_data.steps_per_epoch(splits, config.data, config.steps_per_epoch)
+    # Every setting is checked: only now is the run directory's record written, so a
+    # corrected command is never refused as "other settings".
+    config.write(run_dir.config_file)
+    if not run_dir.splits_file.is_file():
+        splits.splits.write(run_dir.splits_file)
     previous = keras.saving.load_model(config.init_from) if config.init_from else None
     best_path = None
     for index, size in enumerate(config.model.stage_sizes):

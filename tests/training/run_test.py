@@ -1,5 +1,6 @@
 """End to end: `run` on a tiny synthetic benchmark writes every artefact of a run directory."""
 
+import dataclasses
 import json
 
 import keras
@@ -101,3 +102,20 @@ def test_a_run_directory_holding_another_run_is_refused(tmp_path):
     first.write(RunDirectory(tmp_path).config_file)
     with pytest.raises(ValueError, match=r"other settings \(epochs\)"):
         run(TrainConfig(model_dir=str(tmp_path), epochs=4))
+
+
+def test_a_setting_refused_before_training_writes_no_run_record(tmp_path):
+    """A batch larger than the training split is refused before config.json and
+    splits.json are written, so the corrected command is not refused as another run."""
+    data = DataConfig(**{**TINY_DATA.__dict__, "data_dir": str(tmp_path / "synth")})
+    wrong = TrainConfig(
+        model_dir=str(tmp_path / "run"),
+        data=dataclasses.replace(data, batch_size=64),
+        model=ModelConfig(model="small", image_size=64, width=2),
+        verbose=0,
+    )
+    with pytest.raises(ValueError, match="--batch_size=64 exceeds the"):
+        run(wrong)
+    run_dir = RunDirectory(tmp_path / "run")
+    assert not run_dir.config_file.exists() and not run_dir.splits_file.exists()
+    dataclasses.replace(wrong, data=data).check_continues(run_dir.config_file)

@@ -30,6 +30,7 @@ Run directory (file names owned by `drscreen.models.runs.RunDirectory`; all writ
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import keras
@@ -165,15 +166,19 @@ def train_stage(
         run.logs_dir(index, size),
         _heatmap_images(config, splits, size),
     )
-    wrapper.fit(
-        train,
-        validation_data=validation,
-        epochs=config.epochs,
-        steps_per_epoch=steps,
-        callbacks=callbacks,
-        verbose=config.verbose,
-        shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
-    )
+    with warnings.catch_warnings():
+        # A validation set of unknown length (TFRecords, or photographs refused on the way)
+        # is read to its end every epoch, which Keras calls running out of data.
+        warnings.filterwarnings("ignore", "Your input ran out of data", UserWarning)
+        wrapper.fit(
+            train,
+            validation_data=validation,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            verbose=config.verbose,
+            shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
+        )
     if not best_path.is_file():
         raise RuntimeError(
             f"stage {name} produced no {RunDirectory.MODEL}: {config.checkpoint_monitor} was "

@@ -62,6 +62,10 @@ class DataConfig:
         o_O's decaying class-resampling weights (``drscreen.data.pipeline``).
     cache:
         Cache decoded images in memory after the first epoch.
+    shuffled_grades:
+        The sanity control of Adebayo et al. (2018): the training split's grades are permuted
+        among its images (seeded by the run's seed), so the model can learn no grade-related
+        feature; validation and test keep their true grades.
     val_fraction, test_fraction:
         Patient-level split fractions for the synthetic benchmark.
     """
@@ -77,6 +81,9 @@ class DataConfig:
     augmentation: str = _field("oO", "Training augmentation.", AUGMENTATIONS)
     class_rebalancing: bool = _field(True, "o_O decaying class weights.")
     cache: bool = _field(True, "Cache decoded images in memory.")
+    shuffled_grades: bool = _field(
+        False, "Sanity control: train on the training split's grades permuted (seeded)."
+    )
     val_fraction: float = _field(0.15, "Validation share of patients.")
     test_fraction: float = _field(0.15, "Test share of patients.")
 
@@ -90,6 +97,11 @@ class DataConfig:
         )
         if self.data_source == "tfrecords":
             _check(bool(self.data_dir), "--data_source=tfrecords needs --data_dir")
+            _check(
+                not self.shuffled_grades,
+                "--shuffled_grades needs --data_source=synthetic (records whose grades can be "
+                "permuted)",
+            )
         _check(self.synth_n >= 8, f"--synth_n={self.synth_n} must be at least 8")
         _check(self.synth_size >= 64, f"--synth_size={self.synth_size} must be at least 64")
         _check(self.batch_size >= 1, f"--batch_size={self.batch_size} must be positive")

@@ -21,14 +21,17 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from drscreen.data import pipeline
 from drscreen.data.augment import DIHEDRAL, AugmentConfig
 from drscreen.data.readers import read_dataset
+from drscreen.data.records import FundusRecord
 from drscreen.data.sources import PreparedSplit, Source, source_size, split_source
 from drscreen.data.splits import SPLITS, Splits
 from drscreen.data.synthetic import DIFFICULTIES, SynthConfig, write_dataset
@@ -158,7 +161,19 @@ def load_splits(config: DataConfig, run: RunDirectory, seed: int) -> DataSplits:
                     " (synthetic data: raise --synth_n)"
                 )
     parts = {name: split_source(str(folder), dataset, splits, name) for name in SPLITS}
+    if config.shuffled_grades:
+        parts["train"] = shuffled_grades(parts["train"], seed)
     return DataSplits(parts["train"], parts["validation"], parts["test"], splits)
+
+
+def shuffled_grades(records: Sequence[FundusRecord], seed: int) -> list[FundusRecord]:
+    """`records` with their grades permuted among them (seeded): the shuffled-label control."""
+    grades = [record.grade for record in records]
+    order = np.random.default_rng(seed).permutation(len(grades))
+    return [
+        dataclasses.replace(record, grade=grades[index])
+        for record, index in zip(records, order, strict=True)
+    ]
 
 
 def steps_per_epoch(splits: DataSplits, config: DataConfig, requested: int) -> int:

@@ -89,7 +89,8 @@ def test_damaged_archive_cannot_be_read(model, tmp_path, how):
 @pytest.mark.parametrize("command", ["evaluate", "export", "predict"])
 @pytest.mark.parametrize("how", ["bad CRC", "truncated"])
 def test_commands_name_a_damaged_model(model, tmp_path, capsys, command, how):
-    """evaluate, export and predict stop with the reason, not a BadZipFile traceback or "not found"."""
+    """evaluate, export and predict stop with the reason, not a BadZipFile traceback nor
+    "not found"."""
     path = _damaged(model, tmp_path, how)
     argv = ["drscreen", command, f"--model={path}", f"--out={tmp_path / 'out'}"]
     argv += {"evaluate": [f"--data={tmp_path}"], "predict": [f"--images={tmp_path}"]}.get(

@@ -169,9 +169,7 @@ def _check_archive(path: str) -> None:
             f"({error})"
         ) from error
     if damaged is not None:
-        raise ValueError(
-            f"cannot read model {path}: {damaged} in the archive is corrupt (bad CRC)"
-        )
+        raise ValueError(f"cannot read model {path}: {damaged} in the archive is corrupt (bad CRC)")
 
 
 def load_model(run_or_model: str) -> keras.Model:

@@ -42,7 +42,23 @@ def main(argv: list[str] | None = None) -> None:
     quiet_tensorflow()
     _forget_loaded_commands()
     module = importlib.import_module(f"drscreen.cli.{command}")
+    if any(arg in HELP_FLAGS for arg in argv[2:]):
+        print(command_help(command, module.__name__, module.__doc__ or ""))
+        sys.exit(0)
     app.run(module.main, argv=[f"drscreen {command}", *argv[2:]])
+
+
+HELP_FLAGS = ("-h", "--help", "-help", "--helpshort")
+
+
+def command_help(command: str, module_name: str, doc: str) -> str:
+    """A command's help: its summary and usage (the module docstring), then each of its own
+    flags with its help text and default (absl's ``--help`` lists only the flags of the
+    program's main module, which are none for ``drscreen``)."""
+    own = flags.FLAGS.module_help(module_name).strip()
+    listed = own.split("\n", 1)[1] if "\n" in own else "  (none)"
+    summary = doc.strip() or f"drscreen {command}: {COMMANDS[command]}"
+    return f"{summary}\n\nflags:\n{listed}\n\nabsl and TensorFlow flags: --helpfull"
 
 
 def _forget_loaded_commands() -> None:

@@ -14,6 +14,7 @@ import sys
 
 from absl import app, flags
 
+from drscreen.cli.paths import require_output_folder
 from drscreen.commands.evaluate import (
     LESION_METRICS,
     SPLIT_CHOICES,
@@ -27,6 +28,7 @@ _MODEL = flags.DEFINE_string("model", None, "Training run directory (best.keras)
 _DATA = flags.DEFINE_string("data", None, "Dataset root folder or `drscreen prepare` folder.")
 _DATASET = flags.DEFINE_string("dataset", "synthetic", f"Reader: one of {DATASET_NAMES}.")
 _OUT = flags.DEFINE_string("out", None, "Output folder for metrics.json, report.md, figures.")
+require_output_folder(_OUT)
 _VALIDATION_DATA = flags.DEFINE_string(
     "validation_data", "", "Validation set folder (same reader); default: validation split."
 )

@@ -11,6 +11,7 @@ directory's ``calibration.json`` when it has one, else the default; explicit
 
 from absl import app, flags
 
+from drscreen.cli.paths import require_output_folder
 from drscreen.export import FORMATS, ExportConfig, SignatureConfig, export
 from drscreen.export.onnx import DEFAULT_OPSET
 from drscreen.export.tflite import VARIANTS
@@ -23,6 +24,7 @@ _MODEL = flags.DEFINE_string(
     "model", None, "A training run directory (its best.keras) or a .keras model file."
 )
 _OUT = flags.DEFINE_string("out", None, "Export base directory (TF Serving's model_base_path).")
+require_output_folder(_OUT)
 _VERSION = flags.DEFINE_integer("version", 0, "Version to create (0: the next free version).")
 _FORMAT = flags.DEFINE_enum("format", "all", [*FORMATS, "all"], "What to export.")
 _HEATMAP_SIZE = flags.DEFINE_integer(

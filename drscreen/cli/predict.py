@@ -11,6 +11,7 @@ import sys
 
 from absl import app, flags
 
+from drscreen.cli.paths import require_output_folder
 from drscreen.commands.predict import PredictConfig, predict
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS
 from drscreen.heatmaps.api import METHODS
@@ -18,6 +19,7 @@ from drscreen.heatmaps.api import METHODS
 _MODEL = flags.DEFINE_string("model", None, "A .keras model, or a run directory with best.keras.")
 _IMAGES = flags.DEFINE_string("images", None, "An image file or a directory of images.")
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
+require_output_folder(_OUT)
 _METHOD = flags.DEFINE_enum("method", "sensitivity", list(METHODS), "Heatmap method.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per network batch.")
 _MAX_IMAGE_PIXELS = flags.DEFINE_integer(
@@ -46,7 +48,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(error)) from error
     try:
         result = predict(config)
-    except FileNotFoundError as error:
+    except (FileNotFoundError, ValueError) as error:
         sys.exit(f"drscreen predict: {error}")
     for path, reason in result.failures:
         print(f"skipped {path}: {reason}", file=sys.stderr)

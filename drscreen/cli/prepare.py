@@ -10,6 +10,7 @@ import sys
 
 from absl import app, flags
 
+from drscreen.cli.paths import require_output_folder
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS
 from drscreen.data.prepare import MANIFEST_NAME, PrepareConfig, PrepareError, prepare_dataset
 from drscreen.data.readers import DATASET_NAMES, DatasetProblemsError
@@ -17,6 +18,7 @@ from drscreen.data.readers import DATASET_NAMES, DatasetProblemsError
 _DATASET = flags.DEFINE_enum("dataset", None, DATASET_NAMES, "Dataset reader to use.")
 _DATA = flags.DEFINE_string("data", None, "The dataset's local folder.")
 _OUT = flags.DEFINE_string("out", None, "Output folder for shards and manifest.json.")
+require_output_folder(_OUT)
 _SIZE = flags.DEFINE_integer("size", 512, "Side of the pre-processed square images (px).")
 _SHARD_SIZE = flags.DEFINE_integer("shard_size", 256, "Images per TFRecord shard.")
 _STRICT = flags.DEFINE_boolean("strict", False, "Stop at the first bad input instead of skipping.")

@@ -8,6 +8,7 @@ import pathlib
 
 from absl import app, flags
 
+from drscreen.cli.paths import require_output_folder
 from drscreen.data.synthetic import (
     DIFFICULTIES,
     SynthConfig,
@@ -18,6 +19,7 @@ from drscreen.data.synthetic import (
 from drscreen.data.synthetic.config import MIN_SIZE
 
 _OUT = flags.DEFINE_string("out", None, "Output folder for the dataset.")
+require_output_folder(_OUT)
 _N = flags.DEFINE_integer("n", 1000, "Number of images (two eyes per patient).")
 _SIZE = flags.DEFINE_integer("size", 512, "Side of the square photographs in pixels.")
 _SEED = flags.DEFINE_integer("seed", 0, "Root random seed.")

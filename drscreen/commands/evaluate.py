@@ -230,7 +230,7 @@ def _load_checked(path: str, image_size: int | None) -> tuple[keras.Model, int]:
 
 def _write_predictions(path: str, result: ModelEvaluation) -> None:
     arrays = result.evaluated.screening.arrays()
-    with open(path, "w", newline="") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(("image_id", "patient_id", "grade", "predicted_grade"))
         for image_id, patient_id, grade, prediction in zip(

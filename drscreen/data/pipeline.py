@@ -8,6 +8,11 @@ like their images when asked. Sources are records or `drscreen.data.sources.Prep
 (see `drscreen.data.sources`). Pipelines seeded with `PipelineConfig.seed` produce the same
 batches every time they are built.
 
+Image files are decoded by `drscreen.data.image_io.load_rgb`, with the checks every command
+applies; a photograph it refuses, or whose crop has no field of view, is left out of the
+``(images, grades)`` batches and named once on stderr, while `dataset_for_evaluation` keeps
+it (black) with its reason in ``problem`` for the caller to report.
+
 Images travel as uint8 until batching (a quarter of the memory in caches and shuffle
 buffers). Must not know about models or training loops.
 """
@@ -15,6 +20,8 @@ buffers). Must not know about models or training loops.
 import dataclasses
 import json
 import os
+import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -23,12 +30,14 @@ import tensorflow as tf
 from drscreen.data import tfrecords
 from drscreen.data.augment import AugmentConfig, augment_image
 from drscreen.data.fundus import (
+    NO_FIELD_OF_VIEW_REASON,
     crop_square,
-    decode_and_preprocess,
+    crop_to_field_of_view,
     field_of_view_box,
     field_of_view_mask,
+    has_field_of_view,
 )
-from drscreen.data.image_io import load_mask_image
+from drscreen.data.image_io import MIN_IMAGE_SIDE, ImageError, load_mask_image, load_rgb
 from drscreen.data.lesions import LESION_TYPES, NUM_GRADES
 from drscreen.data.readers import binarize_mask
 from drscreen.data.records import FundusRecord
@@ -254,13 +263,15 @@ def _to_pair(batch: Element) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.cast(batch["image"], tf.float32), batch["grade"]
 
 
-_EVALUATION_KEYS = ("grade", "image_id", "patient_id", "eye", "lesion_masks", "annotated")
+_EVALUATION_KEYS = ("grade", "image_id", "patient_id", "eye", "path", "lesion_masks", "annotated")
 
 
 def _to_evaluation(batch: Element) -> Element:
     return {
         "image": tf.cast(batch["image"], tf.float32),
         "mask": tf.cast(batch["mask"], tf.float32),
+        # a prepared example passed `drscreen prepare`'s checks
+        "problem": batch.get("problem", tf.fill(tf.shape(batch["grade"]), "")),
         **{key: batch[key] for key in _EVALUATION_KEYS if key in batch},
     }
 
@@ -285,12 +296,70 @@ def _record_slices(records: Sequence[FundusRecord]) -> tf.data.Dataset:
 
 def _record_loader(size: int) -> Callable[[Element], Element]:
     def load(element: Element) -> Element:
-        image, mask = decode_and_preprocess(tf.io.read_file(element["path"]), size)
-        image = tf.cast(tf.round(image), tf.uint8)
-        mask = tf.cast(mask, tf.uint8)
-        return {**{k: v for k, v in element.items() if k != "path"}, "image": image, "mask": mask}
+        image, problem = tf.numpy_function(
+            _read_photograph, [element["path"]], (tf.uint8, tf.string), stateful=False
+        )
+        image, mask = crop_to_field_of_view(tf.ensure_shape(image, [None, None, 3]), size)
+        return _checked(element, image, mask, tf.ensure_shape(problem, []))
 
     return load
+
+
+_REFUSED_IMAGE = np.zeros((MIN_IMAGE_SIDE, MIN_IMAGE_SIDE, 3), np.uint8)
+"""Stands in for a refused photograph: black, so its crop has no field of view."""
+
+
+def _read_photograph(path: bytes) -> tuple[np.ndarray, bytes]:
+    """numpy loader: the photograph as `load_rgb` reads it and "", or black and the reason."""
+    try:
+        return load_rgb(os.fsdecode(path)), b""
+    except ImageError as error:
+        return _REFUSED_IMAGE, error.reason.encode()
+
+
+def _checked(element: Element, image: tf.Tensor, mask: tf.Tensor, problem: tf.Tensor) -> Element:
+    """The loaded element, ``problem`` naming why it is refused ("" when usable): a crop
+    without a field of view is refused too; a refused photograph's image and masks are black."""
+    problem = tf.where(
+        tf.equal(problem, "") & tf.logical_not(has_field_of_view(mask)),
+        NO_FIELD_OF_VIEW_REASON,
+        problem,
+    )
+    usable = tf.cast(tf.equal(problem, ""), tf.float32)
+    return {
+        **{k: v for k, v in element.items() if k != "index"},
+        "image": tf.cast(tf.round(image * usable), tf.uint8),
+        "mask": tf.cast(mask * usable, tf.uint8),
+        "problem": problem,
+    }
+
+
+def _refusals_left_out(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    """``dataset`` without its refused photographs, each named once on stderr with its
+    reason however many times the dataset is iterated."""
+    reported: set[bytes] = set()
+    lock = threading.Lock()
+
+    def report(path: bytes, problem: bytes) -> np.bool_:
+        with lock:
+            if path not in reported:
+                reported.add(path)
+                print(f"skipped {os.fsdecode(path)}: {problem.decode()}", file=sys.stderr)
+        return np.bool_(False)
+
+    def usable(element: Element) -> tf.Tensor:
+        return tf.cond(
+            tf.equal(element["problem"], ""),
+            lambda: tf.constant(True),
+            lambda: tf.ensure_shape(
+                tf.numpy_function(
+                    report, [element["path"], element["problem"]], tf.bool, stateful=True
+                ),
+                [],
+            ),
+        )
+
+    return dataset.filter(usable)
 
 
 def _decoded_records(
@@ -318,25 +387,36 @@ def _check_records(records: Sequence[FundusRecord], training: bool) -> None:
             )
 
 
-def _load_masks(records: Sequence[FundusRecord]) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-    """numpy loader of record `index`'s binary masks, stacked (H, W, T) in `LESION_TYPES` order."""
+def _load_with_masks(
+    records: Sequence[FundusRecord],
+) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray, bytes]]:
+    """numpy loader of record ``index``: its photograph (as `_read_photograph`), its binary
+    lesion masks stacked (H, W, T) in `LESION_TYPES` order, and why it is refused ("" when
+    usable): the photograph's reason, or a mask that is unreadable or of another size."""
+    types = len(LESION_TYPES)
 
-    def load(index: np.ndarray, shape: np.ndarray) -> np.ndarray:
+    def load(index: np.ndarray) -> tuple[np.ndarray, np.ndarray, bytes]:
         record = records[int(index)]
-        height, width = int(shape[0]), int(shape[1])
-        stacked = np.zeros((height, width, len(LESION_TYPES)), np.uint8)
+        image, problem = _read_photograph(record.image_path.encode())
+        height, width = image.shape[:2]
+        stacked = np.zeros((height, width, types), np.uint8)
         for channel, lesion in enumerate(LESION_TYPES):
             path = record.lesion_masks.get(lesion)
-            if path is None:
+            if path is None or problem:
                 continue
-            mask = binarize_mask(load_mask_image(str(path)), record.dataset)
+            try:
+                mask = binarize_mask(load_mask_image(str(path)), record.dataset)
+            except ImageError as error:
+                problem = f"{lesion} mask {error}".encode()
+                continue
             if mask.shape != (height, width):
-                raise ValueError(
-                    f"{path}: lesion mask is {mask.shape[0]}x{mask.shape[1]}, its image "
-                    f"{record.image_path} is {height}x{width}"
-                )
+                problem = (
+                    f"{lesion} mask {path} is {mask.shape[0]}x{mask.shape[1]}, "
+                    f"the photograph {height}x{width}"
+                ).encode()
+                continue
             stacked[..., channel] = mask
-        return stacked
+        return image, stacked, problem
 
     return load
 
@@ -350,15 +430,14 @@ def _record_loader_with_masks(
     own field of view, as `crop_to_field_of_view` crops image and FOV, so each lesion mask goes
     through the crop of its own photograph.
     """
-    load = _load_masks(records)
+    load = _load_with_masks(records)
     types = len(LESION_TYPES)
 
     def decode(element: Element) -> Element:
-        path = element["path"]
-        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        masks = tf.numpy_function(
-            load, [element["index"], tf.shape(image)[:2]], tf.uint8, stateful=False
+        image, masks, problem = tf.numpy_function(
+            load, [element["index"]], (tf.uint8, tf.uint8, tf.string), stateful=False
         )
+        image = tf.ensure_shape(image, [None, None, 3])
         masks = tf.ensure_shape(masks, [None, None, types])
         fov = field_of_view_mask(image)
         stacked = tf.concat(
@@ -366,13 +445,11 @@ def _record_loader_with_masks(
         )
         cropped = crop_square(stacked, field_of_view_box(fov), size)
         cropped = tf.ensure_shape(cropped, [size, size, 4 + types])
-        kept = {k: v for k, v in element.items() if k not in ("path", "index")}
-        return {
-            **kept,
-            "image": tf.cast(tf.round(tf.clip_by_value(cropped[..., :3], 0.0, 255.0)), tf.uint8),
-            "mask": tf.cast(cropped[..., 3] > 127.5, tf.uint8),
-            "lesion_masks": tf.cast(cropped[..., 4:] > 127.5, tf.uint8),
-        }
+        image = tf.clip_by_value(cropped[..., :3], 0.0, 255.0)
+        mask = tf.cast(cropped[..., 3] > 127.5, tf.float32)
+        checked = _checked(element, image, mask, tf.ensure_shape(problem, []))
+        usable = tf.cast(tf.equal(checked["problem"], ""), tf.uint8)
+        return {**checked, "lesion_masks": tf.cast(cropped[..., 4:] > 127.5, tf.uint8) * usable}
 
     return decode
 
@@ -424,19 +501,21 @@ def dataset_from_records(
     """
     _check_records(records, training)
     if not training:
-        dataset = _decoded_records(records, config, False, input_context, "")
+        dataset = _refusals_left_out(_decoded_records(records, config, False, input_context, ""))
         dataset = dataset.batch(_batch_size(config, input_context))
         return dataset.map(_to_pair).prefetch(tf.data.AUTOTUNE)
     if config.resample:
         by_grade = {g: [r for r in records if r.grade == g] for g in range(NUM_GRADES)}
         by_grade = {g: rs for g, rs in by_grade.items() if rs}
         streams = {
-            g: _decoded_records(rs, config, True, input_context, f"-grade{g}")
+            g: _refusals_left_out(_decoded_records(rs, config, True, input_context, f"-grade{g}"))
             for g, rs in by_grade.items()
         }
         counts = {g: len(rs) for g, rs in by_grade.items()}
     else:
-        streams = {-1: _decoded_records(records, config, True, input_context, "")}
+        streams = {
+            -1: _refusals_left_out(_decoded_records(records, config, True, input_context, ""))
+        }
         counts = {-1: len(records)}
     return _training_batches(streams, counts, config, input_context)
 
@@ -642,7 +721,9 @@ def dataset_for_evaluation(
     tf.data.Dataset
         Batches of dicts: ``image`` float32 (B, S, S, 3) in [0, 255], ``mask`` float32
         (B, S, S) field of view, ``grade`` float32 (B,) (-1 when missing), ``image_id``,
-        ``patient_id`` and ``eye`` strings (B,); with `lesion_masks`, ``lesion_masks`` uint8
+        ``patient_id`` and ``eye`` strings (B,), ``problem`` strings (B,) (why the
+        photograph is refused: its image is black; "" when usable), ``path`` (B,) for
+        records; with `lesion_masks`, ``lesion_masks`` uint8
         (B, S, S, T) of 0/1 and ``annotated`` bool (B, T) for the T types of
         `drscreen.data.lesions.LESION_TYPES` (a type not annotated has an all-zero mask).
     """

@@ -39,10 +39,12 @@ class ModelEvaluation:
     Attributes
     ----------
     metrics:
-        ``evaluated`` (images, grade MSE), ``validation`` (images, grade MSE, referable and
-        any-DR AUC; None without validation images), ``screening`` (thresholds chosen on
-        validation), ``patients`` (with paired eyes), ``calibration``, ``methods`` (one
-        `sections.method_section` per heatmap method, in the order given) and ``seconds``.
+        ``evaluated`` (images, grade MSE, ``skipped``: each photograph the pipeline refused,
+        ``{"image": path, "reason": ...}``), ``validation`` (images, grade MSE, referable
+        and any-DR AUC, ``skipped``; None without a validation source), ``screening``
+        (thresholds chosen on validation), ``patients`` (with paired eyes),
+        ``calibration``, ``methods`` (one `sections.method_section` per heatmap method, in
+        the order given) and ``seconds``.
     evaluated, validation:
         The streams' accumulators (e.g. to pick gallery cases); validation None without
         validation images.
@@ -90,6 +92,15 @@ def evaluate_model(
         Bootstrap replicates of the AUC confidence intervals.
     label:
         Shown on the progress lines.
+
+    Photographs the pipeline refuses (unreadable, grayscale, too small, no field of view,
+    an unusable lesion mask) are named on stderr and in ``skipped``; the others are evaluated.
+    Without a usable validation photograph, image-level sections are skipped, saying why.
+
+    Raises
+    ------
+    ValueError
+        When every evaluated photograph is refused, naming each with its reason.
     """
     start = time.perf_counter()
     validation_run = None
@@ -97,11 +108,23 @@ def evaluate_model(
         scores_only = dataclasses.replace(config, lesion_metrics=False)
         validation_run = run(validation, score_fn, {}, scores_only, f"{label}, validation")
     evaluated_run = run(evaluated, score_fn, heatmap_fns, config, label)
+    if not evaluated_run.images:
+        raise ValueError(
+            f"{label}: none of the {len(evaluated_run.skipped)} photographs could be used: "
+            + "; ".join(f"{path}: {reason}" for path, reason in evaluated_run.skipped)
+        )
     test = evaluated_run.screening.arrays()
-    tuning = validation_run.screening.arrays() if validation_run is not None else None
+    tuning = None
+    validation_summary = None
+    if validation_run is not None:
+        validation_summary = {"images": 0}
+        if validation_run.images:
+            tuning = validation_run.screening.arrays()
+            validation_summary = sections.validation_summary(tuning)
+        validation_summary["skipped"] = _skipped(validation_run)
     metrics = {
-        "evaluated": sections.evaluated_summary(test),
-        "validation": sections.validation_summary(tuning) if tuning is not None else None,
+        "evaluated": {**sections.evaluated_summary(test), "skipped": _skipped(evaluated_run)},
+        "validation": validation_summary,
         **sections.screening_sections(test, tuning, n_bootstrap),
         "calibration": sections.calibration_section(test, tuning, calibration, calibration_source),
         "methods": {
@@ -113,3 +136,7 @@ def evaluate_model(
         "seconds": time.perf_counter() - start,
     }
     return ModelEvaluation(metrics, evaluated_run, validation_run)
+
+
+def _skipped(result: RunResult) -> list[dict[str, str]]:
+    return [{"image": path, "reason": reason} for path, reason in result.skipped]

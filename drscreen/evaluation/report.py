@@ -124,6 +124,17 @@ def _summary_rows(metrics: Mapping) -> list[tuple[str, str]]:
     return rows
 
 
+def _skipped_lines(metrics: Mapping) -> list[str]:
+    """One line per photograph refused, evaluated or validation, with its reason."""
+    lines = []
+    for part in ("evaluated", "validation"):
+        for entry in (metrics.get(part) or {}).get("skipped", ()):
+            lines.append(f"- {part}: `{entry['image']}`: {entry['reason']}")
+    if not lines:
+        return []
+    return ["", "## Photographs skipped", "", *lines]
+
+
 def write_report(
     out_dir: str,
     metrics: Mapping,
@@ -160,7 +171,7 @@ def write_report(
         {"context": dict(context), "metrics": metrics, "comparison": list(comparison_rows or [])}
     )
     metrics_path = os.path.join(out_dir, "metrics.json")
-    with open(metrics_path, "w") as f:
+    with open(metrics_path, "w", encoding="utf-8") as f:
         json.dump(safe, f, indent=2, allow_nan=False)
         f.write("\n")
 
@@ -184,6 +195,7 @@ def write_report(
             [header for _, header in COMPARISON_COLUMNS],
             [[row.get(key) for key, _ in COMPARISON_COLUMNS] for row in safe["comparison"]],
         )
+    lines += _skipped_lines(safe["metrics"])
     if figures:
         lines += ["", "## Figures", ""]
         for caption, path in figures.items():
@@ -191,6 +203,6 @@ def write_report(
             lines += [f"### {caption}", "", f"![{caption}]({relative})", ""]
     lines += ["", "Full numbers: [metrics.json](metrics.json)."]
     report_path = os.path.join(out_dir, "report.md")
-    with open(report_path, "w") as f:
+    with open(report_path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
     return metrics_path, report_path

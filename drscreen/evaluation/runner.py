@@ -5,7 +5,8 @@ cropped exactly like the images (`drscreen.data.pipeline.dataset_for_evaluation`
 scoring function and one heatmap function per method; each batch is reduced at once by the
 accumulators of `drscreen.evaluation.streaming` (grades and predictions, lesion candidates,
 heatmap-quality figures, deletion/insertion curves) and its heatmaps are dropped, so memory
-does not grow with the dataset. A progress line with images/s goes to stderr.
+does not grow with the dataset. A progress line with images/s goes to stderr, and a line
+for each photograph the pipeline refuses, which is left out and listed in `RunResult.skipped`.
 
 Models enter as callables (`HeatmapFunction`, `ScoreFunction`), so any map producer can be
 evaluated; `keras_functions` builds them for a Keras model. Metrics are assembled from the
@@ -124,12 +125,14 @@ class MethodResult:
 
 @dataclasses.dataclass
 class RunResult:
-    """Everything one stream produced: screening arrays and one result per method."""
+    """Everything one stream produced: screening arrays, one result per method, and the
+    photographs the pipeline refused as (path, reason), in source order."""
 
     screening: streaming.ScreeningAccumulator
     methods: dict[str, MethodResult]
     seconds: float
     has_lesion_masks: bool
+    skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
     @property
     def images(self) -> int:
@@ -173,10 +176,17 @@ def _tensor_batches(source: Source, config: RunnerConfig, with_masks: bool) -> t
     return pipeline.dataset_for_evaluation(source, settings, lesion_masks=with_masks)
 
 
+def _as_numpy(value: tf.Tensor) -> np.ndarray:
+    """A tensor as numpy, strings decoded as UTF-8 (file names and ids need not be ASCII)."""
+    if value.dtype != tf.string:
+        return value.numpy()
+    return np.char.decode(value.numpy().astype(bytes), "utf-8")
+
+
 def _to_numpy(batch: Mapping[str, tf.Tensor]) -> dict:
     """A tensor batch as numpy (strings as str), lesion masks as one dict per image."""
     result = {
-        key: value.numpy().astype(str) if value.dtype == tf.string else value.numpy()
+        key: _as_numpy(value)
         for key, value in batch.items()
         if key not in ("lesion_masks", "annotated")
     }
@@ -204,15 +214,26 @@ class _Progress:
     def __init__(self, label: str, total: int, enabled: bool):
         self._label, self._total, self._enabled = label, total, enabled
         self._start = time.perf_counter()
+        self._width = 0  # of the progress line on screen, 0 when there is none
 
     def update(self, done: int) -> None:
         if not self._enabled:
             return
         elapsed = time.perf_counter() - self._start
         rate = done / elapsed if elapsed > 0 else 0.0
-        sys.stderr.write(f"\r{self._label}: {done}/{self._total} images, {rate:.1f} images/s")
+        line = f"{self._label}: {done}/{self._total} images, {rate:.1f} images/s"
+        sys.stderr.write(f"\r{line}")
+        self._width = len(line)
         if done >= self._total:
             sys.stderr.write(f", {elapsed:.1f} s\n")
+            self._width = 0
+        sys.stderr.flush()
+
+    def skipped(self, path: str, reason: str) -> None:
+        """Name a refused photograph on its own line (shown even without progress)."""
+        line = f"{self._label}: skipped {path}: {reason}"
+        sys.stderr.write(f"\r{line.ljust(self._width)}\n")
+        self._width = 0
         sys.stderr.flush()
 
 
@@ -264,11 +285,24 @@ def run(
         for method in heatmap_fns
     }
     screening = streaming.ScreeningAccumulator()
+    skipped: list[tuple[str, str]] = []
     progress = _Progress(label, total, config.progress)
     start = time.perf_counter()
-    for index, tensors in enumerate(_tensor_batches(source, config, with_masks)):
-        images, fov = tensors["image"], tensors["mask"]
+    index = -1
+    for tensors in _tensor_batches(source, config, with_masks):
         batch = _to_numpy(tensors)
+        usable = batch["problem"] == ""
+        for i in np.flatnonzero(~usable):
+            skipped.append((str(batch["path"][i]), str(batch["problem"][i])))
+            progress.skipped(*skipped[-1])
+        if not usable.any():
+            progress.update(screening.count + len(skipped))
+            continue
+        images, fov = tensors["image"], tensors["mask"]
+        if not usable.all():
+            batch = _usable_part(batch, usable)
+            images, fov = tf.constant(batch["image"]), tf.constant(batch["mask"])
+        index += 1
         predictions = None
         for method, heatmap_fn in heatmap_fns.items():
             result = methods[method]
@@ -292,8 +326,18 @@ def run(
         if predictions is None:
             predictions = score_fn(images).numpy()
         screening.add(batch["grade"], predictions, batch["image_id"], batch["patient_id"])
-        progress.update(screening.count)
-    return RunResult(screening, methods, time.perf_counter() - start, with_masks)
+        progress.update(screening.count + len(skipped))
+    return RunResult(screening, methods, time.perf_counter() - start, with_masks, skipped)
+
+
+def _usable_part(batch: dict, usable: np.ndarray) -> dict:
+    """The images of a numpy batch that the pipeline did not refuse."""
+    return {
+        key: [v for v, keep in zip(value, usable, strict=True) if keep]
+        if isinstance(value, list)
+        else value[usable]
+        for key, value in batch.items()
+    }
 
 
 def heatmaps_of(

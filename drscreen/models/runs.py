@@ -15,6 +15,8 @@ one grade, or export could not compute its heatmap.
 
 import json
 import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import keras
@@ -155,20 +157,37 @@ def model_input_size(model: keras.Model) -> int:
     return int(shape[1])
 
 
+def _check_archive(path: str) -> None:
+    """Raise ValueError "cannot read model PATH: reason" unless ``path`` is a whole zip
+    archive (a ``.keras`` file is one) whose every member passes its CRC check."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
+        raise ValueError(
+            f"cannot read model {path}: not a complete .keras archive, truncated or corrupt "
+            f"({error})"
+        ) from error
+    if damaged is not None:
+        raise ValueError(f"cannot read model {path}: {damaged} in the archive is corrupt (bad CRC)")
+
+
 def load_model(run_or_model: str) -> keras.Model:
     """Load the drscreen model of a run directory or ``.keras`` file (safe_mode=True).
 
     Raises
     ------
     FileNotFoundError, ValueError
-        As `resolve_model_path`; ValueError also when the file cannot be deserialised
-        safely or is not a drscreen screening model (with the reason).
+        As `resolve_model_path`; ValueError ("cannot read model FILE: reason") also when
+        the file is truncated or corrupt or cannot be deserialised safely, or when it is not
+        a drscreen screening model (with the reason).
     """
     path = resolve_model_path(run_or_model)
+    _check_archive(path)
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
-    except (ValueError, TypeError, OSError, KeyError) as error:
-        raise ValueError(f"model {path!r} could not be loaded safely: {error}") from error
+    except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as error:
+        raise ValueError(f"cannot read model {path}: {error}") from error
     try:
         model_input_size(model)
     except (TypeError, ValueError) as error:

@@ -9,8 +9,9 @@ across resumes). Ours:
 - `BestModelCheckpoint` saves the PLAIN model (not the training wrapper) as ``best.keras``
   when the monitored validation metric improves; the best value survives resumes
   (``best.json``) and the file is replaced atomically.
-- `NonFiniteLossStop` raises `NonFiniteLossError` at the first NaN/Inf training loss, before
-  the epoch-end backup could overwrite the last good checkpoint with non-finite weights.
+- `NonFiniteLossStop` raises `NonFiniteLossError` at the first NaN/Inf training loss, and at
+  an epoch end whose validation loss or weights are not finite, before the epoch-end backup
+  could overwrite the last good checkpoint; the error names the backup only when it exists.
 - `HeatmapImages` writes heatmap overlays of a few fixed validation images to TensorBoard
   after every epoch.
 """
@@ -27,18 +28,27 @@ import tensorflow as tf
 from drscreen.heatmaps import compute
 from drscreen.heatmaps.overlay import heatmap_overlay
 
+BACKUP_METADATA = "training_metadata.json"
+"""Written by `keras.callbacks.BackupAndRestore` into its directory with each backup."""
+
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the last good checkpoint is kept."""
 
 
 class NonFiniteLossStop(keras.callbacks.Callback):
-    """Stop training with `NonFiniteLossError` at the first non-finite training loss.
+    """Stop training with `NonFiniteLossError` before a checkpoint that is not good is kept.
+
+    A checkpoint is good when the weights are finite and so are the training and validation
+    losses: the first non-finite training loss stops training at once, and an epoch whose
+    validation loss (or any loss logged) or weights are not finite stops it at the epoch end,
+    before the backup that follows this callback could save it.
 
     Parameters
     ----------
     checkpoint_dir:
-        Where the last good checkpoint lives, named in the error message.
+        The backup directory of `keras.callbacks.BackupAndRestore`; the error names it when it
+        holds a checkpoint, and says that none was kept otherwise.
     """
 
     def __init__(self, checkpoint_dir: str | Path):
@@ -52,12 +62,32 @@ class NonFiniteLossStop(keras.callbacks.Callback):
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            raise NonFiniteLossError(
-                f"training loss became {float(loss)} at epoch {self._epoch + 1}, batch "
-                f"{batch + 1}; training stopped. The last good checkpoint (end of epoch "
-                f"{self._epoch}) is kept in {self.checkpoint_dir}. Lower --learning_rate or "
-                "--heatmap_weight, or check the data."
+            self._stop(
+                f"training loss became {float(loss)} at epoch {self._epoch + 1}, batch {batch + 1}"
             )
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        losses = {k: float(v) for k, v in (logs or {}).items() if k.endswith("loss")}
+        bad = {k: v for k, v in losses.items() if not math.isfinite(v)}
+        if bad:
+            named = ", ".join(f"{k} {v}" for k, v in sorted(bad.items()))
+            self._stop(f"{named} at the end of epoch {epoch + 1}")
+        for variable in self.model.weights:
+            if not np.all(np.isfinite(keras.ops.convert_to_numpy(variable))):
+                self._stop(f"weight {variable.path} became non-finite in epoch {epoch + 1}")
+
+    def _stop(self, what: str) -> None:
+        if (self.checkpoint_dir / BACKUP_METADATA).is_file():
+            kept = (
+                f"The last good checkpoint (end of epoch {self._epoch}) is kept in "
+                f"{self.checkpoint_dir}."
+            )
+        else:
+            kept = "No checkpoint was kept: no epoch ended with finite weights and losses."
+        raise NonFiniteLossError(
+            f"{what}; training stopped. {kept} Lower --learning_rate or --heatmap_weight "
+            "(in a new --model_dir), or check the data."
+        )
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from drscreen.models import NORMALIZATIONS
+from drscreen.models import MODELS, NORMALIZATIONS
 from drscreen.training.penalties import PENALTIES
 
 DATA_SOURCES = ("synthetic", "tfrecords")
@@ -130,7 +130,7 @@ class ModelConfig:
         per-channel z-score; ``"graham"``, Graham's local-average subtraction (every stage).
     """
 
-    model: str = _field("small", "drscreen.models.build name: small, oO_netA, oO_netB, evidence.")
+    model: str = _field("small", "A network of drscreen.models.build.", tuple(MODELS))
     image_size: int = _field(256, "Input size (of the last stage).")
     width: int = _field(0, "Base filters; 0 keeps the model default.")
     progressive_sizes: tuple[int, ...] = _field(
@@ -139,6 +139,7 @@ class ModelConfig:
     normalization: str = _field("oO", "In-model input normalisation.", NORMALIZATIONS)
 
     def __post_init__(self):
+        _check_choice("model", self.model, tuple(MODELS))
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
         _check(self.image_size >= 16, f"--image_size={self.image_size} must be at least 16")
         _check(self.width >= 0, f"--width={self.width} must be >= 0 (0: model default)")

@@ -136,8 +136,9 @@ def _run_split(config: DataConfig, folder: Path, seed: int) -> Splits:
 def load_splits(config: DataConfig, run: RunDirectory, seed: int) -> DataSplits:
     """The run's train/validation/test sources, generating synthetic data when needed.
 
-    A new run writes its split to ``splits.json``; a resumed run reads it back (and refuses
-    ``prepare`` data whose split changed since).
+    A new run computes its split (`drscreen.training.run` writes it to ``splits.json`` once
+    every setting is checked); a resumed run reads it back (and refuses ``prepare`` data
+    whose split changed since).
     """
     if config.data_source == "tfrecords":
         folder, dataset = Path(config.data_dir), ""
@@ -159,7 +160,6 @@ def load_splits(config: DataConfig, run: RunDirectory, seed: int) -> DataSplits:
                     f"--val_fraction={config.val_fraction} --test_fraction={config.test_fraction}"
                     " (synthetic data: raise --synth_n)"
                 )
-        splits.write(run.splits_file)
     parts = {name: split_source(str(folder), dataset, splits, name) for name in SPLITS}
     if config.shuffled_grades:
         parts["train"] = shuffled_grades(parts["train"], seed)

@@ -30,6 +30,7 @@ Run directory (file names owned by `drscreen.models.runs.RunDirectory`; all writ
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import keras
@@ -44,7 +45,7 @@ from drscreen.models import build
 from drscreen.models.calibration import Calibration
 from drscreen.models.runs import RunDirectory
 from drscreen.training import data as run_data
-from drscreen.training.callbacks import training_callbacks
+from drscreen.training.callbacks import BACKUP_METADATA, training_callbacks
 from drscreen.training.config import TrainConfig
 from drscreen.training.distribution import is_chief, make_strategy, worker_shard, writable_dir
 from drscreen.training.heatmap_aware import HeatmapAwareModel
@@ -62,7 +63,7 @@ def _log(message: str) -> None:
 
 def _backup_epoch(stage_dir: Path) -> int:
     """Epochs completed according to the stage's backup (0 without one)."""
-    metadata = stage_dir / "backup" / "training_metadata.json"
+    metadata = stage_dir / "backup" / BACKUP_METADATA
     return int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
 
 
@@ -165,15 +166,19 @@ def train_stage(
         run.logs_dir(index, size),
         _heatmap_images(config, splits, size),
     )
-    wrapper.fit(
-        train,
-        validation_data=validation,
-        epochs=config.epochs,
-        steps_per_epoch=steps,
-        callbacks=callbacks,
-        verbose=config.verbose,
-        shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
-    )
+    with warnings.catch_warnings():
+        # A validation set of unknown length (TFRecords, or photographs refused on the way)
+        # is read to its end every epoch, which Keras calls running out of data.
+        warnings.filterwarnings("ignore", "Your input ran out of data", UserWarning)
+        wrapper.fit(
+            train,
+            validation_data=validation,
+            epochs=config.epochs,
+            steps_per_epoch=steps,
+            callbacks=callbacks,
+            verbose=config.verbose,
+            shuffle=False,  # the pipeline shuffles; Keras cannot shuffle a tf.data.Dataset
+        )
     if not best_path.is_file():
         raise RuntimeError(
             f"stage {name} produced no {RunDirectory.MODEL}: {config.checkpoint_monitor} was "
@@ -256,18 +261,25 @@ def run(config: TrainConfig) -> dict:
     Raises
     ------
     ValueError
-        Bad data or data not matching the model, or a run directory that holds another run,
-        before training starts.
+        Bad settings, bad data or data not matching the model, or a run directory that holds
+        another run, before anything is written to the run directory (synthetic data
+        generated into ``RUN_DIR/data`` aside).
     drscreen.training.callbacks.NonFiniteLossError
         The loss became NaN/Inf; the last good checkpoint is kept.
     """
-    keras.utils.set_random_seed(config.seed)
     strategy = make_strategy(config.distribution)
     run_dir = RunDirectory(writable_dir(config.model_dir, strategy))
     config.check_continues(run_dir.config_file)
-    run_dir.path.mkdir(parents=True, exist_ok=True)
-    config.write(run_dir.config_file)
+    for size in config.model.stage_sizes:  # a model that cannot be built fails here
+        _build_model(config, size, None)
+    keras.utils.set_random_seed(config.seed)  # weights as if no model had been built before
     splits = run_data.load_splits(config.data, run_dir, config.seed)
+    run_data.steps_per_epoch(splits, config.data, config.steps_per_epoch)
+    # Every setting is checked: only now is the run directory's record written, so a
+    # corrected command is never refused as "other settings".
+    config.write(run_dir.config_file)
+    if not run_dir.splits_file.is_file():
+        splits.splits.write(run_dir.splits_file)
     previous = keras.saving.load_model(config.init_from) if config.init_from else None
     best_path = None
     for index, size in enumerate(config.model.stage_sizes):

@@ -1,11 +1,13 @@
 """Tests of the tf.data pipelines: shapes, labels, order, determinism, resampling, sharding."""
 
+import dataclasses
+
 import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from drscreen.data import pipeline, tfrecords
+from drscreen.data import fundus, pipeline, tfrecords
 from drscreen.data.augment import AugmentConfig
 from drscreen.data.pipeline import PipelineConfig, class_weights_at_epoch
 from drscreen.data.records import FundusRecord
@@ -217,3 +219,76 @@ def test_training_needs_grades(records):
     unlabelled = [FundusRecord("u", "/x/u.png", None, "u")]
     with pytest.raises(ValueError, match="/x/u.png"):
         pipeline.dataset_from_records(records + unlabelled, _config(), True)
+
+
+@pytest.fixture(scope="module")
+def with_refused(tmp_path_factory, records) -> list[FundusRecord]:
+    """The ten records, with an empty file after the second and a grayscale photograph (a
+    rule of `image_io.load_rgb`) and a dark one (no field of view) after the sixth."""
+    folder = tmp_path_factory.mktemp("refused")
+    (folder / "empty.png").write_bytes(b"")
+    gray = cv2.cvtColor(draw_fundus(36, 44, (22, 18), 17, (160, 60, 20)), cv2.COLOR_RGB2GRAY)
+    cv2.imwrite(str(folder / "gray.png"), gray)
+    cv2.imwrite(str(folder / "dark.png"), np.tile(np.uint8([4, 6, 20]), (36, 44, 1)))
+    refused = [
+        FundusRecord(name, str(folder / f"{name}.png"), 0, name) for name in ("empty", "gray")
+    ]
+    dark = FundusRecord("dark", str(folder / "dark.png"), 0, "dark")
+    return [*records[:2], refused[0], *records[2:6], refused[1], dark, *records[6:]]
+
+
+def test_training_leaves_refused_photographs_out_naming_each_once(with_refused, capsys):
+    """Refused photographs are in no training or validation batch; each is named once with
+    its reason, however many epochs read it."""
+    config = _config(augment=None, shuffle_buffer=0, cache=False)
+    grades = [y.numpy() for _, y in pipeline.dataset_from_records(with_refused, config, False)]
+    np.testing.assert_array_equal(np.concatenate(grades), np.array(GRADES, np.float32))
+    training = pipeline.dataset_from_records(with_refused, config, True).repeat(3)
+    assert sum(x.shape[0] for x, _ in training) == 3 * 8  # 10 usable, drop_remainder
+    lines = [line for line in capsys.readouterr().err.splitlines() if "skipped" in line]
+    expected = {
+        "empty.png": "empty file",
+        "gray.png": "grayscale",
+        "dark.png": fundus.NO_FIELD_OF_VIEW_REASON,
+    }
+    for name, reason in expected.items():
+        # once in the evaluation pass, once for all three training epochs
+        assert sum(name in line and reason in line for line in lines) == 2, lines
+
+
+def test_evaluation_keeps_refused_photographs_with_their_reason(with_refused):
+    """dataset_for_evaluation yields every record in order, the refused ones black with
+    their reason in ``problem``, the others with "" and their path."""
+    batches = list(pipeline.dataset_for_evaluation(with_refused, _config()))
+    problems = np.concatenate([b["problem"].numpy() for b in batches]).astype(str)
+    images = np.concatenate([b["image"].numpy() for b in batches])
+    paths = np.concatenate([b["path"].numpy() for b in batches]).astype(str)
+    refused = [i for i, r in enumerate(with_refused) if r.image_id in ("empty", "gray", "dark")]
+    assert [i for i, p in enumerate(problems) if p] == refused
+    assert "empty file" in problems[2] and "grayscale" in problems[7]
+    assert problems[8] == fundus.NO_FIELD_OF_VIEW_REASON
+    assert not images[[2, 7]].any()
+    assert list(paths) == [r.image_path for r in with_refused]
+
+
+def test_evaluation_refuses_a_photograph_whose_lesion_mask_is_unusable(tmp_path, records):
+    """A corrupt lesion mask, or one of another size, refuses its photograph, naming the
+    mask; the photograph's other masks and the other photographs are unaffected."""
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), np.zeros((36, 44), np.uint8))
+    corrupt = tmp_path / "corrupt.png"
+    corrupt.write_bytes(good.read_bytes()[:40])
+    small = tmp_path / "small.png"
+    cv2.imwrite(str(small), np.zeros((20, 20), np.uint8))
+    masked = [
+        dataclasses.replace(records[0], lesion_masks={"hemorrhage": str(good)}),
+        dataclasses.replace(
+            records[1], lesion_masks={"hemorrhage": str(good), "microaneurysm": str(corrupt)}
+        ),
+        dataclasses.replace(records[2], lesion_masks={"hard_exudate": str(small)}),
+    ]
+    (batch,) = pipeline.dataset_for_evaluation(masked, _config(), lesion_masks=True)
+    problems = batch["problem"].numpy().astype(str)
+    assert problems[0] == ""
+    assert problems[1].startswith(f"microaneurysm mask {corrupt}: truncated or corrupt PNG")
+    assert problems[2] == f"hard_exudate mask {small} is 20x20, the photograph 36x44"

@@ -88,12 +88,13 @@ def lesions_red():
 
 
 def test_masks_are_cropped_like_their_images(records):
-    """Each lesion mask goes through the crop box of its own photograph."""
+    """Each lesion mask goes through the crop box of its own photograph (decoded by
+    `image_io.load_rgb`, as every command decodes it)."""
     config = runner.RunnerConfig(SIZE, batch_size=len(records), progress=False)
     batch = _all_at_once(records, config)
     for i in (0, len(records) - 1):
         record = records[i]
-        image = tf.io.decode_image(tf.io.read_file(record.image_path), channels=3)
+        image = image_io.load_rgb(record.image_path)
         box = fundus.field_of_view_box(fundus.field_of_view_mask(image))
         original = image_io.load_mask(record.lesion_masks["hemorrhage"]).astype(np.uint8)
         expected = fundus.crop_square(original[..., None], box, SIZE)[..., 0].numpy() > 0.5

@@ -1,6 +1,9 @@
 """`--model RUN_OR_MODEL` resolution, run calibration, and refusal of unusable models."""
 
 import json
+import re
+import struct
+import zipfile
 
 import keras
 import pytest
@@ -54,6 +57,51 @@ def test_corrupt_file_is_refused(tmp_path):
     (tmp_path / "broken.keras").write_bytes(b"not a zip archive")
     with pytest.raises(ValueError, match="broken.keras"):
         load_model(str(tmp_path / "broken.keras"))
+
+
+def _damaged(model: keras.Model, folder, how: str) -> str:
+    """``model`` saved, then one byte of its weights flipped (bad CRC) or the file cut."""
+    path = folder / f"{how}.keras"
+    model.save(path)
+    data = bytearray(path.read_bytes())
+    if how == "truncated":
+        path.write_bytes(bytes(data[: len(data) // 2]))
+        return str(path)
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("model.weights.h5")
+    name_length, extra_length = struct.unpack(
+        "<HH", data[info.header_offset + 26 : info.header_offset + 30]
+    )
+    start = info.header_offset + 30 + name_length + extra_length
+    data[start + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    return str(path)
+
+
+@pytest.mark.parametrize("how", ["bad CRC", "truncated"])
+def test_damaged_archive_cannot_be_read(model, tmp_path, how):
+    """A .keras file with a corrupt member or cut short: "cannot read model FILE: reason"."""
+    path = _damaged(model, tmp_path, how)
+    with pytest.raises(ValueError, match=f"^cannot read model {re.escape(path)}: "):
+        load_model(path)
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export", "predict"])
+@pytest.mark.parametrize("how", ["bad CRC", "truncated"])
+def test_commands_name_a_damaged_model(model, tmp_path, capsys, command, how):
+    """evaluate, export and predict stop with the reason, not a BadZipFile traceback nor
+    "not found"."""
+    path = _damaged(model, tmp_path, how)
+    argv = ["drscreen", command, f"--model={path}", f"--out={tmp_path / 'out'}"]
+    argv += {"evaluate": [f"--data={tmp_path}"], "predict": [f"--images={tmp_path}"]}.get(
+        command, []
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code not in (0, None)
+    error = capsys.readouterr().err + str(exit_info.value.code)
+    assert f"cannot read model {path}: " in error
+    assert "not found" not in error.lower()
 
 
 def test_cli_reports_bad_model_as_usage_error(tmp_path, capsys):

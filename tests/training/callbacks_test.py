@@ -33,7 +33,7 @@ class _Interrupt(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def _fit(model, tmp_path, epochs, extra=(), poison=False):
+def _fit(model, tmp_path, epochs, extra=(), poison=False, first=()):
     x, y = _data()
     if poison:
         y = np.where(np.arange(len(y)) == 5, np.inf, y).astype(np.float32)
@@ -48,7 +48,7 @@ def _fit(model, tmp_path, epochs, extra=(), poison=False):
         batch_size=4,
         epochs=epochs,
         verbose=0,
-        callbacks=[*cbs, *extra],
+        callbacks=[*first, *cbs, *extra],
     )
 
 
@@ -108,3 +108,62 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     )
     assert all(np.all(np.isfinite(w)) for w in restored.get_weights())
     assert int(restored.optimizer.iterations) == 2
+
+
+def _backup_holds_finite_weights(tmp_path) -> bool:
+    restored = _model()
+    x, y = _data()
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "stage" / "backup"))
+    restored.fit(x, y, epochs=1, verbose=0, callbacks=[backup])
+    return all(np.all(np.isfinite(w)) for w in restored.get_weights())
+
+
+def test_nan_validation_loss_is_not_kept_as_a_good_checkpoint(tmp_path):
+    """A finite training loss with a NaN validation loss (weights diverging) stops training
+    at that epoch's end, before its backup; the backup still holds the epoch before."""
+    model = _model()
+    _fit(model, tmp_path, 1)
+    x, y = _data()
+    poisoned = np.where(np.arange(len(y)) == 5, np.nan, y).astype(np.float32)
+    stage = tmp_path / "stage"
+    cbs = callbacks.training_callbacks(
+        stage, model, tmp_path / "best.keras", "val_loss", tmp_path / "logs"
+    )
+    with pytest.raises(callbacks.NonFiniteLossError) as error:
+        model.fit(
+            x, y, validation_data=(x, poisoned), batch_size=4, epochs=3, verbose=0, callbacks=cbs
+        )
+    message = str(error.value)
+    assert "val_loss nan at the end of epoch 2" in message
+    assert f"(end of epoch 1) is kept in {stage / 'backup'}" in message
+    assert (stage / "backup").is_dir()
+    metadata = json.loads((stage / "backup" / callbacks.BACKUP_METADATA).read_text())
+    assert metadata["epoch"] == 1
+    assert _backup_holds_finite_weights(tmp_path)
+
+
+def test_non_finite_weights_are_not_kept_as_a_good_checkpoint(tmp_path):
+    """Weights that became infinite (with the epoch's losses already logged finite) stop
+    training at the epoch end, naming the weight; the backup keeps the epoch before."""
+
+    class _Overflow(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                self.model.layers[0].kernel.assign(np.full((2, 1), np.inf, np.float32))
+
+    model = _model()
+    with pytest.raises(callbacks.NonFiniteLossError, match="weight .*kernel became non-finite"):
+        _fit(model, tmp_path, 3, first=[_Overflow()])
+    assert _backup_holds_finite_weights(tmp_path)
+
+
+def test_no_good_checkpoint_names_no_path(tmp_path):
+    """A loss non-finite in the first epoch: the message says nothing was kept and names no
+    backup directory that does not exist."""
+    model = _model()
+    with pytest.raises(callbacks.NonFiniteLossError) as error:
+        _fit(model, tmp_path, 2, poison=True)
+    message = str(error.value)
+    assert "No checkpoint was kept" in message
+    assert not (tmp_path / "stage" / "backup" / callbacks.BACKUP_METADATA).exists()
+    assert "backup" not in message

@@ -13,6 +13,7 @@ from drscreen.training.config import DataConfig, ModelConfig, OptimizerConfig, T
         (lambda: DataConfig(batch_size=0), "--batch_size=0 must be positive"),
         (lambda: DataConfig(data_source="kaggle"), "--data_source='kaggle' is not one of"),
         (lambda: DataConfig(data_source="tfrecords"), "--data_source=tfrecords needs --data_dir"),
+        (lambda: ModelConfig(model="nosuch"), "--model='nosuch' is not one of small, oO_netA"),
         (lambda: ModelConfig(progressive_sizes=(224, 112), image_size=112), "must increase"),
         (lambda: ModelConfig(progressive_sizes=(112, 224)), "must end at --image_size=256"),
         (

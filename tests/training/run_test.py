@@ -1,6 +1,8 @@
 """End to end: `run` on a tiny synthetic benchmark writes every artefact of a run directory."""
 
+import dataclasses
 import json
+import warnings
 
 import keras
 import numpy as np
@@ -101,3 +103,54 @@ def test_a_run_directory_holding_another_run_is_refused(tmp_path):
     first.write(RunDirectory(tmp_path).config_file)
     with pytest.raises(ValueError, match=r"other settings \(epochs\)"):
         run(TrainConfig(model_dir=str(tmp_path), epochs=4))
+
+
+def test_a_setting_refused_before_training_writes_no_run_record(tmp_path):
+    """A batch larger than the training split is refused before config.json and
+    splits.json are written, so the corrected command is not refused as another run."""
+    data = DataConfig(**{**TINY_DATA.__dict__, "data_dir": str(tmp_path / "synth")})
+    wrong = TrainConfig(
+        model_dir=str(tmp_path / "run"),
+        data=dataclasses.replace(data, batch_size=64),
+        model=ModelConfig(model="small", image_size=64, width=2),
+        verbose=0,
+    )
+    with pytest.raises(ValueError, match="--batch_size=64 exceeds the"):
+        run(wrong)
+    run_dir = RunDirectory(tmp_path / "run")
+    assert not run_dir.config_file.exists() and not run_dir.splits_file.exists()
+    dataclasses.replace(wrong, data=data).check_continues(run_dir.config_file)
+
+
+def test_a_run_whose_test_split_has_one_class_finishes(tmp_path, capsys):
+    """Every photograph of grade 0: training finishes and writes its model and metrics; the
+    AUCs and the calibration that cannot be computed are named with the reason, no error."""
+    data = DataConfig(**{**TINY_DATA.__dict__, "data_dir": str(tmp_path / "synth")})
+    folder = run_data.ensure_synthetic(data, tmp_path / "run")
+    labels = folder / "trainLabels.csv"
+    rows = labels.read_text().splitlines()
+    labels.write_text("\n".join([rows[0], *(f"{row.split(',')[0]},0" for row in rows[1:])]))
+    config = TrainConfig(
+        model_dir=str(tmp_path / "run"),
+        data=data,
+        model=ModelConfig(model="small", image_size=64, width=2),
+        epochs=1,
+        steps_per_epoch=1,
+        heatmap_images=0,
+        verbose=0,
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        metrics = run(config)
+    # the validation set is read to its end each epoch: no "ran out of data" warning
+    assert not [w for w in caught if "ran out of data" in str(w.message)]
+    run_dir = RunDirectory(tmp_path / "run")
+    assert run_dir.model_file.is_file() and run_dir.metrics_file.is_file()
+    assert metrics["screening"] == {
+        "skipped": "the evaluated images are all negative for referable_dr"
+    }
+    assert metrics["validation"]["referable_dr_auc"] is None
+    assert metrics["calibration"]["fitted"] is None
+    assert not run_dir.calibration_file.exists()
+    printed = capsys.readouterr().out
+    assert "test image-level metrics skipped: the evaluated images are all negative" in printed

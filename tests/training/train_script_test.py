@@ -44,6 +44,16 @@ def test_bad_flag_is_a_usage_error_before_training(tmp_path):
     assert not [line for line in stderr.splitlines() if tensorflow_lines.search(line)]
 
 
+def test_unknown_model_is_refused_before_anything_is_written(tmp_path):
+    """--model=nosuch names the flag and the known models; the run directory is not created,
+    so the corrected command starts a fresh run."""
+    process = _train(tmp_path / "run", "--model=nosuch")
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode != 0
+    assert "--model" in stderr and "nosuch" in stderr and "oO_netA" in stderr
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_kill_9_then_resume_continues_the_epoch_counter(tmp_path):
     """Killed after its first checkpoint, a rerun resumes there instead of restarting at 0."""
@@ -80,5 +90,5 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path):
     process = _train(tmp_path / "run", "--learning_rate=1e30", "--heatmap_weight=0")
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 1
-    assert "training loss became" in stderr and "last good checkpoint" in stderr
+    assert "training loss became" in stderr and "No checkpoint was kept" in stderr
     assert not (tmp_path / "run" / "best.keras").exists()

@@ -40,15 +40,30 @@ from drscreen.export.samples import encoded_photographs
 from drscreen.serving.client import GrpcClient
 from drscreen.serving.errors import ServingError, http_status
 
+_FLAGS = flags.FlagValues()
+"""The script's own flags, joined to absl's global ones only when it runs as a script: tests
+import `run_load`, and a global flag here would collide with `drscreen serve`'s."""
 _MODEL_BASE_PATH = flags.DEFINE_string(
-    "model_base_path", "", "Export base (default: a fresh export of an untrained small net)."
+    "model_base_path",
+    "",
+    "Export base (default: a fresh export of an untrained small net).",
+    flag_values=_FLAGS,
 )
-_REQUESTS = flags.DEFINE_integer("requests", 1000, "Requests of the bounded load.")
-_CLIENTS = flags.DEFINE_integer("clients", 8, "Concurrent callers (half gRPC, half REST).")
-_MALFORMED_EVERY = flags.DEFINE_integer("malformed_every", 10, "Every n-th request is malformed.")
-_SLOW_CONNECTIONS = flags.DEFINE_integer("slow_connections", 8, "Idle connections, and as many"
-                                         " with an unsent body.")  # fmt: skip
-_SLOW_PROBE_REQUESTS = flags.DEFINE_integer("slow_probe_requests", 20, "Valid REST requests.")
+_REQUESTS = flags.DEFINE_integer(
+    "requests", 1000, "Requests of the bounded load.", flag_values=_FLAGS
+)
+_CLIENTS = flags.DEFINE_integer(
+    "clients", 8, "Concurrent callers (half gRPC, half REST).", flag_values=_FLAGS
+)
+_MALFORMED_EVERY = flags.DEFINE_integer(
+    "malformed_every", 10, "Every n-th request is malformed.", flag_values=_FLAGS
+)
+_SLOW_CONNECTIONS = flags.DEFINE_integer(
+    "slow_connections", 8, "Idle connections, and as many with an unsent body.", flag_values=_FLAGS
+)
+_SLOW_PROBE_REQUESTS = flags.DEFINE_integer(
+    "slow_probe_requests", 20, "Valid REST requests.", flag_values=_FLAGS
+)
 
 
 @dataclasses.dataclass
@@ -186,6 +201,7 @@ def _rss_mib(pid: int) -> float:
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    _FLAGS.mark_as_parsed()  # its flags were parsed as part of absl's global ones
     base_path = _MODEL_BASE_PATH.value or default_export()
     (photograph,) = encoded_photographs(1, seed=3)
     process, target, rest_port = start_server(base_path, rest=True)
@@ -232,4 +248,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    flags.FLAGS.append_flag_values(_FLAGS)
     app.run(main)

@@ -24,29 +24,48 @@ from drscreen.heatmaps.api import compute
 _H, _W = 1, 2
 
 
+def _identity(x: tf.Tensor) -> tf.Tensor:
+    return x
+
+
 def _transpose(x: tf.Tensor) -> tf.Tensor:
     return tf.transpose(x, [0, 2, 1, 3] if x.shape.rank == 4 else [0, 2, 1])
 
 
+def _flip_left_right(x: tf.Tensor) -> tf.Tensor:
+    return tf.reverse(x, [_W])
+
+
+def _flip_up_down(x: tf.Tensor) -> tf.Tensor:
+    return tf.reverse(x, [_H])
+
+
+def _rotate_180(x: tf.Tensor) -> tf.Tensor:
+    return tf.reverse(x, [_H, _W])
+
+
+def _rotate_90(x: tf.Tensor) -> tf.Tensor:
+    """np.rot90(k=1) of each (H, W) image: a quarter turn counter-clockwise."""
+    return tf.reverse(_transpose(x), [_H])
+
+
+def _rotate_270(x: tf.Tensor) -> tf.Tensor:
+    return tf.reverse(_transpose(x), [_W])
+
+
+def _transverse(x: tf.Tensor) -> tf.Tensor:
+    return tf.reverse(_transpose(x), [_H, _W])
+
+
 VIEWS: dict[str, tuple[Callable, Callable]] = {
-    "identity": (lambda x: x, lambda x: x),
-    "flip_left_right": (lambda x: tf.reverse(x, [_W]), lambda x: tf.reverse(x, [_W])),
-    "flip_up_down": (lambda x: tf.reverse(x, [_H]), lambda x: tf.reverse(x, [_H])),
-    "rotate_180": (lambda x: tf.reverse(x, [_H, _W]), lambda x: tf.reverse(x, [_H, _W])),
-    # np.rot90(k=1) of an (H, W) image: a quarter turn counter-clockwise.
-    "rotate_90": (
-        lambda x: tf.reverse(_transpose(x), [_H]),
-        lambda x: _transpose(tf.reverse(x, [_H])),
-    ),
-    "rotate_270": (
-        lambda x: tf.reverse(_transpose(x), [_W]),
-        lambda x: _transpose(tf.reverse(x, [_W])),
-    ),
+    "identity": (_identity, _identity),
+    "flip_left_right": (_flip_left_right, _flip_left_right),
+    "flip_up_down": (_flip_up_down, _flip_up_down),
+    "rotate_180": (_rotate_180, _rotate_180),
+    "rotate_90": (_rotate_90, _rotate_270),
+    "rotate_270": (_rotate_270, _rotate_90),
     "transpose": (_transpose, _transpose),
-    "transverse": (
-        lambda x: tf.reverse(_transpose(x), [_H, _W]),
-        lambda x: tf.reverse(_transpose(x), [_H, _W]),
-    ),
+    "transverse": (_transverse, _transverse),
 }
 """View name -> (transform, its inverse) of a batch (N, H, W[, C]) of square images."""
 FLIPS = ("identity", "flip_left_right", "flip_up_down", "rotate_180")

@@ -212,7 +212,7 @@ def test_gradability_and_referral_sections_on_a_screening_mix(model_path, tmp_pa
     shipped gate's quality computed here, the flagged share matches the threshold, the
     referable-DR figures count gradable images only, and the referral curve is reported."""
     data = tmp_path / "screening"
-    synth = SynthConfig.from_preset("screening", n=30, size=SIZE, seed=9, ungradable_fraction=0.4)
+    synth = SynthConfig.from_preset("screening", n=20, size=SIZE, seed=9, ungradable_fraction=0.4)
     write_dataset(synth, data, 1, progress=False)
     out = tmp_path / "eval"
     assert _evaluate(f"--model={model_path}", f"--out={out}", *_all_of(str(data))) in (0, None)
@@ -231,7 +231,7 @@ def test_gradability_and_referral_sections_on_a_screening_mix(model_path, tmp_pa
     gradable = {r.image_id: r.gradable for r in records}
     ungradable = np.array([not gradable[i] for i in ids])
     section = metrics["gradability"]
-    assert 5 <= ungradable.sum() <= 25
+    assert 3 <= ungradable.sum() <= 17
     assert section["detection"]["auc"] == pytest.approx(
         roc_auc_score(ungradable, 1 - quality), abs=1e-6
     )

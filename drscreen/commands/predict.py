@@ -2,9 +2,10 @@
 
 Loads a saved model (a ``.keras`` file, or a run directory holding ``best.keras``), then for
 every photograph: `drscreen.data.image_io.load_rgb`, `drscreen.data.fundus.
-crop_to_field_of_view` to the model's input size, `compute` in batches, and writes
-``predictions.csv`` (image, grade, referable_probability), ``<stem>_heatmap.png`` overlays
-and, when some images cannot be used, ``failures.csv`` (image, reason). Bad images (those
+crop_to_field_of_view_box` to the model's input size, `compute` in batches, and writes
+``predictions.csv`` (image, grade, referable_probability), ``<stem>_heatmap.png`` panels (the
+photograph at its own resolution, at most `drscreen.heatmaps.overlay.READABLE_SIDE` px, beside
+the heatmap mapped back onto it, with a colour scale: `photograph_panel`) and, when some images cannot be used, ``failures.csv`` (image, reason). Bad images (those
 `load_rgb` refuses, and crops without a field of view) never stop the others.
 """
 
@@ -17,10 +18,14 @@ from typing import TextIO
 import numpy as np
 import tensorflow as tf
 
-from drscreen.data.fundus import NO_FIELD_OF_VIEW_REASON, crop_to_field_of_view, has_field_of_view
+from drscreen.data.fundus import (
+    NO_FIELD_OF_VIEW_REASON,
+    crop_to_field_of_view_box,
+    has_field_of_view,
+)
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_rgb
 from drscreen.heatmaps.api import METHODS, compute
-from drscreen.heatmaps.overlay import save_overlay
+from drscreen.heatmaps.overlay import photograph_panel, save_image
 from drscreen.models.calibration import Calibration, resolve_calibration
 from drscreen.models.runs import load_model, model_input_size, run_calibration
 
@@ -147,12 +152,11 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
     failures: list[tuple[str, str]] = []
     overlay_names: set[str] = set()
     for start in range(0, len(paths), config.batch_size):
-        batch_paths, images, masks = [], [], []
+        batch_paths, photographs, boxes, images, masks = [], [], [], [], []
         for path in paths[start : start + config.batch_size]:
             try:
-                image, mask = crop_to_field_of_view(
-                    load_rgb(path, max_pixels=config.max_image_pixels), size
-                )
+                photograph = load_rgb(path, max_pixels=config.max_image_pixels)
+                image, mask, box = crop_to_field_of_view_box(photograph, size)
             except ImageError as error:
                 failures.append((path, error.reason))
                 continue
@@ -160,6 +164,8 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
                 failures.append((path, NO_FIELD_OF_VIEW_REASON))
                 continue
             batch_paths.append(path)
+            photographs.append(photograph)
+            boxes.append(tuple(int(value) for value in box.numpy()))
             images.append(image.numpy())
             masks.append(mask.numpy())
         if batch_paths:
@@ -167,8 +173,10 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
             probabilities = calibration.probability(grades.numpy())
             for index, path in enumerate(batch_paths):
                 overlay_path = os.path.join(config.out_dir, _overlay_name(path, overlay_names))
-                photo = np.clip(np.rint(images[index]), 0, 255).astype(np.uint8)
-                save_overlay(overlay_path, photo, heatmaps[index].numpy(), masks[index])
+                panel = photograph_panel(
+                    photographs[index], heatmaps[index].numpy(), boxes[index], masks[index]
+                )
+                save_image(overlay_path, panel)
                 predictions.append(
                     Prediction(
                         path, float(grades[index]), float(probabilities[index]), overlay_path

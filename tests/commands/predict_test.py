@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from drscreen import cli
 from drscreen.commands.predict import PredictConfig, list_images
-from drscreen.data.fundus import crop_to_field_of_view
+from drscreen.data.fundus import crop_to_field_of_view, field_of_view_box, field_of_view_mask
 from drscreen.data.image_io import load_rgb
-from drscreen.heatmaps.overlay import heatmap_overlay
+from drscreen.heatmaps.overlay import photograph_panel
 from drscreen.models import build, referable_probability
 
 
@@ -73,8 +73,14 @@ def test_predict_command_writes_csv_overlays_and_failures(run_dir, capsys):
         assert float(row["referable_probability"]) == pytest.approx(expected, abs=1e-5)
         name = os.path.splitext(os.path.basename(row["image"]))[0]
         overlay = cv2.cvtColor(cv2.imread(str(out / f"{name}_heatmap.png")), cv2.COLOR_BGR2RGB)
-        difference = np.abs(overlay.astype(int) - heatmap_overlay(photo, heatmap, fov).astype(int))
-        assert heatmap.max() > 0 and overlay.shape == (64, 64, 3) and difference.max() <= 2
+        original = load_rgb(row["image"])
+        box = tuple(field_of_view_box(field_of_view_mask(original)).numpy())
+        expected = photograph_panel(original, heatmap, box, fov)
+        difference = np.abs(overlay.astype(int) - expected.astype(int))
+        # At the photograph's own 48 px: photograph | heatmap on it | colour scale.
+        assert heatmap.max() > 0 and overlay.shape == expected.shape and difference.max() <= 2
+        assert overlay.shape[0] == 48 and overlay.shape[1] > 2 * 48
+        np.testing.assert_array_equal(overlay[:, :48], original)
     with open(out / "failures.csv") as f:
         failures = list(csv.DictReader(f))
     assert len(failures) == 1 and failures[0]["image"].endswith("c.jpg")

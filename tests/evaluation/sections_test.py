@@ -108,7 +108,7 @@ def test_validation_summary_by_hand():
 
 def test_method_summary_names_each_target():
     """Each headline figure is read from its own target: red, bright or all lesions."""
-    entry = {"froc_score": 0.5, "sensitivity_at_fp": {"1": 0.6}, "image_auc": 0.8}
+    entry = {"froc_score": 0.5, "sensitivity_at_fp": {"1": 0.6, "8": 0.9}, "image_auc": 0.8}
     lesion_metrics = {
         "red_lesions": {**entry, "relevance_mass": 0.25, "pointing_game": 0.75},
         "all_lesions": {**entry, "relevance_mass": 0.4, "pointing_game": 0.9},
@@ -117,7 +117,8 @@ def test_method_summary_names_each_target():
     assert summary["relevance_mass/red_lesions"] == 0.25
     assert summary["relevance_mass/all_lesions"] == 0.4
     assert summary["sensitivity_at_1fp/red_lesions"] == 0.6
+    assert summary["sensitivity_at_8fp/all_lesions"] == 0.9
     assert summary["pointing_game/all_lesions"] == 0.9
     assert summary["froc_score/bright_lesions"] is None
     assert summary["deletion_auc"] == 0.1 and summary["insertion_auc"] is None
-    assert len(summary) == 3 * 5 + 2
+    assert len(summary) == 3 * 6 + 2

@@ -68,11 +68,11 @@ class TriageArrays:
             **{f.name: getattr(self, f.name)[keep] for f in dataclasses.fields(self)}
         )
 
-    def screening_arrays(self, predictions: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """The arrays `sections` takes, predictions being the plain grades by default."""
+    def screening_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays `sections` takes, the predictions being the plain image's grades."""
         return {
             "grades": self.grades,
-            "predictions": self.view_grades[:, 0] if predictions is None else predictions,
+            "predictions": self.view_grades[:, 0],
             "image_ids": self.image_ids,
             "patient_ids": self.patient_ids,
         }
@@ -188,7 +188,7 @@ def gradability_section(
     return section
 
 
-def _auc_or_reason(arrays: TriageArrays, predictions: np.ndarray | None = None) -> dict:
+def _auc_or_reason(arrays: TriageArrays) -> dict:
     graded = arrays.grades >= 0
     labels = arrays.grades[graded] >= REFERABLE_GRADE
     if not _has_both(labels):
@@ -196,7 +196,7 @@ def _auc_or_reason(arrays: TriageArrays, predictions: np.ndarray | None = None) 
             "skipped": "the images hold one referable-DR class only",
             "images": int(labels.size),
         }
-    scores = (arrays.view_grades[:, 0] if predictions is None else predictions)[graded]
+    scores = arrays.view_grades[graded, 0]
     return {"auc": screening.roc_auc(labels, scores), "images": int(labels.size)}
 
 

@@ -31,25 +31,6 @@ from drscreen.models.logistic import fit_logistic
 DEFAULT_GATE_FILE = pathlib.Path(__file__).with_name("quality_gate.json")
 DEFAULT_TARGET_SENSITIVITY = 0.95
 DEFAULT_L2 = 1.0
-GENERIC_REASON = "poor image quality"
-REASONS = {
-    "field_coverage": ("field of view cut off by the frame", "no round field of view"),
-    "outside_disc": ("unusual field of view", "no round field of view"),
-    "brightness": ("too dark (under-exposed)", "too bright (over-exposed)"),
-    "dark_fraction": ("uneven light", "dark shadows over the retina"),
-    "saturated_fraction": ("uneven light", "too bright (over-exposed)"),
-    "fine_detail": ("blurred (out of focus)", "noisy"),
-    "vessel_detail": ("blurred (out of focus)", "noisy"),
-    "detail_direction": ("motion blur", "unusual texture"),
-    "contrast": ("low contrast (haze or cataract)", "uneven light"),
-    "saturation": ("washed-out colour (haze)", "unusual colour"),
-    "redness": ("not the colour of a retina", "unusual colour"),
-    "green_to_red": ("unusual colour", "not the colour of a retina"),
-    "rim_to_centre": ("dark rim (small pupil)", "bright rim"),
-    "darkest_side": ("a shadow over one side (eyelid)", "uneven light"),
-}
-"""Per feature, what a photograph's problem is when the feature is (below, above) the
-gradable photographs' typical value and pushes the gate towards ungradable."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,21 +97,6 @@ class QualityGate:
     def ungradable(self, quality: np.ndarray) -> np.ndarray:
         """Whether each quality (N,) is at or below the threshold."""
         return np.asarray(quality) <= self.threshold
-
-    def reasons(self, features: np.ndarray) -> list[str]:
-        """Per photograph, the `REASONS` entry of the feature pulling hardest towards
-        ungradable (`GENERIC_REASON` when none pulls that way)."""
-        terms = self.contributions(np.atleast_2d(features))
-        standard = (np.atleast_2d(features) - self.means) / np.asarray(self.scales)
-        result = []
-        for row, values in zip(terms, standard, strict=True):
-            worst = int(np.argmin(row))
-            if row[worst] >= 0:
-                result.append(GENERIC_REASON)
-                continue
-            low, high = REASONS[FEATURE_NAMES[worst]]
-            result.append((high if values[worst] > 0 else low) or GENERIC_REASON)
-        return result
 
     def to_dict(self) -> dict:
         """JSON-ready values, with the feature names and analysis size they belong to."""

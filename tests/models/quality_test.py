@@ -41,16 +41,6 @@ def test_quality_by_hand_in_numpy_and_tensorflow():
     assert list(gate.ungradable(np.array([0.4, 0.41]))) == [True, False]
 
 
-def test_reason_names_the_feature_pulling_towards_ungradable():
-    """A low field coverage (positive weight) reads as a cut field; none: generic."""
-    features = np.zeros((2, F))
-    features[0, 0] = -3.0
-    features[1, 0] = 3.0
-    assert _gate().reasons(features) == [
-        "field of view cut off by the frame", "poor image quality"
-    ]  # fmt: skip
-
-
 def test_threshold_catches_the_target_share():
     """Ten ungradable qualities 0.1..1.0: catching 80 % needs quality <= 0.8."""
     quality = np.r_[np.arange(1, 11) / 10, [0.05, 0.95]]

@@ -5,8 +5,9 @@ every photograph: `drscreen.data.image_io.load_rgb`, `drscreen.data.fundus.
 crop_to_field_of_view_box` to the model's input size, `compute` in batches, and writes
 ``predictions.csv`` (image, grade, referable_probability), ``<stem>_heatmap.png`` panels (the
 photograph at its own resolution, at most `drscreen.heatmaps.overlay.READABLE_SIDE` px, beside
-the heatmap mapped back onto it, with a colour scale: `photograph_panel`) and, when some images cannot be used, ``failures.csv`` (image, reason). Bad images (those
-`load_rgb` refuses, and crops without a field of view) never stop the others.
+the heatmap mapped back onto it, with a colour scale: `photograph_panel`) and, when some
+images cannot be used, ``failures.csv`` (image, reason). Bad images (those `load_rgb`
+refuses, and crops without a field of view) never stop the others.
 """
 
 import csv

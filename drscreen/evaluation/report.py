@@ -143,8 +143,7 @@ def _gradability_rows(section: Mapping) -> list[tuple[str, str]]:
         rows.append(
             (
                 f"Ungradable @ quality <= {_cell(section['threshold'])}",
-                f"sens. {_cell(detection['sensitivity'])}, "
-                f"spec. {_cell(detection['specificity'])}",
+                f"sens. {_cell(detection['sensitivity'])}, spec. {_cell(detection['specificity'])}",
             )
         )
     rows.append(("Photographs flagged ungradable", _cell(section["flagged_fraction"])))

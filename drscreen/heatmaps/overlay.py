@@ -138,7 +138,9 @@ def heatmap_on_photograph(
     rows = slice(max(top, 0), min(top + side, size[1]))
     cols = slice(max(left, 0), min(left + side, size[0]))
     if rows.start < rows.stop and cols.start < cols.stop:
-        canvas[rows, cols] = square[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left]
+        canvas[rows, cols] = square[
+            rows.start - top : rows.stop - top, cols.start - left : cols.stop - left
+        ]
     return photograph, canvas
 
 

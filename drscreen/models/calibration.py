@@ -171,9 +171,7 @@ def fit_referable_calibration(
             f"fit_referable_calibration: all {y.size} labels are {int(y[0])}; "
             "calibration needs referable and non-referable eyes"
         )
-    slope, intercept = fit_logistic(
-        np.stack([x, np.ones_like(x)], axis=1), y, np.array([l2, 0.0])
-    )
+    slope, intercept = fit_logistic(np.stack([x, np.ones_like(x)], axis=1), y, np.array([l2, 0.0]))
     if not slope > 1e-12:
         raise ValueError(
             f"fit_referable_calibration: the predicted grades do not increase with "

@@ -71,6 +71,7 @@ def test_cut_field_shadow_and_detail_move_their_figures():
 @pytest.mark.parametrize("size", [64, 256])
 def test_other_input_sizes_are_brought_to_the_analysis_size(size):
     """A uniform disc gives the same figures at 64 and 256 px as at 128 px."""
+
     def flat(side):
         mask = _disc(side)
         image = np.zeros((1, side, side, 3), np.float32)

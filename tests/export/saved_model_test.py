@@ -11,10 +11,10 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from drscreen import cli
-from drscreen.export import SIGNATURES, read_description, resolve_version
-from drscreen.export.saved_model import WARMUP_DIR, WARMUP_FILE
 from drscreen.data.fundus import field_of_view_mask
 from drscreen.data.gradability import gradability_features
+from drscreen.export import SIGNATURES, read_description, resolve_version
+from drscreen.export.saved_model import WARMUP_DIR, WARMUP_FILE
 from drscreen.heatmaps import compute
 from drscreen.models.quality import default_quality_gate
 

@@ -11,9 +11,9 @@ from drscreen.models.quality import DEFAULT_GATE_FILE, default_quality_gate
 from drscreen.training.quality_gate import (
     GateFitConfig,
     SyntheticGateData,
-    gate_features,
     fit_and_save,
     fit_gate,
+    gate_features,
     synthetic_sets,
 )
 

@@ -4,29 +4,29 @@
         --output_dir=/tmp/overlays photo1.jpg photo2.png
 
 For REST use ``--server=http://127.0.0.1:8501 --protocol=rest``. Prints each image's
-referable-DR score and grade, and writes ``<output_dir>/<image stem>_heatmap.png``: the
-heatmap blended by `drscreen.heatmaps.overlay.save_overlay` over the photograph cropped to its
-field of view with `drscreen.data.fundus.crop_to_field_of_view` -- the same square crop the
+referable-DR score, grade and quality (the probability that the photograph is gradable; retake
+it when quality is at or below the ``quality.threshold`` of the export's description), and
+writes ``<output_dir>/<image stem>_heatmap.png``: the photograph at its own resolution (at most
+1024 px) beside the heatmap mapped back onto it, with a colour scale
+(`drscreen.heatmaps.overlay.photograph_panel`, as ``drscreen predict`` draws it). The square
+the heatmap covers is found with `drscreen.data.fundus.crop_to_field_of_view_box`: the crop the
 serving signature applies before the model, so heatmap and photograph line up.
 """
 
 import os
 import sys
 
-import numpy as np
 from absl import app, flags
 
-from drscreen.data.fundus import crop_to_field_of_view
+from drscreen.data.fundus import crop_to_field_of_view_box
 from drscreen.data.image_io import ImageError, load_rgb
-from drscreen.heatmaps.overlay import DEFAULT_ALPHA, save_overlay
+from drscreen.heatmaps.overlay import DEFAULT_ALPHA, photograph_panel, save_image
 from drscreen.serving.client import GrpcClient, RestClient
 
 _SERVER = flags.DEFINE_string("server", "127.0.0.1:8500", "gRPC host:port, or REST base URL.")
 _PROTOCOL = flags.DEFINE_enum("protocol", "grpc", ["grpc", "rest"], "API to query.")
 _MODEL_NAME = flags.DEFINE_string("model_name", "drscreen", "Served model name.")
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Where the overlay PNGs go.")
-_OVERLAY_SIZE = 448
-"""Smallest side of a written overlay; larger heatmaps keep their own resolution."""
 _ALPHA = flags.DEFINE_float(
     "alpha", DEFAULT_ALPHA, "Heatmap opacity in the overlay at its highest values."
 )
@@ -55,13 +55,13 @@ def main(argv: list[str]) -> None:
     for index, (path, image) in enumerate(zip(paths, images, strict=True)):
         stem = os.path.splitext(os.path.basename(path))[0]
         target = os.path.join(_OUTPUT_DIR.value, f"{stem}_heatmap.png")
-        heatmap = outputs["heatmap"][index]
-        cropped, _ = crop_to_field_of_view(image, max(heatmap.shape[0], _OVERLAY_SIZE))
-        photo = np.clip(cropped.numpy(), 0, 255).astype(np.uint8)
-        save_overlay(target, photo, heatmap, alpha=_ALPHA.value)  # served heatmaps are FOV-masked
+        heatmap = outputs["heatmap"][index]  # FOV-masked by the server
+        _, _, box = crop_to_field_of_view_box(image, heatmap.shape[0])
+        box = tuple(int(value) for value in box.numpy())
+        save_image(target, photograph_panel(image, heatmap, box, alpha=_ALPHA.value))
         print(
             f"{path}: score={outputs['score'][index]:.4f} grade={outputs['grade'][index]:.3f}"
-            f" -> {target}",
+            f" quality={outputs['quality'][index]:.3f} -> {target}",
             file=sys.stdout,
         )
 

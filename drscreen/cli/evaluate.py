@@ -23,6 +23,7 @@ from drscreen.commands.evaluate import (
 )
 from drscreen.data.readers import DATASET_NAMES
 from drscreen.heatmaps import METHODS
+from drscreen.heatmaps.tta import VIEW_SETS
 
 _MODEL = flags.DEFINE_string("model", None, "Training run directory (best.keras) or .keras file.")
 _DATA = flags.DEFINE_string("data", None, "Dataset root folder or `drscreen prepare` folder.")
@@ -49,6 +50,9 @@ _PERTURBATION_IMAGES = flags.DEFINE_integer(
     "perturbation_images", 32, "Images per method with deletion/insertion curves."
 )
 _N_BOOTSTRAP = flags.DEFINE_integer("n_bootstrap", 1000, "Bootstrap replicates of AUC CIs.")
+_TTA = flags.DEFINE_enum(
+    "tta", "flips", list(VIEW_SETS), "Test-time views behind the referral curve's uncertainty."
+)
 _VAL_FRACTION = flags.DEFINE_float(
     "val_fraction", None, "Validation share of a split made here (no splits.json); default 0.15."
 )
@@ -73,6 +77,7 @@ _ALL_FLAGS = (
     _LESION_METRICS,
     _PERTURBATION_IMAGES,
     _N_BOOTSTRAP,
+    _TTA,
     _VAL_FRACTION,
     _TEST_FRACTION,
     _SPLIT_SEED,
@@ -106,6 +111,7 @@ def _config() -> EvaluationConfig:
             lesion_metrics=_LESION_METRICS.value,
             perturbation_images=_PERTURBATION_IMAGES.value,
             n_bootstrap=_N_BOOTSTRAP.value,
+            tta=_TTA.value,
             command=_command_line(),
         )
     except ValueError as error:

@@ -6,7 +6,8 @@
 Writes ``OUT/<N>/`` (the next free version unless ``--version`` names a new one); see
 `drscreen.export.exporter` for the layout. The referable-score calibration is the run
 directory's ``calibration.json`` when it has one, else the default; explicit
-``--calibration_midpoint``/``--calibration_scale`` override either.
+``--calibration_midpoint``/``--calibration_scale`` override either. The gradability gate
+behind the ``quality`` output is the run's ``quality.json``, else drscreen's default gate.
 """
 
 from absl import app, flags
@@ -18,7 +19,8 @@ from drscreen.export.tflite import VARIANTS
 from drscreen.heatmaps import METHODS
 from drscreen.models import DEFAULT_MIDPOINT, DEFAULT_SCALE
 from drscreen.models.calibration import Calibration, resolve_calibration
-from drscreen.models.runs import load_model, run_calibration
+from drscreen.models.quality import resolve_quality_gate
+from drscreen.models.runs import load_model, run_calibration, run_quality_gate
 
 _MODEL = flags.DEFINE_string(
     "model", None, "A training run directory (its best.keras) or a .keras model file."
@@ -74,6 +76,7 @@ def main(argv: list[str]) -> None:
     formats = FORMATS if _FORMAT.value == "all" else (_FORMAT.value,)
     try:
         calibration, calibration_source = _calibration(_MODEL.value)
+        gate, gate_source = resolve_quality_gate(run_quality_gate(_MODEL.value))
         config = ExportConfig(
             formats=formats,
             version=_VERSION.value or None,
@@ -81,11 +84,13 @@ def main(argv: list[str]) -> None:
                 heatmap_method=_HEATMAP_METHOD.value,
                 heatmap_size=_HEATMAP_SIZE.value,
                 calibration=calibration,
+                quality_gate=gate,
             ),
             tflite_variants=tuple(_TFLITE_VARIANTS.value),
             onnx_opset=_ONNX_OPSET.value,
             model_name=_MODEL_NAME.value,
             calibration_source=calibration_source,
+            quality_source=gate_source,
         )
         model = load_model(_MODEL.value)
         export(model, _OUT.value, config, source=_MODEL.value)

@@ -15,6 +15,7 @@ from drscreen.cli.paths import require_output_folder
 from drscreen.commands.predict import PredictConfig, predict
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS
 from drscreen.heatmaps.api import METHODS
+from drscreen.heatmaps.tta import VIEW_SETS
 
 _MODEL = flags.DEFINE_string("model", None, "A .keras model, or a run directory with best.keras.")
 _IMAGES = flags.DEFINE_string("images", None, "An image file or a directory of images.")
@@ -22,6 +23,9 @@ _OUT = flags.DEFINE_string("out", None, "Output directory.")
 require_output_folder(_OUT)
 _METHOD = flags.DEFINE_enum("method", "sensitivity", list(METHODS), "Heatmap method.")
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per network batch.")
+_TTA = flags.DEFINE_enum(
+    "tta", "flips", list(VIEW_SETS), "Test-time views behind the heatmap and the uncertainty."
+)
 _MAX_IMAGE_PIXELS = flags.DEFINE_integer(
     "max_image_pixels",
     DEFAULT_MAX_PIXELS,
@@ -43,6 +47,7 @@ def main(argv: list[str]) -> None:
             method=_METHOD.value,
             batch_size=_BATCH_SIZE.value,
             max_image_pixels=_MAX_IMAGE_PIXELS.value,
+            tta=_TTA.value,
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from error

@@ -26,6 +26,12 @@ _SEED = flags.DEFINE_integer("seed", 0, "Root random seed.")
 _DIFFICULTY = flags.DEFINE_string(
     "difficulty", "standard", f"Difficulty preset: one of {sorted(DIFFICULTIES)}."
 )
+_UNGRADABLE_FRACTION = flags.DEFINE_float(
+    "ungradable_fraction",
+    None,
+    "Share of ungradable photographs (blur, exposure, small pupil, eyelid, cut field, haze, "
+    "not a fundus), labelled in trainLabels.csv; default: the preset's (0; screening: 0.2).",
+)
 _WORKERS = flags.DEFINE_integer("workers", None, "Processes; default os.cpu_count().")
 _CONTACT_SHEET = flags.DEFINE_string(
     "contact_sheet", None, "Also write a PNG grid of the first 8 images with masks outlined."
@@ -53,8 +59,15 @@ def _config() -> SynthConfig:
         raise app.UsageError(f"--out {out} exists and is not a folder")
     if out.is_dir() and any(out.iterdir()) and not _OVERWRITE.value:
         raise app.UsageError(f"--out {out} is not empty; pass --overwrite to write into it")
+    overrides = {}
+    if _UNGRADABLE_FRACTION.value is not None:
+        if not 0 <= _UNGRADABLE_FRACTION.value <= 1:
+            raise app.UsageError(
+                f"--ungradable_fraction must be in [0, 1], got {_UNGRADABLE_FRACTION.value}"
+            )
+        overrides["ungradable_fraction"] = _UNGRADABLE_FRACTION.value
     return SynthConfig.from_preset(
-        _DIFFICULTY.value, n=_N.value, size=_SIZE.value, seed=_SEED.value
+        _DIFFICULTY.value, n=_N.value, size=_SIZE.value, seed=_SEED.value, **overrides
     )
 
 

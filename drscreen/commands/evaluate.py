@@ -23,9 +23,18 @@ from drscreen.data.splits import ALL, SPLITS, SPLITS_FILE, Splits
 from drscreen.evaluation import comparison, figures, gallery, report
 from drscreen.evaluation.model_evaluation import ModelEvaluation, evaluate_model
 from drscreen.evaluation.runner import RunnerConfig, keras_functions
+from drscreen.evaluation.triage import triage_sections, triage_stream
 from drscreen.heatmaps import METHODS
+from drscreen.heatmaps.tta import VIEW_SETS
 from drscreen.models.calibration import resolve_calibration
-from drscreen.models.runs import RunDirectory, load_model, model_input_size, run_calibration
+from drscreen.models.quality import resolve_quality_gate
+from drscreen.models.runs import (
+    RunDirectory,
+    load_model,
+    model_input_size,
+    run_calibration,
+    run_quality_gate,
+)
 
 LESION_METRICS = ("auto", "required", "off")
 SPLIT_CHOICES = (*SPLITS, ALL)
@@ -76,6 +85,8 @@ class EvaluationConfig:
         Images per method with deletion/insertion curves.
     n_bootstrap:
         Bootstrap replicates of the AUC confidence intervals.
+    tta:
+        Test-time views of the referral section (`drscreen.heatmaps.tta.VIEW_SETS`).
     command:
         The command line, recorded in the report.
     progress:
@@ -99,6 +110,7 @@ class EvaluationConfig:
     lesion_metrics: str = "auto"
     perturbation_images: int = 32
     n_bootstrap: int = 1000
+    tta: str = "flips"
     command: str = ""
     progress: bool = True
 
@@ -114,6 +126,8 @@ class EvaluationConfig:
             raise ValueError(
                 f"lesion_metrics {self.lesion_metrics!r} is not one of {LESION_METRICS}"
             )
+        if self.tta not in VIEW_SETS:
+            raise ValueError(f"tta {self.tta!r} is not one of {tuple(VIEW_SETS)}")
         if not self.methods:
             raise ValueError("at least one heatmap method is needed")
         unknown = [m for m in self.methods if m not in METHODS]
@@ -283,6 +297,22 @@ def _figures(
     return drawn
 
 
+def _triage(config, model, evaluated, validation, runner_config, calibration) -> dict:
+    """The ``gradability`` and ``referral`` sections (`drscreen.evaluation.triage`)."""
+    gate, gate_source = resolve_quality_gate(run_quality_gate(config.model))
+    views = VIEW_SETS[config.tta]
+    quiet = dataclasses.replace(runner_config, lesion_metrics=False)
+    if config.progress:
+        print(f"triage: quality gate {gate_source}, test-time views {config.tta}", file=sys.stderr)
+    streams = [
+        None if source is None else triage_stream(source, model, gate, quiet, views)
+        for source in (evaluated, validation)
+    ]
+    sections = triage_sections(*streams, gate, calibration, views, config.n_bootstrap)
+    sections["gradability"]["gate_source"] = gate_source
+    return sections
+
+
 def evaluate(config: EvaluationConfig) -> dict:
     """Evaluate a model on a dataset and write ``metrics.json``, ``report.md`` and figures.
 
@@ -327,6 +357,7 @@ def evaluate(config: EvaluationConfig) -> dict:
         config.n_bootstrap,
     )
     metrics = result.metrics
+    metrics.update(_triage(config, model, evaluated, validation, runner_config, calibration))
     rows = dict(metrics["methods"])
     if aware_model is not None:
         aware_score, aware_heatmaps = keras_functions(aware_model, ("sensitivity",))

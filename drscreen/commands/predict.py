@@ -2,10 +2,16 @@
 
 Loads a saved model (a ``.keras`` file, or a run directory holding ``best.keras``), then for
 every photograph: `drscreen.data.image_io.load_rgb`, `drscreen.data.fundus.
-crop_to_field_of_view` to the model's input size, `compute` in batches, and writes
-``predictions.csv`` (image, grade, referable_probability), ``<stem>_heatmap.png`` overlays
-and, when some images cannot be used, ``failures.csv`` (image, reason). Bad images (those
-`load_rgb` refuses, and crops without a field of view) never stop the others.
+crop_to_field_of_view_box` to the model's input size, the test-time views of
+`drscreen.heatmaps.tta.tta_compute` and the gradability gate (`drscreen.models.quality`, the
+run's ``quality.json`` else the shipped gate) in batches, and writes ``predictions.csv``
+(image, grade and referable_probability of the plain image, quality, gradable, uncertainty:
+the spread of the probability over the views), ``<stem>_heatmap.png`` panels of the
+view-averaged heatmap (the
+photograph at its own resolution, at most `drscreen.heatmaps.overlay.READABLE_SIDE` px, beside
+the heatmap mapped back onto it, with a colour scale: `photograph_panel`) and, when some
+images cannot be used, ``failures.csv`` (image, reason). Bad images (those `load_rgb`
+refuses, and crops without a field of view) never stop the others.
 """
 
 import csv
@@ -17,12 +23,20 @@ from typing import TextIO
 import numpy as np
 import tensorflow as tf
 
-from drscreen.data.fundus import NO_FIELD_OF_VIEW_REASON, crop_to_field_of_view, has_field_of_view
+from drscreen.data.fundus import (
+    NO_FIELD_OF_VIEW_REASON,
+    crop_to_field_of_view_box,
+    has_field_of_view,
+)
+from drscreen.data.gradability import gradability_features
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_rgb
-from drscreen.heatmaps.api import METHODS, compute
-from drscreen.heatmaps.overlay import save_overlay
+from drscreen.evaluation.referral import tta_spread
+from drscreen.heatmaps.api import METHODS
+from drscreen.heatmaps.overlay import photograph_panel, save_image
+from drscreen.heatmaps.tta import VIEW_SETS, tta_compute
 from drscreen.models.calibration import Calibration, resolve_calibration
-from drscreen.models.runs import load_model, model_input_size, run_calibration
+from drscreen.models.quality import resolve_quality_gate
+from drscreen.models.runs import load_model, model_input_size, run_calibration, run_quality_gate
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 PREDICTIONS_FILE = "predictions.csv"
@@ -50,6 +64,9 @@ class PredictConfig:
         ``calibration.json`` (fitted on validation by training), else the default.
     max_image_pixels:
         Photographs with more pixels (by their header) are refused before decoding.
+    tta:
+        Test-time views (`drscreen.heatmaps.tta.VIEW_SETS`) behind the heatmap and the
+        uncertainty.
     """
 
     model_path: str
@@ -59,8 +76,11 @@ class PredictConfig:
     batch_size: int = 8
     calibration: Calibration | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    tta: str = "flips"
 
     def __post_init__(self):
+        if self.tta not in VIEW_SETS:
+            raise ValueError(f"tta {self.tta!r} is not one of {', '.join(VIEW_SETS)}")
         if self.method not in METHODS:
             raise ValueError(f"method {self.method!r} is not one of {', '.join(METHODS)}")
         if self.batch_size < 1:
@@ -76,6 +96,9 @@ class Prediction:
     image: str
     grade: float
     referable_probability: float
+    quality: float
+    gradable: bool
+    uncertainty: float
     overlay_path: str
 
 
@@ -136,8 +159,15 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
     calibration, _ = resolve_calibration(run_calibration(config.model_path), given)
     paths = list_images(config.images)
     os.makedirs(config.out_dir, exist_ok=True)
+    gate, _ = resolve_quality_gate(run_quality_gate(config.model_path))
+    views = VIEW_SETS[config.tta]
+
+    def screen(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        view_grades, heatmaps = tta_compute(model, images, config.method, masks, views)
+        return view_grades, heatmaps, gate.quality(gradability_features(images, masks))
+
     heatmap_fn = tf.function(
-        lambda images, masks: compute(model, images, config.method, masks),
+        screen,
         input_signature=[
             tf.TensorSpec((None, size, size, 3), tf.float32),
             tf.TensorSpec((None, size, size), tf.float32),
@@ -147,12 +177,11 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
     failures: list[tuple[str, str]] = []
     overlay_names: set[str] = set()
     for start in range(0, len(paths), config.batch_size):
-        batch_paths, images, masks = [], [], []
+        batch_paths, photographs, boxes, images, masks = [], [], [], [], []
         for path in paths[start : start + config.batch_size]:
             try:
-                image, mask = crop_to_field_of_view(
-                    load_rgb(path, max_pixels=config.max_image_pixels), size
-                )
+                photograph = load_rgb(path, max_pixels=config.max_image_pixels)
+                image, mask, box = crop_to_field_of_view_box(photograph, size)
             except ImageError as error:
                 failures.append((path, error.reason))
                 continue
@@ -160,18 +189,29 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
                 failures.append((path, NO_FIELD_OF_VIEW_REASON))
                 continue
             batch_paths.append(path)
+            photographs.append(photograph)
+            boxes.append(tuple(int(value) for value in box.numpy()))
             images.append(image.numpy())
             masks.append(mask.numpy())
         if batch_paths:
-            grades, heatmaps = heatmap_fn(np.stack(images), np.stack(masks))
-            probabilities = calibration.probability(grades.numpy())
+            view_grades, heatmaps, quality = heatmap_fn(np.stack(images), np.stack(masks))
+            view_probabilities = calibration.probability(view_grades.numpy())
+            uncertainty = tta_spread(view_probabilities)
             for index, path in enumerate(batch_paths):
                 overlay_path = os.path.join(config.out_dir, _overlay_name(path, overlay_names))
-                photo = np.clip(np.rint(images[index]), 0, 255).astype(np.uint8)
-                save_overlay(overlay_path, photo, heatmaps[index].numpy(), masks[index])
+                panel = photograph_panel(
+                    photographs[index], heatmaps[index].numpy(), boxes[index], masks[index]
+                )
+                save_image(overlay_path, panel)
                 predictions.append(
                     Prediction(
-                        path, float(grades[index]), float(probabilities[index]), overlay_path
+                        image=path,
+                        grade=float(view_grades[index, 0]),
+                        referable_probability=float(view_probabilities[index, 0]),
+                        quality=float(quality[index]),
+                        gradable=not bool(gate.ungradable(float(quality[index]))),
+                        uncertainty=float(uncertainty[index]),
+                        overlay_path=overlay_path,
                     )
                 )
         done = min(start + config.batch_size, len(paths))
@@ -180,8 +220,18 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
     progress.write("\n")
     _write_csv(
         os.path.join(config.out_dir, PREDICTIONS_FILE),
-        ("image", "grade", "referable_probability"),
-        [(p.image, f"{p.grade:.6f}", f"{p.referable_probability:.6f}") for p in predictions],
+        ("image", "grade", "referable_probability", "quality", "gradable", "uncertainty"),
+        [
+            (
+                p.image,
+                f"{p.grade:.6f}",
+                f"{p.referable_probability:.6f}",
+                f"{p.quality:.6f}",
+                int(p.gradable),
+                f"{p.uncertainty:.6f}",
+            )
+            for p in predictions
+        ],
     )
     if failures:
         _write_csv(os.path.join(config.out_dir, FAILURES_FILE), ("image", "reason"), failures)

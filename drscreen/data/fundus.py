@@ -249,6 +249,15 @@ def crop_to_field_of_view(image: tf.Tensor | np.ndarray, size: int) -> tuple[tf.
     mask:
         float32 (size, size) field-of-view mask of 0/1.
     """
+    cropped_image, cropped_mask, _ = crop_to_field_of_view_box(image, size)
+    return cropped_image, cropped_mask
+
+
+def crop_to_field_of_view_box(
+    image: tf.Tensor | np.ndarray, size: int
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """`crop_to_field_of_view`, and the square cropped (`field_of_view_box`: top, left and
+    side in the photograph's pixels), to map a heatmap back onto the photograph."""
     image = _as_one_image(image, "crop_to_field_of_view")
     mask = field_of_view_mask(image)
     box = field_of_view_box(mask)
@@ -259,7 +268,7 @@ def crop_to_field_of_view(image: tf.Tensor | np.ndarray, size: int) -> tuple[tf.
     cropped_mask = tf.cast(cropped[..., 3] > 127.5, tf.float32)
     cropped_image.set_shape([size, size, 3])
     cropped_mask.set_shape([size, size])
-    return cropped_image, cropped_mask
+    return cropped_image, cropped_mask, box
 
 
 def has_field_of_view(cropped_mask: tf.Tensor | np.ndarray) -> tf.Tensor:

@@ -27,6 +27,9 @@ class FundusRecord:
         same size as the photograph. Empty when the dataset has no lesion ground truth.
     dataset:
         Name of the reader that produced the record.
+    gradable:
+        Whether a grader could grade the photograph (False: retake it); None where the
+        dataset does not say.
     """
 
     image_id: str
@@ -36,6 +39,7 @@ class FundusRecord:
     eye: str = ""
     lesion_masks: Mapping[str, str] = dataclasses.field(default_factory=dict)
     dataset: str = ""
+    gradable: bool | None = None
 
     def __post_init__(self):
         if self.grade is not None and not 0 <= self.grade <= 4:

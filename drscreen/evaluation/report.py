@@ -108,6 +108,7 @@ def _summary_rows(metrics: Mapping) -> list[tuple[str, str]]:
     if "expected_calibration_error" in metrics.get("calibration", {}):
         ece = metrics["calibration"]["expected_calibration_error"]
         rows.append(("Expected calibration error", _cell(ece)))
+    rows += _gradability_rows(metrics.get("gradability", {}))
     methods = metrics.get("methods", {})
     main = next(iter(methods.values()), {})
     for target, entry in main.get("lesions", {}).items():
@@ -133,6 +134,68 @@ def _skipped_lines(metrics: Mapping) -> list[str]:
     if not lines:
         return []
     return ["", "## Photographs skipped", "", *lines]
+
+
+def _gradability_rows(section: Mapping) -> list[tuple[str, str]]:
+    """The gradability gate's summary rows (`drscreen.evaluation.triage`)."""
+    if not section:
+        return []
+    rows = []
+    detection = section["detection"]
+    if "auc" in detection:
+        low, high = detection["auc_ci"]
+        rows.append(
+            (
+                "Ungradable-detection AUC",
+                f"{_cell(detection['auc'])} (CI {_cell(low)}–{_cell(high)}; "
+                f"{detection['ungradable']} ungradable, {detection['gradable']} gradable)",
+            )
+        )
+        rows.append(
+            (
+                f"Ungradable @ quality <= {_cell(section['threshold'])}",
+                f"sens. {_cell(detection['sensitivity'])}, spec. {_cell(detection['specificity'])}",
+            )
+        )
+    rows.append(("Photographs flagged ungradable", _cell(section["flagged_fraction"])))
+    gradable = section["referable_dr_on_gradable"].get("referable_dr")
+    if gradable is not None:
+        low, high = gradable["auc_ci"]
+        rows.append(
+            ("Referable DR AUC, gradable images", f"{_cell(gradable['auc'])} (CI {_cell(low)}–"
+             f"{_cell(high)})")
+        )  # fmt: skip
+    return rows
+
+
+def _referral_lines(section: Mapping) -> list[str]:
+    """The referral curves as tables (`drscreen.evaluation.referral`)."""
+    if not section or "curves" not in section:
+        return []
+    lines = [
+        "",
+        "## Referral by uncertainty",
+        "",
+        f"The most uncertain images (test-time views {', '.join(section['views'])}) are "
+        f"referred to a grader; figures on the {section['images']} gradable images kept, "
+        f"decisions at the {section['operating_point']} threshold. AUC without referral: "
+        f"{_cell(section['auc_plain'])} (view-averaged score {_cell(section['auc_view_mean'])}).",
+    ]
+    for name, curve in section["curves"].items():
+        lines += ["", f"Uncertainty: {name.replace('_', ' ')}", ""]
+        lines += _table(
+            ("Referred", "Images kept", "AUC", "Accuracy"),
+            list(
+                zip(
+                    [f"{round(100 * f)} %" for f in curve["referred_fraction"]],
+                    curve["retained_images"],
+                    curve["auc"],
+                    curve["accuracy"],
+                    strict=True,
+                )
+            ),
+        )
+    return lines
 
 
 def write_report(
@@ -189,6 +252,7 @@ def write_report(
     summary = _summary_rows(safe["metrics"])
     if summary:
         lines += ["", "## Summary", ""] + _table(("Metric", "Value"), summary)
+    lines += _referral_lines(safe["metrics"].get("referral", {}))
     if comparison_rows:
         lines += ["", "## Heatmap methods compared", ""]
         lines += _table(

@@ -35,6 +35,7 @@ PREPROCESSING = {
         "the heatmap's field-of-view mask, recomputed from the cropped image",
         "heatmap average pooling to the heatmap size",
         "grade -> calibrated referable-DR probability (score)",
+        "image-quality features and the gradability gate (quality)",
     ],
 }
 """What a device runs before the graph, and what the graph does itself (one implementation:
@@ -46,6 +47,11 @@ OUTPUTS = {
         "range": [0.0, 4.0],
         "meaning": "regressed DR grade (0 none ... 4 proliferative); a regression, not "
         "clipped, so values slightly outside the nominal range occur",
+    },
+    "quality": {
+        "range": [0.0, 1.0],
+        "meaning": "probability that the photograph is gradable; ungradable (retake it) at or "
+        "below the threshold of this description's quality section",
     },
     "heatmap": {
         "range": [0.0, None],
@@ -85,6 +91,7 @@ def edge_description(
     variant: str,
     quantization: str,
     heatmap_agreement: str,
+    quality_agreement: str,
     functions: ScreeningFunctions,
 ) -> dict:
     """The ``drscreen_<variant>.json`` content of one converted TFLite file."""
@@ -115,6 +122,11 @@ def edge_description(
             "function": "sigmoid((grade - midpoint) / scale)",
             "midpoint": calibration.midpoint,
             "scale": calibration.scale,
+        },
+        "quality": {
+            "threshold": functions.config.quality_gate.threshold,
+            "ungradable_when": "quality <= threshold",
+            "agreement_with_float32": quality_agreement,
         },
         "signatures": signatures,
         "preprocessing": PREPROCESSING,

@@ -63,6 +63,8 @@ class ExportConfig:
         Synthetic fundus photographs calibrating the int8 variant.
     calibration_source:
         Where ``signature.calibration`` came from, recorded in the description.
+    quality_source:
+        Where ``signature.quality_gate`` came from, recorded in the description.
     seed:
         Seed of the synthetic warmup and calibration photographs.
     """
@@ -76,6 +78,7 @@ class ExportConfig:
     calibration_images: int = 32
     seed: int = 0
     calibration_source: str = "default"
+    quality_source: str = "default"
 
     def __post_init__(self):
         if not self.formats or set(self.formats) - set(FORMATS):
@@ -121,6 +124,13 @@ def _description(functions: ScreeningFunctions, config: ExportConfig, source: st
             "scale": signature.calibration.scale,
             "source": config.calibration_source,
         },
+        "quality": {
+            "meaning": "probability that the photograph is gradable (drscreen.models.quality)",
+            "ungradable_when": f"quality <= {signature.quality_gate.threshold:.6g}",
+            "threshold": signature.quality_gate.threshold,
+            "gate": signature.quality_gate.fitted_on,
+            "source": config.quality_source,
+        },
         "signatures": {
             name: list(SCORE_OUTPUTS if name == "predict_score" else HEATMAP_OUTPUTS)
             for name in SIGNATURES
@@ -146,8 +156,15 @@ def _write_tflite(
         with open(os.path.join(directory, name), "wb") as file:
             file.write(flatbuffer)
         quantization = tflite.VARIANT_QUANTIZATION[variant]
-        agreement = tflite.VARIANT_HEATMAP_AGREEMENT[variant]
-        edge = edge_description(flatbuffer, name, variant, quantization, agreement, functions)
+        edge = edge_description(
+            flatbuffer,
+            name,
+            variant,
+            quantization,
+            tflite.VARIANT_HEATMAP_AGREEMENT[variant],
+            tflite.VARIANT_QUALITY_AGREEMENT[variant],
+            functions,
+        )
         edge_name = tflite.description_name(variant)
         with open(os.path.join(directory, edge_name), "w", encoding="utf-8") as file:
             json.dump(edge, file, indent=2)

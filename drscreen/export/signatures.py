@@ -5,14 +5,18 @@ Owns the three endpoints every export format shares (the contract of `drscreen s
 - ``serving_default``: tf.string ``images`` (N,) of encoded JPEG/PNG/GIF/BMP -> decode with
   the checks of the commands (`drscreen.data.decode`: pixel limit before decoding, EXIF
   orientation, colour, size, field of view), crop to the field of view and resize (the
-  training code) -> ``score``, ``grade``, ``heatmap``;
+  training code) -> ``score``, ``grade``, ``heatmap``, ``quality``;
 - ``predict_float``: float32 ``images`` (N, S, S, 3) in [0, 255] -> the same outputs; no
   in-graph decode, so it converts to TFLite and ONNX;
-- ``predict_score``: float32 ``images`` -> ``score`` and ``grade`` only (one forward pass).
+- ``predict_score``: float32 ``images`` -> ``score``, ``grade`` and ``quality`` (one forward
+  pass).
 
 ``score`` is the referable-DR probability (`drscreen.models.referable_probability` of the
 grade), ``heatmap`` the field-of-view-masked heatmap of `drscreen.heatmaps.compute`,
-average-pooled to ``heatmap_size`` when that is smaller than the input. Must not write files.
+average-pooled to ``heatmap_size`` when that is smaller than the input, and ``quality`` the
+gradability gate's probability that the photograph is gradable (`drscreen.models.quality`,
+from the `drscreen.data.gradability` features of the same crop and mask; ungradable at or
+below the gate's threshold, which the export description states). Must not write files.
 """
 
 import dataclasses
@@ -21,9 +25,12 @@ import keras
 import tensorflow as tf
 
 from drscreen.data.decode import decode_and_crop
+from drscreen.data.fundus import field_of_view_mask
+from drscreen.data.gradability import gradability_features
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, MIN_IMAGE_SIDE
 from drscreen.heatmaps import METHODS, compute
 from drscreen.models.calibration import Calibration
+from drscreen.models.quality import QualityGate, default_quality_gate
 from drscreen.models.runs import model_input_size
 
 INPUT_NAME = "images"
@@ -31,8 +38,8 @@ SERVING_DEFAULT = "serving_default"
 PREDICT_FLOAT = "predict_float"
 PREDICT_SCORE = "predict_score"
 SIGNATURES = (SERVING_DEFAULT, PREDICT_FLOAT, PREDICT_SCORE)
-HEATMAP_OUTPUTS = ("score", "grade", "heatmap")
-SCORE_OUTPUTS = ("score", "grade")
+HEATMAP_OUTPUTS = ("score", "grade", "heatmap", "quality")
+SCORE_OUTPUTS = ("score", "grade", "quality")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,12 +58,15 @@ class SignatureConfig:
     max_image_pixels:
         ``serving_default`` refuses photographs with more pixels, by their header, before
         decoding them.
+    quality_gate:
+        The gradability gate behind ``quality`` (a run's ``quality.json``, or the default).
     """
 
     heatmap_method: str = "sensitivity"
     heatmap_size: int = 0
     calibration: Calibration = Calibration()
     max_image_pixels: int = DEFAULT_MAX_PIXELS
+    quality_gate: QualityGate = dataclasses.field(default_factory=default_quality_gate)
 
     def __post_init__(self):
         if self.heatmap_method not in METHODS:
@@ -113,24 +123,35 @@ class ScreeningFunctions:
         return tf.TensorSpec([None], tf.string, name=INPUT_NAME)
 
     def score(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
-        """``score`` and ``grade`` (N,) of float images from one forward pass."""
+        """``score``, ``grade`` and ``quality`` (N,) of float images from one forward pass."""
         grade = self.model(images, training=False)[:, 0]
-        return {"score": self._probability(grade), "grade": grade}
+        quality = self.quality(images, field_of_view_mask(images))
+        return {"score": self._probability(grade), "grade": grade, "quality": quality}
+
+    def quality(self, images: tf.Tensor, fov_masks: tf.Tensor) -> tf.Tensor:
+        """The gate's probability (N,) that each cropped photograph is gradable."""
+        return self.config.quality_gate.quality(gradability_features(images, fov_masks))
 
     def predict(
         self, images: tf.Tensor, fov_masks: tf.Tensor | None = None
     ) -> dict[str, tf.Tensor]:
-        """``score``, ``grade`` (N,) and ``heatmap`` (N, h, h) of float images.
+        """``score``, ``grade``, ``quality`` (N,) and ``heatmap`` (N, h, h) of float images.
 
         ``fov_masks`` (N, S, S) default to the masks derived from the images themselves.
         """
+        masks = field_of_view_mask(images) if fov_masks is None else fov_masks
         grade, heatmap = compute(
-            self.model, images, method=self.config.heatmap_method, fov_masks=fov_masks
+            self.model, images, method=self.config.heatmap_method, fov_masks=masks
         )
         factor = self.input_size // self.heatmap_size
         if factor > 1:
             heatmap = tf.nn.avg_pool2d(heatmap[..., tf.newaxis], factor, factor, "VALID")[..., 0]
-        return {"score": self._probability(grade), "grade": grade, "heatmap": heatmap}
+        return {
+            "score": self._probability(grade),
+            "grade": grade,
+            "heatmap": heatmap,
+            "quality": self.quality(images, masks),
+        }
 
     def preprocess(self, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Decode, check and crop a batch of encoded photographs: images (N, S, S, 3), masks

@@ -59,6 +59,15 @@ VARIANT_HEATMAP_AGREEMENT = {
 }
 """How each variant's heatmap compares with float32 (`bench/export_latency.py`), for its
 description beside the file."""
+VARIANT_QUALITY_AGREEMENT = {
+    "float32": "the SavedModel's quality (|difference| about 1e-6)",
+    "float16": "close to float32 (|difference| about 1e-3)",
+    "dynamic_int8": "the SavedModel's quality (the gate's filters stay float, |difference| "
+    "about 1e-6)",
+    "int8": "unreliable: full-integer quantization of the image-quality figures moves quality "
+    "by up to 0.45; gate photographs with another variant",
+}
+"""How each variant's ``quality`` compares with float32 (`tests/export/tflite_test.py`)."""
 
 
 def file_name(variant: str) -> str:

@@ -3,7 +3,9 @@
 The heatmap is normalised robustly (divided by a high percentile of its values inside the
 field of view, then clipped to [0, 1]) so that a few extreme pixels do not wash the rest
 out; the blend weight grows with the heatmap value, so unremarkable regions show the
-photograph unchanged.
+photograph unchanged. `photograph_panel` maps a heatmap of the model's field-of-view crop
+back onto the original photograph at its own resolution (downscaled to `READABLE_SIDE` when
+larger), beside the plain photograph, with a colour scale: the figure a grader reads.
 """
 
 import os
@@ -15,6 +17,10 @@ import numpy as np
 DEFAULT_PERCENTILE = 99.0
 DEFAULT_ALPHA = 0.6
 DEFAULT_COLORMAP = "inferno"
+READABLE_SIDE = 1024
+"""Longest side of a `photograph_panel`'s photographs; larger photographs are downscaled."""
+_GAP = 8
+_SCALE_WIDTH = 72
 
 
 def normalize_heatmap(
@@ -82,10 +88,107 @@ def heatmap_overlay(
     height, width = image.shape[:2]
     if strength.shape != (height, width):
         strength = cv2.resize(strength, (width, height), interpolation=cv2.INTER_LINEAR)
+    return _blend(image, strength, alpha, colormap)
+
+
+def _blend(image: np.ndarray, strength: np.ndarray, alpha: float, colormap: str) -> np.ndarray:
+    """``image`` with the colours of ``strength`` (same size, in [0, 1]) blended in."""
     colours = matplotlib.colormaps[colormap](strength)[..., :3] * 255.0
     weight = (alpha * strength)[..., np.newaxis]
     blended = (1.0 - weight) * image.astype(np.float32) + weight * colours
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+
+
+def heatmap_on_photograph(
+    photograph: np.ndarray,
+    heatmap: np.ndarray,
+    box: tuple[int, int, int],
+    fov_mask: np.ndarray | None = None,
+    percentile: float = DEFAULT_PERCENTILE,
+    max_side: int = READABLE_SIDE,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The photograph (downscaled to ``max_side``) and the heatmap's strength on it.
+
+    Parameters
+    ----------
+    photograph:
+        uint8 RGB (H, W, 3), the original photograph.
+    heatmap, fov_mask:
+        (S, S) heatmap of the model's crop and the crop's field-of-view mask.
+    box:
+        The square cropped (top, left, side in the photograph's pixels;
+        `drscreen.data.fundus.crop_to_field_of_view_box`), possibly past the frame.
+
+    Returns
+    -------
+    The photograph (h, w, 3) and the normalised strength (h, w) in [0, 1] (0 outside the
+    square), ``max(h, w) <= max_side``.
+    """
+    photograph = np.asarray(photograph)
+    height, width = photograph.shape[:2]
+    scale = min(1.0, max_side / max(height, width))
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if scale < 1.0:
+        photograph = cv2.resize(photograph, size, interpolation=cv2.INTER_AREA)
+    top, left, side = (round(value * scale) for value in box)
+    side = max(side, 1)
+    strength = normalize_heatmap(heatmap, fov_mask, percentile).astype(np.float32)
+    square = cv2.resize(strength, (side, side), interpolation=cv2.INTER_LINEAR)
+    canvas = np.zeros((size[1], size[0]), np.float32)
+    rows = slice(max(top, 0), min(top + side, size[1]))
+    cols = slice(max(left, 0), min(left + side, size[0]))
+    if rows.start < rows.stop and cols.start < cols.stop:
+        canvas[rows, cols] = square[
+            rows.start - top : rows.stop - top, cols.start - left : cols.stop - left
+        ]
+    return photograph, canvas
+
+
+def _colour_scale(height: int, colormap: str) -> np.ndarray:
+    """A vertical colour bar, high at the top, labelled, on white: uint8 (height, W, 3)."""
+    scale = np.full((height, _SCALE_WIDTH, 3), 255, np.uint8)
+    margin = min(24, height // 4)
+    values = np.linspace(1.0, 0.0, max(height - 2 * margin, 1))
+    bar = (matplotlib.colormaps[colormap](values)[:, :3] * 255).astype(np.uint8)
+    scale[margin : margin + values.size, 8:28] = bar[:, np.newaxis, :]
+    font, ink = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
+    cv2.putText(scale, "high", (30, margin + 12), font, 0.45, ink, 1, cv2.LINE_AA)
+    cv2.putText(scale, "low", (30, margin + values.size - 2), font, 0.45, ink, 1, cv2.LINE_AA)
+    return scale
+
+
+def photograph_panel(
+    photograph: np.ndarray,
+    heatmap: np.ndarray,
+    box: tuple[int, int, int],
+    fov_mask: np.ndarray | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    percentile: float = DEFAULT_PERCENTILE,
+    colormap: str = DEFAULT_COLORMAP,
+    max_side: int = READABLE_SIDE,
+) -> np.ndarray:
+    """The plain photograph | the heatmap over it | a colour scale, side by side (uint8 RGB).
+
+    See `heatmap_on_photograph` for the arguments; ``alpha``, ``percentile`` and
+    ``colormap`` as in `heatmap_overlay`.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"photograph_panel: alpha must be in [0, 1], got {alpha}")
+    photo, strength = heatmap_on_photograph(
+        photograph, heatmap, box, fov_mask, percentile, max_side
+    )
+    overlay = _blend(photo, strength, alpha, colormap)
+    gap = np.full((photo.shape[0], _GAP, 3), 255, np.uint8)
+    return np.hstack([photo, gap, overlay, gap, _colour_scale(photo.shape[0], colormap)])
+
+
+def save_image(path: str, image: np.ndarray) -> None:
+    """Write a uint8 RGB image as a PNG at ``path`` (its folder created)."""
+    directory = os.path.dirname(path)
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    if not cv2.imwrite(path, cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OSError(f"{path}: could not write the image")
 
 
 def save_overlay(
@@ -96,9 +199,4 @@ def save_overlay(
     **options,
 ) -> None:
     """Write `heatmap_overlay(image, heatmap, fov_mask, **options)` as a PNG at ``path``."""
-    overlay = heatmap_overlay(image, heatmap, fov_mask, **options)
-    directory = os.path.dirname(path)
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    if not cv2.imwrite(path, cv2.cvtColor(overlay, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"{path}: could not write the overlay image")
+    save_image(path, heatmap_overlay(image, heatmap, fov_mask, **options))

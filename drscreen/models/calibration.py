@@ -19,6 +19,8 @@ from types import MappingProxyType
 import numpy as np
 import tensorflow as tf
 
+from drscreen.models.logistic import fit_logistic
+
 DEFAULT_MIDPOINT = 1.5
 DEFAULT_SCALE = 0.25
 DEFAULT_L2 = 1e-2
@@ -128,8 +130,8 @@ def fit_referable_calibration(
 ) -> Calibration:
     """Maximum-likelihood logistic calibration of predicted grades (Platt scaling).
 
-    Fits ``p = sigmoid(slope * grade + intercept)`` by Newton's method (IRLS) with step
-    halving, minimising the summed log loss plus ``l2 / 2 * slope**2``. The prior keeps the
+    Fits ``p = sigmoid(slope * grade + intercept)`` with `drscreen.models.logistic.
+    fit_logistic`, minimising the summed log loss plus ``l2 / 2 * slope**2``. The prior keeps the
     slope, hence ``1 / scale``, finite when the grades separate the classes; the intercept
     is not penalised. This is sklearn's ``LogisticRegression(C=1 / l2)`` on one feature.
 
@@ -169,28 +171,7 @@ def fit_referable_calibration(
             f"fit_referable_calibration: all {y.size} labels are {int(y[0])}; "
             "calibration needs referable and non-referable eyes"
         )
-    design = np.stack([x, np.ones_like(x)], axis=1)
-    prior = np.array([l2, 0.0])
-
-    def objective(weights: np.ndarray) -> float:
-        logits = design @ weights
-        return float(np.sum(np.logaddexp(0.0, logits) - y * logits) + 0.5 * l2 * weights[0] ** 2)
-
-    weights = np.array([0.0, np.log(positives / (y.size - positives))])
-    value = objective(weights)
-    for _ in range(100):
-        p = 0.5 * (1.0 + np.tanh(0.5 * (design @ weights)))
-        gradient = design.T @ (p - y) + prior * weights
-        hessian = (design * (p * (1.0 - p))[:, np.newaxis]).T @ design + np.diag(prior)
-        step = np.linalg.solve(hessian + 1e-12 * np.eye(2), gradient)
-        rate = 1.0
-        while objective(weights - rate * step) > value and rate > 1e-10:
-            rate /= 2
-        weights = weights - rate * step
-        value = objective(weights)
-        if np.max(np.abs(rate * step)) < 1e-10:
-            break
-    slope, intercept = weights
+    slope, intercept = fit_logistic(np.stack([x, np.ones_like(x)], axis=1), y, np.array([l2, 0.0]))
     if not slope > 1e-12:
         raise ValueError(
             f"fit_referable_calibration: the predicted grades do not increase with "

@@ -24,6 +24,7 @@ import keras
 from drscreen.data.splits import SPLITS_FILE
 from drscreen.layers.chain import chain_layers
 from drscreen.models.calibration import Calibration
+from drscreen.models.quality import QualityGate, load_quality_gate
 
 
 class RunDirectory:
@@ -40,6 +41,7 @@ class RunDirectory:
     SPLITS = SPLITS_FILE
     CALIBRATION = "calibration.json"
     METRICS = "metrics.json"
+    QUALITY = "quality.json"
     STAGE_DONE = "done.json"
 
     def __init__(self, path: str | os.PathLike):
@@ -72,6 +74,11 @@ class RunDirectory:
     def metrics_file(self) -> Path:
         """``metrics.json``: the final evaluation of ``best.keras``."""
         return self.path / self.METRICS
+
+    @property
+    def quality_file(self) -> Path:
+        """``quality.json``: the run's own gradability gate (optional)."""
+        return self.path / self.QUALITY
 
     def stage_dir(self, index: int, size: int) -> Path:
         """``stages/<index>-<size>px``: one progressive stage (backup, history, its best model)."""
@@ -211,3 +218,19 @@ def run_calibration(run_or_model: str) -> tuple[Calibration, str] | None:
     if not os.path.isdir(run_or_model):
         return None
     return RunDirectory(run_or_model).calibration()
+
+
+def run_quality_gate(run_or_model: str) -> tuple[QualityGate, str] | None:
+    """The gradability gate of a run directory's ``quality.json`` and its path; None for a
+    ``.keras`` file or a run without one (`drscreen.models.quality.resolve_quality_gate`
+    then takes the default gate).
+
+    Raises
+    ------
+    ValueError
+        If ``quality.json`` is not a valid gate.
+    """
+    if not os.path.isdir(run_or_model):
+        return None
+    path = RunDirectory(run_or_model).quality_file
+    return (load_quality_gate(path), str(path)) if path.is_file() else None

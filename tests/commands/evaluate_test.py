@@ -7,14 +7,17 @@ import cv2
 import keras
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from drscreen import cli, models
 from drscreen.commands.evaluate import EvaluationConfig
 from drscreen.data import pipeline
+from drscreen.data.gradability import gradability_features
 from drscreen.data.readers import read_dataset
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.evaluation import report
 from drscreen.evaluation.screening import threshold_for_sensitivity
+from drscreen.models.quality import default_quality_gate, threshold_for_catching
 
 SIZE = 64
 
@@ -202,3 +205,44 @@ def test_heatmap_aware_model_is_tuned_on_its_own_validation_scores(data_dir, mod
     assert point(metrics) == pytest.approx(thresholds["plain"], rel=1e-5)
     assert point(metrics["heatmap_aware_model"]) == pytest.approx(thresholds["aware"], rel=1e-5)
     assert metrics["heatmap_aware_model"]["validation"]["images"] == 12
+
+
+def test_gradability_and_referral_sections_on_a_screening_mix(model_path, tmp_path):
+    """On a mix with ungradable photographs: the detection AUC equals scikit-learn's on the
+    shipped gate's quality computed here, the flagged share matches the threshold, the
+    referable-DR figures count gradable images only, and the referral curve is reported."""
+    data = tmp_path / "screening"
+    synth = SynthConfig.from_preset("screening", n=20, size=SIZE, seed=9, ungradable_fraction=0.4)
+    write_dataset(synth, data, 1, progress=False)
+    out = tmp_path / "eval"
+    assert _evaluate(f"--model={model_path}", f"--out={out}", *_all_of(str(data))) in (0, None)
+    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+
+    records = read_dataset("synthetic", str(data))
+    batches = pipeline.dataset_for_evaluation(
+        records, pipeline.PipelineConfig(image_size=SIZE, augment=None)
+    )
+    ids, quality = [], []
+    for batch in batches:
+        ids += [i.decode() for i in batch["image_id"].numpy()]
+        features = gradability_features(batch["image"], batch["mask"])
+        quality.append(default_quality_gate().quality(features.numpy()))
+    quality = np.concatenate(quality)
+    gradable = {r.image_id: r.gradable for r in records}
+    ungradable = np.array([not gradable[i] for i in ids])
+    section = metrics["gradability"]
+    assert 3 <= ungradable.sum() <= 17
+    assert section["detection"]["auc"] == pytest.approx(
+        roc_auc_score(ungradable, 1 - quality), abs=1e-6
+    )
+    assert section["threshold"] == pytest.approx(threshold_for_catching(quality, ~ungradable))
+    assert section["flagged_fraction"] == pytest.approx(np.mean(quality <= section["threshold"]))
+    on_gradable = section["referable_dr_on_gradable"]
+    assert metrics["referral"]["images"] == int((~ungradable).sum())
+    assert "referable_dr" in on_gradable or "skipped" in on_gradable
+    curve = metrics["referral"].get("curves", {}).get("tta_spread")
+    if curve is not None:
+        assert curve["retained_images"][0] == int((~ungradable).sum())
+        assert curve["referred_fraction"][-1] == pytest.approx(0.5)
+    report_text = (out / "report.md").read_text()
+    assert "Ungradable-detection AUC" in report_text

@@ -11,10 +11,12 @@ import tensorflow as tf
 
 from drscreen import cli
 from drscreen.commands.predict import PredictConfig, list_images
-from drscreen.data.fundus import crop_to_field_of_view
+from drscreen.data.fundus import crop_to_field_of_view, field_of_view_box, field_of_view_mask
+from drscreen.data.gradability import gradability_features
 from drscreen.data.image_io import load_rgb
-from drscreen.heatmaps.overlay import heatmap_overlay
+from drscreen.heatmaps.overlay import photograph_panel
 from drscreen.models import build, referable_probability
+from drscreen.models.quality import default_quality_gate
 
 
 def _fundus_png(path: str, seed: int) -> None:
@@ -25,19 +27,22 @@ def _fundus_png(path: str, seed: int) -> None:
     cv2.imwrite(path, image)
 
 
-def _model_output(
-    model: keras.Model, path: str
-) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
-    """The model's own grade and sensitivity heatmap (sum_c |d grade / d pixel|, by
-    tf.GradientTape) on the photograph cropped to its field of view, computed here."""
+def _model_output(model: keras.Model, path: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The model's grades of the four flips of the photograph cropped to its field of view
+    (plain image first), the mean of their sensitivity heatmaps (sum_c |d grade / d pixel|,
+    by tf.GradientTape) flipped back with numpy, and the FOV, computed here."""
     image, fov = crop_to_field_of_view(load_rgb(path), 64)
-    images = tf.constant(image.numpy()[np.newaxis])
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        grade = model(images, training=False)[0, 0]
-    heatmap = tf.reduce_sum(tf.abs(tape.gradient(grade, images)), axis=-1)[0] * fov
-    photo = np.clip(np.rint(image.numpy()), 0, 255).astype(np.uint8)
-    return float(grade), heatmap.numpy(), photo, fov.numpy()
+    flips = (lambda a: a, np.fliplr, np.flipud, lambda a: np.flipud(np.fliplr(a)))
+    grades, heatmaps = [], []
+    for flip in flips:
+        images = tf.constant(flip(image.numpy())[np.newaxis].copy())
+        with tf.GradientTape() as tape:
+            tape.watch(images)
+            grade = model(images, training=False)[0, 0]
+        heatmap = tf.reduce_sum(tf.abs(tape.gradient(grade, images)), axis=-1)[0].numpy()
+        grades.append(float(grade))
+        heatmaps.append(flip(heatmap * flip(fov.numpy())))  # flips are their own inverses
+    return np.array(grades), np.mean(heatmaps, axis=0), fov.numpy()
 
 
 @pytest.fixture
@@ -67,14 +72,26 @@ def test_predict_command_writes_csv_overlays_and_failures(run_dir, capsys):
     assert [os.path.basename(row["image"]) for row in rows] == ["a.png", "b.png"]
     model = keras.saving.load_model(run_dir / "run" / "best.keras")
     for row in rows:
-        grade, heatmap, photo, fov = _model_output(model, row["image"])
-        assert float(row["grade"]) == pytest.approx(grade, abs=1e-5)
-        expected = referable_probability(grade)
-        assert float(row["referable_probability"]) == pytest.approx(expected, abs=1e-5)
+        grades, heatmap, fov = _model_output(model, row["image"])
+        assert float(row["grade"]) == pytest.approx(grades[0], abs=1e-5)
+        probabilities = referable_probability(grades)
+        assert float(row["referable_probability"]) == pytest.approx(probabilities[0], abs=1e-5)
+        assert float(row["uncertainty"]) == pytest.approx(np.std(probabilities), abs=1e-5)
+        image, _ = crop_to_field_of_view(load_rgb(row["image"]), 64)
+        features = gradability_features(image[np.newaxis], fov[np.newaxis]).numpy()
+        quality = float(default_quality_gate().quality(features)[0])
+        assert float(row["quality"]) == pytest.approx(quality, abs=1e-5)
+        assert row["gradable"] == str(int(quality > default_quality_gate().threshold))
         name = os.path.splitext(os.path.basename(row["image"]))[0]
         overlay = cv2.cvtColor(cv2.imread(str(out / f"{name}_heatmap.png")), cv2.COLOR_BGR2RGB)
-        difference = np.abs(overlay.astype(int) - heatmap_overlay(photo, heatmap, fov).astype(int))
-        assert heatmap.max() > 0 and overlay.shape == (64, 64, 3) and difference.max() <= 2
+        original = load_rgb(row["image"])
+        box = tuple(field_of_view_box(field_of_view_mask(original)).numpy())
+        expected = photograph_panel(original, heatmap, box, fov)
+        difference = np.abs(overlay.astype(int) - expected.astype(int))
+        # At the photograph's own 48 px: photograph | heatmap on it | colour scale.
+        assert heatmap.max() > 0 and overlay.shape == expected.shape and difference.max() <= 2
+        assert overlay.shape[0] == 48 and overlay.shape[1] > 2 * 48
+        np.testing.assert_array_equal(overlay[:, :48], original)
     with open(out / "failures.csv") as f:
         failures = list(csv.DictReader(f))
     assert len(failures) == 1 and failures[0]["image"].endswith("c.jpg")

@@ -12,7 +12,7 @@ from drscreen.export import read_description
 
 
 def test_onnx_matches_tensorflow(exported, photographs):
-    """score, grade and heatmap of onnxruntime equal predict_float's."""
+    """score, grade, heatmap and quality of onnxruntime equal predict_float's."""
     _, images, _ = photographs
     description = read_description(exported.path)["formats"]["onnx"]
     assert description["opset"] == onnx_export.DEFAULT_OPSET
@@ -26,7 +26,7 @@ def test_onnx_matches_tensorflow(exported, photographs):
     expected = tf.saved_model.load(exported.path).signatures["predict_float"](
         images=tf.constant(images)
     )
-    assert sorted(outputs) == ["grade", "heatmap", "score"]
+    assert sorted(outputs) == ["grade", "heatmap", "quality", "score"]
     for name in outputs:
         reference = expected[name].numpy()
         scale = max(1.0, float(np.abs(reference).max()))

@@ -11,18 +11,24 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2
 
 from drscreen import cli
+from drscreen.data.fundus import field_of_view_mask
+from drscreen.data.gradability import gradability_features
 from drscreen.export import SIGNATURES, read_description, resolve_version
 from drscreen.export.saved_model import WARMUP_DIR, WARMUP_FILE
 from drscreen.heatmaps import compute
+from drscreen.models.quality import default_quality_gate
 
 
 def _expected(model, images: np.ndarray, masks: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Keras model + `drscreen.heatmaps.compute`, the score by the logistic in numpy."""
+    """Keras model + `drscreen.heatmaps.compute`, the score by the logistic in numpy, the
+    quality by the shipped gate's formula in numpy on the eager gradability features."""
     grade, heatmap = compute(model, images, fov_masks=masks)
+    fov = field_of_view_mask(images) if masks is None else masks
+    quality = default_quality_gate().quality(gradability_features(images, fov).numpy())
     grade = grade.numpy()
     np.testing.assert_allclose(grade, model.predict(images, verbose=0)[:, 0], atol=1e-5)
     score = 1.0 / (1.0 + np.exp(-(grade.astype(np.float64) - 1.5) / 0.25))
-    return {"score": score, "grade": grade, "heatmap": heatmap.numpy()}
+    return {"score": score, "grade": grade, "heatmap": heatmap.numpy(), "quality": quality}
 
 
 def _run_cli(*args: str) -> int:
@@ -69,7 +75,8 @@ def test_warmup_requests_parse_as_prediction_logs(exported):
 
 @pytest.mark.parametrize("input_type", ["bytes", "float", "score_only"])
 def test_signature_matches_keras_model(exported, model, photographs, input_type):
-    """Each signature returns the Keras model's grade, logistic score and FOV-masked heatmap."""
+    """Each signature returns the Keras model's grade, logistic score, FOV-masked heatmap and
+    the gate's quality."""
     encoded, images, masks = photographs
     loaded = tf.saved_model.load(exported.path)
     if input_type == "bytes":
@@ -79,7 +86,9 @@ def test_signature_matches_keras_model(exported, model, photographs, input_type)
         name = "predict_float" if input_type == "float" else "predict_score"
         outputs = loaded.signatures[name](images=tf.constant(images))
         expected = _expected(model, images, None)
-    names = ("score", "grade") if input_type == "score_only" else ("score", "grade", "heatmap")
+    names = ("score", "grade", "quality")
+    if input_type != "score_only":
+        names += ("heatmap",)
     assert sorted(outputs) == sorted(names)
     for name in names:
         tolerance = 1e-5 * max(1.0, float(np.abs(expected[name]).max()))

@@ -4,7 +4,13 @@ import cv2
 import numpy as np
 import pytest
 
-from drscreen.heatmaps.overlay import heatmap_overlay, normalize_heatmap, save_overlay
+from drscreen.heatmaps.overlay import (
+    heatmap_on_photograph,
+    heatmap_overlay,
+    normalize_heatmap,
+    photograph_panel,
+    save_overlay,
+)
 
 
 def test_normalize_by_percentile_inside_fov():
@@ -53,3 +59,30 @@ def test_save_overlay_writes_rgb_png(tmp_path):
     save_overlay(path, image, heatmap)
     written = cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
     np.testing.assert_array_equal(written, heatmap_overlay(image, heatmap))
+
+
+def test_heatmap_maps_back_to_the_square_it_was_cropped_from():
+    """A hot cell of a 16x16 heatmap of the square (top -40, left 100, side 320) of a 300x500
+    photograph lands on the photograph at top + side * (row + 0.5) / 16, left + ..."""
+    heatmap = np.zeros((16, 16))
+    heatmap[10, 4] = 1.0
+    photo = np.full((300, 500, 3), 90, np.uint8)
+    _, strength = heatmap_on_photograph(photo, heatmap, (-40, 100, 320))
+    assert strength.shape == (300, 500)
+    row, col = np.unravel_index(np.argmax(strength), strength.shape)
+    assert abs(row - (-40 + 320 * 10.5 / 16)) <= 10 and abs(col - (100 + 320 * 4.5 / 16)) <= 10
+    assert strength[:, :100].max() == 0 and strength[:, 420:].max() == 0
+
+
+def test_panel_is_readable_for_huge_photographs_and_keeps_small_ones():
+    """An 8000x6000 photograph is shown at 1024 px; a 300 px one at its own size; the panel
+    holds the plain photograph, the overlay and a colour scale."""
+    heatmap = np.random.default_rng(0).uniform(size=(32, 32))
+    huge = np.zeros((6000, 8000, 3), np.uint8)
+    panel = photograph_panel(huge, heatmap, (0, 1000, 6000))
+    assert panel.shape[0] == 768 and panel.shape[1] > 2 * 1024
+    small = np.full((300, 300, 3), 120, np.uint8)
+    panel = photograph_panel(small, heatmap, (0, 0, 300))
+    assert panel.shape[0] == 300
+    np.testing.assert_array_equal(panel[:, :300], small)  # the plain photograph, untouched
+    assert np.abs(panel[:, 308:608].astype(int) - 120).max() > 50  # the heatmap blended in

@@ -38,9 +38,17 @@ class TinyScreener(tf.Module):
         logit = tf.linalg.matvec(tf.reduce_mean(features, axis=[1, 2]), self.readout) + self.bias
         return 4.0 * tf.sigmoid(logit)
 
+    def quality(self, images: tf.Tensor) -> tf.Tensor:
+        """A stand-in gate: brighter photographs are more gradable."""
+        return tf.sigmoid(tf.reduce_mean(images, axis=[1, 2, 3]) / 32.0 - 1.0)
+
     def _score_outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         grade = self.grade(images)
-        return {"score": tf.sigmoid(2.0 * (grade - 1.5)), "grade": grade}
+        return {
+            "score": tf.sigmoid(2.0 * (grade - 1.5)),
+            "grade": grade,
+            "quality": self.quality(images),
+        }
 
     def _outputs(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         with tf.GradientTape() as tape:
@@ -48,7 +56,12 @@ class TinyScreener(tf.Module):
             grade = self.grade(images)
             total = tf.reduce_sum(grade)
         heatmap = tf.reduce_sum(tf.abs(tape.gradient(total, images)), axis=-1)
-        return {"score": tf.sigmoid(2.0 * (grade - 1.5)), "grade": grade, "heatmap": heatmap}
+        return {
+            "score": tf.sigmoid(2.0 * (grade - 1.5)),
+            "grade": grade,
+            "heatmap": heatmap,
+            "quality": self.quality(images),
+        }
 
     def _decode(self, encoded: tf.Tensor) -> tf.Tensor:
         image = tf.io.decode_image(encoded, channels=3, expand_animations=False)

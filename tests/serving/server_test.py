@@ -183,7 +183,7 @@ def test_rest_row_and_columnar_formats(server, direct):
     status, body = _post(f"{server.url}/drscreen:predict", json.dumps(rows).encode())
     assert status == 200 and len(body["predictions"]) == 2
     for index, prediction in enumerate(body["predictions"]):
-        assert sorted(prediction) == ["grade", "heatmap", "score"]
+        assert sorted(prediction) == ["grade", "heatmap", "quality", "score"]
         np.testing.assert_allclose(prediction["score"], expected["score"][index], rtol=1e-6)
         np.testing.assert_allclose(prediction["heatmap"], expected["heatmap"][index], rtol=1e-5)
     columns = {"signature_name": "predict_score", "inputs": {"images": pixels.tolist()}}
@@ -223,7 +223,7 @@ def test_metadata_describes_the_signatures(server):
     assert signatures["serving_default"]["method_name"] == "tensorflow/serving/predict"
     float_input = signatures["predict_float"]["inputs"]["images"]
     assert [d["size"] for d in float_input["tensor_shape"]["dim"]] == ["-1", "16", "16", "3"]
-    assert sorted(signatures["predict_score"]["outputs"]) == ["grade", "score"]
+    assert sorted(signatures["predict_score"]["outputs"]) == ["grade", "quality", "score"]
     request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["signature_def"])
     request.model_spec.name = "drscreen"
     response = server.predictions.GetModelMetadata(request, timeout=30)
@@ -497,7 +497,7 @@ def test_bounded_load_with_malformed_requests_fails_no_valid_request(server):
 
 
 def test_query_example_writes_overlays(server, tmp_path):
-    """query_example.py overlays each heatmap on the photograph's field-of-view square crop."""
+    """query_example.py prints the quality and maps each heatmap back onto the photograph."""
     photo = np.zeros((100, 160, 3), np.uint8)
     cv2.circle(photo, (100, 50), 45, (40, 90, 200), -1)  # an off-centre orange disc (BGR)
     path = str(tmp_path / "eye.jpg")
@@ -510,11 +510,15 @@ def test_query_example_writes_overlays(server, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "score=" in result.stdout
-    overlay = cv2.imread(os.path.join(output_dir, "eye_heatmap.png"))
-    assert overlay.shape == (448, 448, 3)
-    # The disc fills the square crop: its centre is inside, the corners outside (black).
-    assert overlay[224, 224].sum() > 100 and overlay[5, 5].sum() < 30
+    assert "score=" in result.stdout and "quality=" in result.stdout
+    panel = cv2.imread(os.path.join(output_dir, "eye_heatmap.png"))
+    # At the photograph's own 100 x 160 px: photograph | gap | heatmap on it | gap | scale.
+    assert panel.shape == (100, 160 + 8 + 160 + 8 + 72, 3)
+    plain, overlaid = panel[:, :160].astype(int), panel[:, 168:328].astype(int)
+    assert np.abs(plain - cv2.imread(path).astype(int)).max() <= 3
+    # Left of the disc's square (columns < 55) the heatmap adds nothing; on the disc it does.
+    np.testing.assert_array_equal(overlaid[:, :50], plain[:, :50])
+    assert np.abs(overlaid[:, 60:145] - plain[:, 60:145]).max() > 0
 
 
 def test_new_version_is_picked_up_while_running(server, direct, exports):

@@ -105,6 +105,22 @@ def parse_grade(text: str | None) -> int:
     return int(value)
 
 
+def parse_gradable(text: str | None) -> bool | None:
+    """Parse a gradability label: ``"1"`` (gradable), ``"0"`` (ungradable); None when the
+    column is absent or the cell empty.
+
+    Raises
+    ------
+    ValueError
+        For any other value.
+    """
+    if text is None or not text.strip():
+        return None
+    if text.strip() not in ("0", "1"):
+        raise ValueError(f"gradable {text!r} is not 1 (gradable) or 0 (ungradable)")
+    return text.strip() == "1"
+
+
 def natural_key(text: str) -> tuple[str | int, ...]:
     """Sort key ordering embedded numbers by value: ``"2_left"`` before ``"10_left"``."""
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))

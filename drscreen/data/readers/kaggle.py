@@ -4,13 +4,21 @@ Layout (verified against public loaders of the competition data): ``trainLabels.
 header ``image,level`` and images ``train/<image>.jpeg``; the labels of the test set released
 after the competition, ``retinopathy_solution.csv`` with header ``image,level,Usage``
 (``Public``/``Private``) and images ``test/<image>.jpeg``, are read when that file exists.
+An optional ``gradable`` column (1/0; the synthetic benchmark's ungradable mix writes one)
+becomes `FundusRecord.gradable`.
 Image names are ``<patient>_<left|right>`` (e.g. ``10_left``); a name without that suffix
 gets ``patient_id = image_id`` and an unknown eye (assumed never to happen in the real data).
 """
 
 from pathlib import Path
 
-from drscreen.data.readers.common import Problem, parse_grade, read_csv_rows, require
+from drscreen.data.readers.common import (
+    Problem,
+    parse_gradable,
+    parse_grade,
+    read_csv_rows,
+    require,
+)
 from drscreen.data.records import FundusRecord
 
 TRAIN_LABELS = "trainLabels.csv"
@@ -33,7 +41,8 @@ def patient_and_eye(image: str) -> tuple[str, str]:
 def read_labelled_folder(
     labels: Path, images: Path, dataset: str, problems: list[Problem]
 ) -> list[FundusRecord]:
-    """Records of a Kaggle-format label file (``image,level``) over ``images/<image>.jpeg``."""
+    """Records of a Kaggle-format label file (``image,level``, optionally ``gradable``) over
+    ``images/<image>.jpeg``."""
     records = []
     for row in read_csv_rows(labels, ("image", "level")):
         image = row.values.get("image", "")
@@ -42,6 +51,7 @@ def read_labelled_folder(
             continue
         try:
             grade = parse_grade(row.values.get("level"))
+            gradable = parse_gradable(row.values.get("gradable"))
         except ValueError as error:
             problems.append(Problem(row.source, f"{image}: {error}"))
             continue
@@ -50,7 +60,9 @@ def read_labelled_folder(
             problems.append(Problem(str(path), f"image listed in {labels} does not exist"))
             continue
         patient, eye = patient_and_eye(image)
-        records.append(FundusRecord(image, str(path), grade, patient, eye, dataset=dataset))
+        records.append(
+            FundusRecord(image, str(path), grade, patient, eye, dataset=dataset, gradable=gradable)
+        )
     return records
 
 

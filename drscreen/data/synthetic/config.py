@@ -1,8 +1,9 @@
 """The synthetic benchmark's configuration: a frozen dataclass with difficulty presets.
 
-A `difficulty` name (``easy``, ``standard``, ``hard``) resolves into explicit numbers
-(`Difficulty`) so that the configuration written next to a dataset states everything that
-shaped it. Owns validation of every knob; must not generate pixels.
+A `difficulty` name (``easy``, ``standard``, ``hard``; ``screening`` is ``standard`` with
+ungradable photographs mixed in) resolves into explicit numbers (`Difficulty`) so that the
+configuration written next to a dataset states everything that shaped it. Owns validation
+of every knob; must not generate pixels.
 """
 
 import dataclasses
@@ -41,6 +42,10 @@ class Difficulty:
         Chance that an image is hazy (cataract), under-exposed or out of focus.
     rotation_max_deg:
         Largest absolute camera rotation in degrees.
+    ungradable_fraction:
+        Share of images made ungradable (`drscreen.data.synthetic.ungradable`: heavy blur,
+        bad exposure, small pupil, eyelid, cut field of view, dense haze, not a fundus);
+        0 in the grading presets, so their datasets have no ungradable image.
     """
 
     lesion_size: float
@@ -53,6 +58,7 @@ class Difficulty:
     illumination_unevenness: float
     poor_quality_probability: float
     rotation_max_deg: float
+    ungradable_fraction: float = 0.0
 
     def __post_init__(self):
         for name in ("lesion_size", "lesion_contrast", "lesion_count"):
@@ -66,11 +72,9 @@ class Difficulty:
             raise ValueError(
                 f"Difficulty.jpeg_quality must be 1 <= low <= high <= 100, got {self.jpeg_quality}"
             )
-        if not 0 <= self.poor_quality_probability <= 1:
-            raise ValueError(
-                "Difficulty.poor_quality_probability must be in [0, 1], "
-                f"got {self.poor_quality_probability}"
-            )
+        for name in ("poor_quality_probability", "ungradable_fraction"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"Difficulty.{name} must be in [0, 1], got {getattr(self, name)}")
 
 
 DIFFICULTIES = {
@@ -111,6 +115,8 @@ DIFFICULTIES = {
         rotation_max_deg=20.0,
     ),
 }
+DIFFICULTIES["screening"] = dataclasses.replace(DIFFICULTIES["standard"], ungradable_fraction=0.2)
+"""A screening programme's day: the standard photographs, one in five of them ungradable."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -126,7 +132,8 @@ class SynthConfig:
     seed:
         Root seed; image ``i`` draws from ``SeedSequence([seed, i])``.
     difficulty:
-        Name of the preset the `params` came from (``easy``, ``standard``, ``hard``).
+        Name of the preset the `params` came from (``easy``, ``standard``, ``hard``,
+        ``screening``).
     params:
         The preset's numbers; ``None`` resolves to ``DIFFICULTIES[difficulty]``.
     grade_mix:
@@ -195,8 +202,15 @@ class SynthConfig:
         )
 
     def to_dict(self) -> dict:
-        """The resolved configuration as JSON-ready values."""
-        return dataclasses.asdict(self)
+        """The resolved configuration as JSON-ready values.
+
+        ``params.ungradable_fraction`` appears only when it is not 0, so a dataset without
+        ungradable images is described exactly as before the option existed.
+        """
+        values = dataclasses.asdict(self)
+        if not self.params.ungradable_fraction:
+            del values["params"]["ungradable_fraction"]
+        return values
 
 
 def _normalised_mix(mix: Sequence[float]) -> tuple[float, ...]:

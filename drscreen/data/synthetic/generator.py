@@ -7,7 +7,11 @@ so a dataset is identical whatever the number of processes that write it.
 Pipeline: anatomy -> albedo (choroid, macula, disc, vessels, drusen and pigment, lesions)
 -> illumination and reflexes -> camera rotation (image, and the lesion label map with
 nearest-neighbour sampling) -> field of view and notch -> dust -> image quality (colour,
-haze, exposure, defocus, noise). Must not write files.
+haze, exposure, defocus, noise) -> for the `Difficulty.ungradable_fraction` of images, a
+capture failure (`drscreen.data.synthetic.ungradable`). Whether and how an image is
+ungradable is drawn from a stream of its own (``SeedSequence([seed, 3, index])``), so the
+other images, and every image of a dataset without ungradable ones, are the same pixels as
+without the option. Must not write files.
 """
 
 import dataclasses
@@ -22,6 +26,7 @@ from drscreen.data.synthetic import distractors
 from drscreen.data.synthetic.config import SynthConfig
 from drscreen.data.synthetic.grading import EYE_ORDER, lesion_plan, patient_grades
 from drscreen.data.synthetic.lesions import PaintedLesion, paint_lesions
+from drscreen.data.synthetic.ungradable import UNGRADABLE_KINDS, Capture, make_ungradable
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +71,10 @@ class SyntheticFundus:
         JPEG quality to encode this image with.
     name:
         ``"<patient_id>_<eye>"``.
+    problem:
+        The capture failure that makes the photograph ungradable (one of
+        `drscreen.data.synthetic.ungradable.UNGRADABLE_KINDS`), ``""`` when it is gradable.
+        ``grade`` stays the eye's grade.
     """
 
     image: np.ndarray
@@ -77,6 +86,11 @@ class SyntheticFundus:
     fov_mask: np.ndarray
     jpeg_quality: int
     name: str
+    problem: str = ""
+
+    @property
+    def gradable(self) -> bool:
+        return not self.problem
 
 
 def image_identity(index: int) -> tuple[str, str]:
@@ -204,6 +218,14 @@ def generate_fundus(config: SynthConfig, index: int) -> SyntheticFundus:
     fov = _fov_mask(anatomy, rng, config.notch_probability)
     distractors.paint_dust(image, rng, counts["dust"], anatomy.fov_radius)
     image = _degrade(image, fov, anatomy, rng, config)
+    quality_rng = np.random.default_rng(np.random.SeedSequence([config.seed, 3, index]))
+    problem, shift = "", (0, 0)
+    if quality_rng.random() < params.ungradable_fraction:
+        problem = str(quality_rng.choice(UNGRADABLE_KINDS))
+        failed = make_ungradable(
+            problem, Capture(image, fov, labels), quality_rng, anatomy.center, anatomy.fov_radius
+        )
+        image, fov, labels, shift = failed.image, failed.fov, failed.labels, failed.shift
     labels[~fov] = 0
 
     name = f"{patient_id}_{eye}"
@@ -217,7 +239,7 @@ def generate_fundus(config: SynthConfig, index: int) -> SyntheticFundus:
     for number, lesion in enumerate(painted, start=1):
         if areas[number] == 0:
             continue
-        x, y = rotation @ np.array([lesion.center[0], lesion.center[1], 1.0])
+        x, y = rotation @ np.array([lesion.center[0], lesion.center[1], 1.0]) + shift
         rows.append(
             LesionRow(
                 name,
@@ -240,4 +262,5 @@ def generate_fundus(config: SynthConfig, index: int) -> SyntheticFundus:
         fov_mask=fov,
         jpeg_quality=int(rng.integers(low, high + 1)),
         name=name,
+        problem=problem,
     )

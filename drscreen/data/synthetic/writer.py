@@ -1,16 +1,19 @@
 """Writes a synthetic dataset to disk in the Kaggle DR 2015 layout, in parallel.
 
 ```
-OUT/trainLabels.csv                  image,level
+OUT/trainLabels.csv                  image,level (+ gradable,problem with ungradable images)
 OUT/train/<image>.jpeg               RGB photograph, JPEG quality varying per image
 OUT/masks/<lesion_type>/<image>.png  uint8 mask (0 / 255) for every type and image
 OUT/lesions.csv                      image,lesion_type,center_x,center_y,radius,area
 OUT/synth.json                       resolved config, drscreen version, counts per grade
 ```
 Workers each generate and encode whole images; the parent writes the tables in image order,
-so the bytes do not depend on the number of workers. Workers are *spawned* (safe after
-TensorFlow is imported), so a script calling `write_dataset` with several workers needs the
-usual ``if __name__ == "__main__":`` guard. Must not decide image content.
+so the bytes do not depend on the number of workers. A dataset asked for ungradable images
+(`Difficulty.ungradable_fraction` > 0) has two more label columns: ``gradable`` (1 or 0)
+and ``problem`` (the capture failure, empty when gradable); ``level`` stays the eye's grade.
+Without them the files are those written before the option existed. Workers are *spawned*
+(safe after TensorFlow is imported), so a script calling `write_dataset` with several workers
+needs the usual ``if __name__ == "__main__":`` guard. Must not decide image content.
 """
 
 import csv
@@ -28,6 +31,7 @@ import drscreen
 from drscreen.data.lesions import LESION_TYPES
 from drscreen.data.synthetic.config import SynthConfig
 from drscreen.data.synthetic.generator import LesionRow, generate_fundus
+from drscreen.data.synthetic.ungradable import UNGRADABLE_KINDS
 
 LABELS_FILE = "trainLabels.csv"
 LESIONS_FILE = "lesions.csv"
@@ -35,6 +39,7 @@ CONFIG_FILE = "synth.json"
 IMAGE_DIR = "train"
 MASK_DIR = "masks"
 LESION_COLUMNS = ("image", "lesion_type", "center_x", "center_y", "radius", "area")
+QUALITY_COLUMNS = ("gradable", "problem")
 
 
 def _single_threaded() -> None:
@@ -42,7 +47,7 @@ def _single_threaded() -> None:
     cv2.setNumThreads(1)
 
 
-def _write_image(task: tuple[SynthConfig, str, int]) -> tuple[str, int, list[LesionRow]]:
+def _write_image(task: tuple[SynthConfig, str, int]) -> tuple[str, int, list[LesionRow], str]:
     config, out_dir, index = task
     out = pathlib.Path(out_dir)
     fundus = generate_fundus(config, index)
@@ -55,7 +60,7 @@ def _write_image(task: tuple[SynthConfig, str, int]) -> tuple[str, int, list[Les
         path = out / MASK_DIR / kind / f"{fundus.name}.png"
         if not cv2.imwrite(str(path), mask.astype(np.uint8) * 255):
             raise OSError(f"{path}: could not write the mask")
-    return fundus.name, fundus.grade, fundus.lesions
+    return fundus.name, fundus.grade, fundus.lesions, fundus.problem
 
 
 class _Progress:
@@ -124,18 +129,21 @@ def write_dataset(
                 results.append(result)
                 meter.update(len(results))
 
+    with_quality = config.params.ungradable_fraction > 0
     with open(out / LABELS_FILE, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(("image", "level"))
-        writer.writerows((name, grade) for name, grade, _ in results)
+        writer.writerow(("image", "level", *(QUALITY_COLUMNS if with_quality else ())))
+        for name, grade, _, problem in results:
+            quality = (int(not problem), problem) if with_quality else ()
+            writer.writerow((name, grade, *quality))
     with open(out / LESIONS_FILE, "w", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(LESION_COLUMNS)
-        for _, _, rows in results:
+        for _, _, rows, _ in results:
             writer.writerows(
                 tuple(getattr(row, column) for column in LESION_COLUMNS) for row in rows
             )
-    grades = [grade for _, grade, _ in results]
+    grades = [grade for _, grade, _, _ in results]
     summary = {
         "config": config.to_dict(),
         "drscreen_version": drscreen.__version__,
@@ -144,5 +152,8 @@ def write_dataset(
         "grade_counts": {str(g): grades.count(g) for g in range(5)},
         "lesion_types": list(LESION_TYPES),
     }
+    if with_quality:
+        problems = [problem for _, _, _, problem in results if problem]
+        summary["ungradable_counts"] = {kind: problems.count(kind) for kind in UNGRADABLE_KINDS}
     (out / CONFIG_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     return out

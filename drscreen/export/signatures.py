@@ -23,6 +23,7 @@ import tensorflow as tf
 from drscreen.data.decode import decode_and_crop
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, MIN_IMAGE_SIDE
 from drscreen.heatmaps import METHODS, compute
+from drscreen.layers import portable
 from drscreen.models.calibration import Calibration
 from drscreen.models.runs import model_input_size
 
@@ -123,10 +124,12 @@ class ScreeningFunctions:
         """``score``, ``grade`` (N,) and ``heatmap`` (N, h, h) of float images.
 
         ``fov_masks`` (N, S, S) default to the masks derived from the images themselves.
+        Built from portable ops (`drscreen.layers.portable`): every export traces it.
         """
-        grade, heatmap = compute(
-            self.model, images, method=self.config.heatmap_method, fov_masks=fov_masks
-        )
+        with portable():
+            grade, heatmap = compute(
+                self.model, images, method=self.config.heatmap_method, fov_masks=fov_masks
+            )
         factor = self.input_size // self.heatmap_size
         if factor > 1:
             heatmap = tf.nn.avg_pool2d(heatmap[..., tf.newaxis], factor, factor, "VALID")[..., 0]

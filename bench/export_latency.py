@@ -173,7 +173,7 @@ def main(argv: list[str]) -> None:
         if name:
             _report_model(name, _random_weights(name), "random weights")
     for path in _TRAINED.value:
-        _report_model(path, load_model(path), "trained")
+        _report_model(path, load_model(path), f"weights of {path}")
 
 
 if __name__ == "__main__":

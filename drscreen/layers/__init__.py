@@ -51,8 +51,9 @@ ops LiteRT's XNNPACK delegate runs (`base`'s docstring lists them): masks from
 adjoints from ``convolution.conv_input_gradient``.
 
 Portability (`drscreen.layers.portability`): ``with portable():`` builds the exported graphs
-from TFLite built-ins and ONNX ops; outside it (in-process TensorFlow) max pooling's backward
-is TensorFlow's fused ``MaxPoolGrad``, tested equal. ``is_portable()`` reads the switch.
+from TFLite built-ins and ONNX ops; outside it (in-process TensorFlow) max pooling's and leaky
+ReLU's backward are TensorFlow's fused ``MaxPoolGrad`` and ``LeakyReluGrad``, tested equal.
+``is_portable()`` reads the switch.
 
 Chains (`drscreen.layers.chain`): models are chains (``keras.Sequential`` or a chain
 functional model of these layers); ``chain_layers(model)`` is their layer sequence, input to

@@ -2,12 +2,13 @@
 
 Owns one switch, read while a computation is built (eagerly, or while a `tf.function` is
 traced). Outside `portable()`, drscreen uses TensorFlow's fused kernels where they are faster
-than the portable formulation and give exactly the same values: max pooling's backward is
-TensorFlow's ``MaxPoolGrad`` (differentiable again through ``MaxPoolGradGrad``), and the
-field-of-view mask (`drscreen.data.fundus.field_of_view_mask`) uses bool morphology. Inside
+than the portable formulation and give exactly the same values: max pooling's and leaky
+ReLU's backward are TensorFlow's ``MaxPoolGrad`` and ``LeakyReluGrad`` (differentiable again
+through their own gradients), and the field-of-view mask
+(`drscreen.data.fundus.field_of_view_mask`) uses bool morphology. Inside
 `portable()`, every op is one that TFLite built-ins (inside LiteRT's XNNPACK delegate) and ONNX
 run: the exported graphs are built there (`drscreen.export.signatures`). Tests prove both ways
-equal (ties, second order, masks) and that no ``MaxPoolGrad`` reaches an export.
+equal (ties, second order, masks) and that no fused kernel reaches an export.
 
 A `tf.function` traced outside `portable()` keeps its fused kernels when it is later called
 inside it: trace a function meant for conversion inside the context (or let drscreen's export

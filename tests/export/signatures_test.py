@@ -55,8 +55,8 @@ def _op_types(function: tf.types.experimental.ConcreteFunction) -> set[str]:
 
 
 def test_exported_heatmap_is_portable_and_equals_the_in_process_one(model, photographs):
-    """The exported graph has neither TensorFlow's fused MaxPoolGrad nor bool morphology
-    (its FOV mask and pooling backward are float ops XNNPACK runs), and gives the heatmap
+    """The exported graph has neither TensorFlow's fused MaxPoolGrad / LeakyReluGrad nor
+    bool morphology (its FOV mask and backward are float ops XNNPACK runs), and gives the heatmap
     that in-process TensorFlow computes with them, on photographs with black borders (ties
     in every pooling window there)."""
     _, images, _ = photographs
@@ -65,7 +65,7 @@ def test_exported_heatmap_is_portable_and_equals_the_in_process_one(model, photo
     in_process = tf.function(lambda x: compute(model, x)).get_concrete_function(
         functions.float_spec()
     )
-    fused = {"MaxPoolGrad", "LogicalAnd", "LogicalOr"}
+    fused = {"MaxPoolGrad", "LeakyReluGrad", "LogicalAnd", "LogicalOr"}
     assert fused <= _op_types(in_process)
     assert not fused & _op_types(exported)
     grade, heatmap = in_process(tf.constant(images))

@@ -5,7 +5,8 @@ becomes one flag of the same name: its help text is the field's ``metadata["help
 default the field's default, and ``metadata["choices"]`` makes it an enum flag. A field without
 a default is a required flag. A new config field therefore needs one edit, in the dataclass.
 
-Types: ``bool``, ``int``, ``float``, ``str`` and ``tuple[int, ...]`` (a comma-separated list).
+Types: ``bool``, ``int``, ``float``, ``str`` and ``tuple[int | float | str, ...]`` (a
+comma-separated list).
 """
 
 import dataclasses
@@ -26,8 +27,15 @@ def _leaf_fields(config_class: type) -> Iterator[tuple[dataclasses.Field, type]]
             yield field, kind
 
 
-def _is_int_tuple(kind: type) -> bool:
-    return typing.get_origin(kind) is tuple and typing.get_args(kind) == (int, Ellipsis)
+_TUPLE_ITEMS = {int: "integers", float: "numbers", str: "strings"}
+
+
+def _tuple_item(kind: type) -> type | None:
+    """The item type of a ``tuple[item, ...]`` field that flags can hold, else None."""
+    if typing.get_origin(kind) is not tuple:
+        return None
+    item, *rest = typing.get_args(kind)
+    return item if rest == [Ellipsis] and item in _TUPLE_ITEMS else None
 
 
 def define_config_flags(config_class: type, flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -55,7 +63,7 @@ def define_config_flags(config_class: type, flag_values: flags.FlagValues = flag
             flags.DEFINE_float(flag_values=flag_values, **arguments)
         elif kind is str:
             flags.DEFINE_string(flag_values=flag_values, **arguments)
-        elif _is_int_tuple(kind):
+        elif _tuple_item(kind) is not None:
             arguments["default"] = [str(value) for value in default or ()]
             flags.DEFINE_list(flag_values=flag_values, **arguments)
         else:
@@ -66,12 +74,15 @@ def define_config_flags(config_class: type, flag_values: flags.FlagValues = flag
 
 def _value(field: dataclasses.Field, kind: type, flag_values: flags.FlagValues):
     value = flag_values[field.name].value
-    if not _is_int_tuple(kind):
+    item = _tuple_item(kind)
+    if item is None:
         return value
     try:
-        return tuple(int(item) for item in value)
+        return tuple(item(entry) for entry in value)
     except ValueError:
-        raise ValueError(f"--{field.name}={','.join(value)}: expected integers") from None
+        raise ValueError(
+            f"--{field.name}={','.join(value)}: expected {_TUPLE_ITEMS[item]}"
+        ) from None
 
 
 def config_from_flags(config_class: type, flag_values: flags.FlagValues = flags.FLAGS):
@@ -85,3 +96,21 @@ def config_from_flags(config_class: type, flag_values: flags.FlagValues = flags.
         else:
             values[field.name] = _value(field, kind, flag_values)
     return config_class(**values)
+
+
+def config_from_flagfile(config_class: type, path: str, *overrides: str):
+    """The `config_class` instance of one flagfile (plus ``overrides``, e.g. ``--x=1``), parsed
+    with flags of its own, so several recipes can be read in one process.
+
+    Raises
+    ------
+    ValueError
+        Naming the flagfile: it is missing, holds an unknown or bad flag, or its config is invalid.
+    """
+    values = flags.FlagValues()
+    define_config_flags(config_class, values)
+    try:
+        values([path, f"--flagfile={path}", *overrides])
+        return config_from_flags(config_class, values)
+    except (flags.Error, ValueError) as error:
+        raise ValueError(f"flagfile {path}: {error}") from None

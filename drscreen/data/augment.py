@@ -1,7 +1,8 @@
 """Team o_O's data augmentation as deterministic TensorFlow ops.
 
 Random zoom (with stretch), rotation, translation, horizontal flip and PCA colour noise, drawn
-with stateless RNG from a per-element seed, so the same seed always gives the same image.
+with stateless RNG (plus, not o_O's, quarter turns: with the flip, the eight lossless symmetries
+of the square, `DIHEDRAL`) from a per-element seed, so the same seed always gives the same image.
 Geometric transforms use `tf.raw_ops.ImageProjectiveTransformV3`, the TensorFlow built-in that
 Keras' random-affine layers use and that replaces tensorflow-addons' `rotate`/`transform`.
 Works eagerly and inside `tf.data.Dataset.map`. Must not read files or know about labels.
@@ -48,6 +49,9 @@ class AugmentConfig:
         PCA colour noise (Krizhevsky et al. 2012) on the z-scored colour scale.
     color_sigma:
         Standard deviation of the PCA coefficients (o_O: 0.5 for net A, 0.25 for net B).
+    quarter_turns:
+        Rotate by 0, 90, 180 or 270 degrees (uniformly), exactly: no resampling, so 1-px
+        lesions stay sharp (not in o_O's recipe).
     """
 
     zoom: bool = True
@@ -59,6 +63,7 @@ class AugmentConfig:
     flip: bool = True
     color_noise: bool = True
     color_sigma: float = 0.5
+    quarter_turns: bool = False
 
     def __post_init__(self):
         low, high = self.zoom_range
@@ -71,8 +76,20 @@ class AugmentConfig:
 
     @property
     def geometric(self) -> bool:
-        """Whether any geometric transform is enabled."""
+        """Whether any resampling transform is enabled (quarter turns need none)."""
         return self.zoom or self.rotation or self.translation or self.flip
+
+
+DIHEDRAL = AugmentConfig(
+    zoom=False,
+    rotation=False,
+    translation=False,
+    flip=True,
+    color_noise=False,
+    quarter_turns=True,
+)
+"""Flips and quarter turns only: the 8 symmetries of the square, every pixel kept exactly (a
+flip about the centre samples pixel centres, so its bilinear resampling is exact)."""
 
 
 def transform_matrix(
@@ -204,6 +221,10 @@ def augment_image(image: tf.Tensor, seed: tf.Tensor, config: AugmentConfig) -> t
             width,
         )
         image = apply_transform(image, transform)
+    if config.quarter_turns:
+        turn_seed = tf.random.experimental.stateless_fold_in(seed, 7)
+        turns = tf.random.stateless_uniform([], turn_seed, 0, 4, dtype=tf.int32)
+        image = tf.image.rot90(image, turns)
     if config.color_noise:
         image = tf.clip_by_value(image + pca_color_shift(params["color"]), 0.0, 255.0)
     return image

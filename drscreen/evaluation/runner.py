@@ -54,6 +54,9 @@ class RunnerConfig:
     candidates:
         How lesion candidates are cut from heatmaps; passed as it is to
         `streaming.LesionAccumulator`.
+    method_candidates:
+        Per heatmap method, a `candidates` of its own (e.g. each method's smoothing chosen on
+        validation); methods not listed use `candidates`.
     pointing_tolerance_px:
         Tolerance of the pointing game.
     progress:
@@ -66,6 +69,9 @@ class RunnerConfig:
     perturbation_images: int = 32
     perturbation: heatmap_quality.PerturbationConfig = heatmap_quality.PerturbationConfig()
     candidates: lesions.CandidateConfig = lesions.CandidateConfig()
+    method_candidates: Mapping[str, lesions.CandidateConfig] = dataclasses.field(
+        default_factory=dict
+    )
     pointing_tolerance_px: int = 3
     progress: bool = True
 
@@ -244,7 +250,7 @@ def run(
     methods = {
         method: MethodResult(
             lesions=streaming.LesionAccumulator(
-                candidate_config=config.candidates,
+                candidate_config=config.method_candidates.get(method, config.candidates),
                 pointing_tolerance_px=config.pointing_tolerance_px,
             )
             if with_masks

@@ -26,6 +26,7 @@ SUMMARY_TARGETS = ("red_lesions", "bright_lesions", "all_lesions")
 SUMMARY_FIGURES = {
     "froc_score": ("froc_score",),
     "sensitivity_at_1fp": ("sensitivity_at_fp", "1"),
+    "sensitivity_at_8fp": ("sensitivity_at_fp", "8"),
     "image_auc": ("image_auc",),
     "relevance_mass": ("relevance_mass",),
     "pointing_game": ("pointing_game",),

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 import keras
 
+from drscreen.models.evidence import evidence_net
 from drscreen.models.oO import net_a, net_b
 from drscreen.models.small import small_net
 
@@ -11,6 +12,7 @@ MODELS: dict[str, Callable[..., keras.Sequential]] = {
     "small": small_net,
     "oO_netA": net_a,
     "oO_netB": net_b,
+    "evidence": evidence_net,
 }
 
 
@@ -26,7 +28,7 @@ def build(
     Parameters
     ----------
     name:
-        ``"small"``, ``"oO_netA"`` or ``"oO_netB"``.
+        ``"small"``, ``"oO_netA"``, ``"oO_netB"`` or ``"evidence"``.
     input_size, width:
         Override the network's default input side and first-stage width.
     normalization:
@@ -34,7 +36,8 @@ def build(
         ValueError): ``"oO"``, the o_O per-channel z-score; ``"graham"``, Graham's
         local-average subtraction then ``(y - 128) / 64``.
     **kwargs:
-        Passed to the network's builder (``dropout_rate``, ``kernel_regularizer``).
+        Passed to the network's builder (``kernel_regularizer``; ``dropout_rate`` for the
+        networks with a dense head; ``depth`` for the o_O nets).
 
     Returns
     -------

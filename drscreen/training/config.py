@@ -20,6 +20,8 @@ SCHEDULES = ("oO", "cosine", "constant")
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("default", "mirrored", "multi_worker")
 MONITORS = ("val_loss", "val_task_loss", "val_referable_auc")
+AUGMENTATIONS = ("oO", "dihedral", "none")
+OPTIMIZERS = ("sgd", "adam")
 
 
 def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
@@ -51,12 +53,19 @@ class DataConfig:
         The synthetic benchmark generated when missing (images, pixels, preset, seed).
     batch_size:
         Global batch size (split over replicas when distributed).
-    augment:
-        The o_O augmentation on training batches.
+    synth_lesion_size:
+        Multiplier on the synthetic lesions' radii (the preset's ``lesion_size``; 1 keeps it).
+    augmentation:
+        Training augmentation: ``"oO"`` (zoom, rotation, translation, flip, PCA colour noise),
+        ``"dihedral"`` (flips and quarter turns: every pixel kept exactly) or ``"none"``.
     class_rebalancing:
         o_O's decaying class-resampling weights (``drscreen.data.pipeline``).
     cache:
         Cache decoded images in memory after the first epoch.
+    shuffled_grades:
+        The sanity control of Adebayo et al. (2018): the training split's grades are permuted
+        among its images (seeded by the run's seed), so the model can learn no grade-related
+        feature; validation and test keep their true grades.
     val_fraction, test_fraction:
         Patient-level split fractions for the synthetic benchmark.
     """
@@ -67,18 +76,32 @@ class DataConfig:
     synth_size: int = _field(256, "Side of the generated synthetic images.")
     synth_difficulty: str = _field("standard", "Preset.", SYNTH_DIFFICULTIES)
     synth_seed: int = _field(0, "Seed of the synthetic benchmark.")
+    synth_lesion_size: float = _field(1.0, "Multiplier on synthetic lesion radii.")
     batch_size: int = _field(32, "Global batch size.")
-    augment: bool = _field(True, "o_O augmentation of training images.")
+    augmentation: str = _field("oO", "Training augmentation.", AUGMENTATIONS)
     class_rebalancing: bool = _field(True, "o_O decaying class weights.")
     cache: bool = _field(True, "Cache decoded images in memory.")
+    shuffled_grades: bool = _field(
+        False, "Sanity control: train on the training split's grades permuted (seeded)."
+    )
     val_fraction: float = _field(0.15, "Validation share of patients.")
     test_fraction: float = _field(0.15, "Test share of patients.")
 
     def __post_init__(self):
         _check_choice("data_source", self.data_source, DATA_SOURCES)
         _check_choice("synth_difficulty", self.synth_difficulty, SYNTH_DIFFICULTIES)
+        _check_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        _check(
+            self.synth_lesion_size > 0,
+            f"--synth_lesion_size={self.synth_lesion_size} must be > 0",
+        )
         if self.data_source == "tfrecords":
             _check(bool(self.data_dir), "--data_source=tfrecords needs --data_dir")
+            _check(
+                not self.shuffled_grades,
+                "--shuffled_grades needs --data_source=synthetic (records whose grades can be "
+                "permuted)",
+            )
         _check(self.synth_n >= 8, f"--synth_n={self.synth_n} must be at least 8")
         _check(self.synth_size >= 64, f"--synth_size={self.synth_size} must be at least 64")
         _check(self.batch_size >= 1, f"--batch_size={self.batch_size} must be positive")
@@ -94,7 +117,7 @@ class ModelConfig:
     Attributes
     ----------
     model:
-        A name of ``drscreen.models.build`` (``small``, ``oO_netA``, ``oO_netB``).
+        A name of ``drscreen.models.build`` (``small``, ``oO_netA``, ``oO_netB``, ``evidence``).
     image_size:
         Input size in pixels of the (last) training stage.
     width:
@@ -107,7 +130,7 @@ class ModelConfig:
         per-channel z-score; ``"graham"``, Graham's local-average subtraction (every stage).
     """
 
-    model: str = _field("small", "drscreen.models.build name: small, oO_netA, oO_netB.")
+    model: str = _field("small", "drscreen.models.build name: small, oO_netA, oO_netB, evidence.")
     image_size: int = _field(256, "Input size (of the last stage).")
     width: int = _field(0, "Base filters; 0 keeps the model default.")
     progressive_sizes: tuple[int, ...] = _field(
@@ -138,10 +161,12 @@ class ModelConfig:
 
 @dataclasses.dataclass(frozen=True)
 class OptimizerConfig:
-    """The o_O optimiser: SGD with Nesterov momentum, step schedule, L2 on kernels.
+    """The optimiser: o_O's SGD with Nesterov momentum (or Adam), schedule, L2 on kernels.
 
     Attributes
     ----------
+    optimizer:
+        ``"sgd"``: SGD with Nesterov momentum (o_O); ``"adam"``: Adam (momentum unused).
     learning_rate:
         Initial learning rate (o_O: 0.003).
     schedule:
@@ -154,6 +179,7 @@ class OptimizerConfig:
         Coefficient of ``sum(w**2)`` over the kernels, added to the loss (o_O: 5e-4).
     """
 
+    optimizer: str = _field("sgd", "sgd (Nesterov momentum) or adam.", OPTIMIZERS)
     learning_rate: float = _field(0.003, "Initial learning rate.")
     schedule: str = _field("oO", "Learning-rate schedule.", SCHEDULES)
     momentum: float = _field(0.9, "Nesterov momentum.")
@@ -162,6 +188,7 @@ class OptimizerConfig:
     def __post_init__(self):
         _check(self.learning_rate > 0, f"--learning_rate={self.learning_rate} must be > 0")
         _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check(0 <= self.momentum < 1, f"--momentum={self.momentum} must be in [0, 1)")
         _check(self.l2 >= 0, f"--l2={self.l2} must be >= 0")
 
@@ -189,12 +216,12 @@ class HeatmapConfig:
 _CHANGEABLE_ON_RESUME = ("resume", "verbose")
 
 
-def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested config dict -> {"data.batch_size": 16, ...}."""
+def flatten_settings(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested settings dict -> {"data.batch_size": 16, ...}."""
     flat = {}
     for key, value in values.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten_settings(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
@@ -292,8 +319,8 @@ class TrainConfig:
         path = Path(path)
         if not path.is_file():
             return
-        before = _flatten(json.loads(path.read_text()))
-        now = _flatten(json.loads(json.dumps(self.to_dict())))
+        before = flatten_settings(json.loads(path.read_text()))
+        now = flatten_settings(json.loads(json.dumps(self.to_dict())))
         changed = sorted(
             name
             for name in before.keys() | now.keys()

@@ -21,20 +21,23 @@ import dataclasses
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from drscreen.data import pipeline
-from drscreen.data.augment import AugmentConfig
+from drscreen.data.augment import DIHEDRAL, AugmentConfig
 from drscreen.data.readers import read_dataset
+from drscreen.data.records import FundusRecord
 from drscreen.data.sources import PreparedSplit, Source, source_size, split_source
 from drscreen.data.splits import SPLITS, Splits
-from drscreen.data.synthetic import SynthConfig, write_dataset
+from drscreen.data.synthetic import DIFFICULTIES, SynthConfig, write_dataset
 from drscreen.data.synthetic.writer import CONFIG_FILE
 from drscreen.models.runs import RunDirectory
-from drscreen.training.config import DataConfig
+from drscreen.training.config import DataConfig, flatten_settings
 
 SPLIT_MADE_BY = "drscreen.training"
 
@@ -64,23 +67,29 @@ def _synth_workers(n: int) -> int:
     return max(1, min(os.cpu_count() or 1, n // 100))
 
 
-def _requested_synth(config: DataConfig) -> dict[str, int | str]:
-    return {
-        "n": config.synth_n,
-        "size": config.synth_size,
-        "seed": config.synth_seed,
-        "difficulty": config.synth_difficulty,
-    }
+def synth_config(config: DataConfig) -> SynthConfig:
+    """The synthetic benchmark the --synth_* flags ask for."""
+    return SynthConfig.from_preset(
+        config.synth_difficulty,
+        n=config.synth_n,
+        size=config.synth_size,
+        seed=config.synth_seed,
+        lesion_size=DIFFICULTIES[config.synth_difficulty].lesion_size * config.synth_lesion_size,
+    )
+
+
+_FLAG_SETTINGS = ("n", "size", "seed", "difficulty", "params.lesion_size")
+"""What the --synth_* flags decide of a synthetic benchmark (keys of its synth.json)."""
 
 
 def _reuse_notice(out: Path, config: DataConfig) -> str | None:
     """A warning when the benchmark already in `out` differs from the --synth_* flags."""
-    existing = json.loads((out / CONFIG_FILE).read_text())["config"]
-    requested = _requested_synth(config)
+    existing = flatten_settings(json.loads((out / CONFIG_FILE).read_text())["config"])
+    requested = flatten_settings(synth_config(config).to_dict())
     differences = [
-        f"{key} {existing.get(key)} (flag: {value})"
-        for key, value in requested.items()
-        if existing.get(key) != value
+        f"{key} {existing[key]} (flag: {requested[key]})"
+        for key in _FLAG_SETTINGS
+        if key in existing and existing[key] != requested[key]
     ]
     if not differences:
         return None
@@ -102,12 +111,7 @@ def ensure_synthetic(config: DataConfig, model_dir: str | Path) -> Path:
         if notice:
             print(notice, file=sys.stderr)
         return out
-    synth = SynthConfig.from_preset(
-        config.synth_difficulty,
-        n=config.synth_n,
-        size=config.synth_size,
-        seed=config.synth_seed,
-    )
+    synth = synth_config(config)
     print(f"generating {synth.n} synthetic images of {synth.size} px in {out}", file=sys.stderr)
     write_dataset(synth, out, workers=_synth_workers(synth.n))
     return out
@@ -157,7 +161,19 @@ def load_splits(config: DataConfig, run: RunDirectory, seed: int) -> DataSplits:
                 )
         splits.write(run.splits_file)
     parts = {name: split_source(str(folder), dataset, splits, name) for name in SPLITS}
+    if config.shuffled_grades:
+        parts["train"] = shuffled_grades(parts["train"], seed)
     return DataSplits(parts["train"], parts["validation"], parts["test"], splits)
+
+
+def shuffled_grades(records: Sequence[FundusRecord], seed: int) -> list[FundusRecord]:
+    """`records` with their grades permuted among them (seeded): the shuffled-label control."""
+    grades = [record.grade for record in records]
+    order = np.random.default_rng(seed).permutation(len(grades))
+    return [
+        dataclasses.replace(record, grade=grades[index])
+        for record, index in zip(records, order, strict=True)
+    ]
 
 
 def steps_per_epoch(splits: DataSplits, config: DataConfig, requested: int) -> int:
@@ -169,6 +185,9 @@ def steps_per_epoch(splits: DataSplits, config: DataConfig, requested: int) -> i
             f"--batch_size={config.batch_size} exceeds the {splits.num_train} training images"
         )
     return splits.num_train // config.batch_size
+
+
+_AUGMENTATIONS = {"oO": AugmentConfig(), "dihedral": DIHEDRAL, "none": None}
 
 
 def pipeline_config(
@@ -184,7 +203,7 @@ def pipeline_config(
     return pipeline.PipelineConfig(
         image_size=image_size,
         batch_size=config.batch_size,
-        augment=AugmentConfig() if (training and config.augment) else None,
+        augment=_AUGMENTATIONS[config.augmentation] if training else None,
         cache=config.cache,
         seed=seed,
         resample=training and config.class_rebalancing,

@@ -1,8 +1,8 @@
 """`run(config)`: one training run from a frozen `TrainConfig` to ``metrics.json``.
 
 The o_O recipe, each part a config option: grade regression (MSE), SGD with Nesterov
-momentum 0.9, the o_O step schedule (`schedules`), L2 5e-4 on kernels (coupled, in the loss),
-decaying class-rebalancing weights (`drscreen.data.pipeline`), progressive resizing
+momentum 0.9 (or Adam), the o_O step schedule (`schedules`), L2 5e-4 on kernels (coupled, in
+the loss), decaying class-rebalancing weights (`drscreen.data.pipeline`), progressive resizing
 (`progressive`), plus heatmap-aware training (`heatmap_aware`) when λ > 0.
 
 Keras 3 built-ins replace what tensorflow-addons provided to TF2-era ports of o_O:
@@ -83,6 +83,13 @@ def _build_model(config: TrainConfig, size: int, previous: keras.Model | None) -
     return model
 
 
+def _optimizer(config: TrainConfig, rate) -> keras.optimizers.Optimizer:
+    """o_O's SGD with Nesterov momentum, or Adam, at learning rate (schedule) ``rate``."""
+    if config.optimizer.optimizer == "adam":
+        return keras.optimizers.Adam(rate)
+    return keras.optimizers.SGD(rate, momentum=config.optimizer.momentum, nesterov=True)
+
+
 def _heatmap_images(
     config: TrainConfig, splits: run_data.DataSplits, size: int
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -144,8 +151,7 @@ def train_stage(
         rate = learning_rate_schedule(
             config.optimizer.schedule, config.optimizer.learning_rate, config.epochs, steps
         )
-        sgd = keras.optimizers.SGD(rate, momentum=config.optimizer.momentum, nesterov=True)
-        wrapper.compile(optimizer=wrap_optimizer(sgd, policy))
+        wrapper.compile(optimizer=wrap_optimizer(_optimizer(config, rate), policy))
         wrapper.build_for_training(size)
     if done_epochs:
         _log(f"resuming stage {name} from epoch {done_epochs} of {config.epochs}")

@@ -113,3 +113,16 @@ def test_config_validation():
         AugmentConfig(zoom_range=(1.2, 1.1))
     with pytest.raises(ValueError, match="color_sigma"):
         AugmentConfig(color_sigma=-1.0)
+
+
+def test_dihedral_augmentation_is_one_of_the_eight_symmetries():
+    """DIHEDRAL maps an image to one of its 8 flips/quarter turns exactly, and all 8 occur."""
+    image = _image(6, 6)
+    symmetries = [np.rot90(np.fliplr(image) if f else image, k) for f in (0, 1) for k in range(4)]
+    seen = set()
+    for i in range(64):
+        result = augment.augment_image(image, tf.constant([5, i]), augment.DIHEDRAL).numpy()
+        matches = [j for j, s in enumerate(symmetries) if np.array_equal(result, s)]
+        assert len(matches) == 1, i
+        seen.add(matches[0])
+    assert seen == set(range(8))

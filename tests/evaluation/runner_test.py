@@ -126,3 +126,38 @@ def test_without_heatmaps_the_stream_only_scores(records, model):
     expected = model(tf.constant(batch["image"]), training=False)[:, 0].numpy()
     np.testing.assert_allclose(result.screening.arrays()["predictions"], expected, rtol=1e-5)
     assert result.methods == {} and not result.has_lesion_masks
+
+
+def test_each_method_can_have_its_own_candidates(records, model):
+    """method_candidates gives a method its own rule: the same heatmaps under the components
+    rule score as `lesions` computes them by hand, the other method keeps `candidates`."""
+    components = lesions.CandidateConfig("components")
+    config = runner.RunnerConfig(
+        SIZE,
+        batch_size=4,
+        perturbation_images=0,
+        method_candidates={"as_components": components},
+        progress=False,
+    )
+    score_fn, (heatmap_fn,) = (
+        runner.score_function(model),
+        [runner.heatmap_function(model, "sensitivity")],
+    )
+    result = runner.run(
+        records, score_fn, {"as_peaks": heatmap_fn, "as_components": heatmap_fn}, config
+    )
+    batch = _all_at_once(records, config)
+    heatmaps = compute(model, batch["image"], fov_masks=batch["mask"])[1].numpy()
+    scores = {}
+    for method, rule in (("as_peaks", config.candidates), ("as_components", components)):
+        matches = []
+        for i in range(len(records)):
+            fov = batch["mask"][i] > 0
+            candidates = lesions.extract_candidates(heatmaps[i], fov, rule)
+            matches.append(
+                lesions.match_candidates(candidates, batch["lesion_masks"][i]["hemorrhage"], fov)
+            )
+        expected = lesions.froc_curve(matches).score()
+        scores[method] = result.methods[method].lesion_metrics()["hemorrhage"]["froc_score"]
+        assert scores[method] == pytest.approx(expected, abs=1e-9), method
+    assert scores["as_peaks"] != scores["as_components"]  # the two rules do differ here

@@ -12,7 +12,7 @@ from drscreen.heatmaps.sensitivity import sensitivity
 from drscreen.models import MODELS, build
 
 # Smallest valid inputs (see stack_test.test_min_input_sizes), width 4: fast on a CPU.
-SMALL_CONFIGS = {"small": 64, "oO_netA": 245, "oO_netB": 245}
+SMALL_CONFIGS = {"small": 64, "oO_netA": 245, "oO_netB": 245, "evidence": 64}
 
 
 def _images(size: int, count: int = 2, seed: int = 0) -> tf.Tensor:
@@ -80,6 +80,41 @@ def test_small_model_parameters_by_hand():
     model = build("small", input_size=64, width=4)
     convs = [304, 296, 1_168, 3_480, 6_944]
     assert model.count_params() == sum(convs) + 2_112 + 33 == 14_337
+
+
+def test_evidence_model_parameters_by_hand():
+    """Width 4: conv 5·5·3·4+4, 3·3·4·8+8, 3·3·8·16+16, 3·3·16·16+16, two 1·1·16·16+16, the
+    evidence 1·1·16+1 and a bias-free grade 1: 4,650 (tied biases: any input size)."""
+    model = build("evidence", input_size=64, width=4)
+    convs = [304, 296, 1_168, 2_320, 272, 272]
+    assert model.count_params() == sum(convs) + 17 + 1 == 4_650
+    assert build("evidence", input_size=128, width=4).count_params() == 4_650
+    assert model.get_layer("evidence_act").output.shape[1:] == (15, 15, 1)  # 64 / 2, pool 3/2
+
+
+def test_evidence_receptive_field_is_29_px():
+    """One evidence value depends on a 29 x 29 window of the photograph and no pixel outside."""
+    model = build("evidence", input_size=96, width=4)
+    chain = keras.Sequential(
+        model.layers[: [layer.name for layer in model.layers].index("evidence") + 1]
+    )
+    images = _images(96, count=1, seed=5)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        centre = chain(images)[0, 10, 10, 0]
+    support = np.argwhere(np.abs(tape.gradient(centre, images).numpy()[0]).sum(-1) > 0)
+    extent = support.max(axis=0) - support.min(axis=0) + 1
+    assert tuple(extent) == (29, 29)
+
+
+def test_evidence_model_without_evidence_grades_zero():
+    """Evidence below zero everywhere: grade exactly 0 and a zero heatmap (no bias anywhere)."""
+    model = build("evidence", input_size=64, width=4)
+    evidence = model.get_layer("evidence")
+    evidence.kernel.assign(tf.zeros_like(evidence.kernel))
+    evidence.bias.assign(-tf.ones_like(evidence.bias))
+    grades, heatmaps = sensitivity(model, _images(64))
+    assert not grades.numpy().any() and not heatmaps.numpy().any()
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

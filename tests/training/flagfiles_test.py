@@ -1,4 +1,5 @@
-"""Every shipped recipe in configs/ parses into a TrainConfig, and (slow) trains a step.
+"""Every shipped recipe in configs/ parses into a TrainConfig, and (slow) trains a step; the
+benchmark's flagfiles parse into a BenchmarkConfig whose recipes are among them.
 
 A flagfile that names a removed flag, or a recipe whose network cannot be built at one of
 its stage sizes, fails here instead of on a user's first run.
@@ -11,30 +12,42 @@ import sys
 from pathlib import Path
 
 import pytest
-from absl import flags
 
-from drscreen.cli.config_flags import config_from_flags, define_config_flags
+from drscreen.benchmark.config import BenchmarkConfig
+from drscreen.cli.config_flags import config_from_flagfile
 from drscreen.data.prepare import PrepareConfig, prepare_dataset
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.models import build
 from drscreen.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
-FLAGFILES = sorted((ROOT / "configs").glob("*.flags"))
+BENCHMARK_FLAGFILES = [
+    ROOT / "configs" / "benchmark.flags",
+    ROOT / "configs" / "benchmark_smoke.flags",
+]
+FLAGFILES = sorted(set((ROOT / "configs").glob("*.flags")) - set(BENCHMARK_FLAGFILES))
 TENSORFLOW_LOG_LINE = re.compile(r"^[IWEF]\d{4} |absl::InitializeLog|shuffle=True")
 
 
 def _config(path: Path, *overrides: str) -> TrainConfig:
-    values = flags.FlagValues()
-    define_config_flags(TrainConfig, values)
-    values(["train.py", f"--flagfile={path}", *overrides])
-    return config_from_flags(TrainConfig, values)
+    return config_from_flagfile(TrainConfig, str(path), *overrides)
 
 
 def test_configs_are_there():
     """The recipes the README and docs name exist (so the tests below cannot pass vacuously)."""
     names = {path.name for path in FLAGFILES}
     assert {"quickstart.flags", "smoke.flags", "oO_netA_512.flags", "oO_netB_512.flags"} <= names
+    assert all(path.is_file() for path in BENCHMARK_FLAGFILES)
+
+
+@pytest.mark.parametrize("path", BENCHMARK_FLAGFILES, ids=lambda path: path.name)
+def test_benchmark_flagfile_parses_and_names_shipped_recipes(path, tmp_path):
+    """States its command, parses into a BenchmarkConfig, and every recipe it trains is a
+    shipped training flagfile (tested above)."""
+    assert f"python scripts/benchmark.py --flagfile=configs/{path.name}" in path.read_text()
+    config = config_from_flagfile(BenchmarkConfig, str(path), f"--out={tmp_path}")
+    assert len(config.seeds) >= (3 if path.name == "benchmark.flags" else 1)
+    assert {ROOT / recipe for recipe in config.recipes} <= set(FLAGFILES)
 
 
 @pytest.mark.parametrize("path", FLAGFILES, ids=lambda path: path.name)

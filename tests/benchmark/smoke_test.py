@@ -1,0 +1,61 @@
+"""The benchmark's whole chain on tiny data (configs/benchmark_smoke.flags), and its resume."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _benchmark(out: Path, *flags: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [
+        sys.executable,
+        "scripts/benchmark.py",
+        "--flagfile=configs/benchmark_smoke.flags",
+        f"--out={out}",
+        *flags,
+    ]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+
+
+@pytest.mark.slow
+def test_smoke_benchmark_fills_every_table_and_resumes(tmp_path):
+    out = tmp_path / "bench"
+    first = _benchmark(out)
+    assert first.returncode == 0, first.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    rows = results["rows"]
+    for recipe in ("benchmark_plain", "benchmark_evidence"):
+        for method in ("sensitivity", "gradcam"):
+            assert set(rows[f"{recipe} · {method}"]) == {"0", "1"}
+            for level in ("top half", "all"):
+                assert f"{recipe} randomised ({level}) · {method}" in rows
+    assert "benchmark_evidence on shuffled grades · sensitivity" in rows
+    assert set(rows["pixel-supervised reference"]) == {"0", "1"}
+    assert results["selection"]["mask_free"] and results["goals"]["default"]
+    markdown = (out / "results.md").read_text()
+    assert "Mean ± sd over seeds" in markdown and "Per seed" in markdown
+    assert (out / "gallery_seed0.png").stat().st_size > 10_000
+    # a killed run: one stage lost; the rerun redoes only that stage, training nothing
+    (out / "seed1" / "reference.json").unlink()
+    second = _benchmark(out)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "training" not in second.stderr
+    assert "reference of seed1" in second.stderr
+    assert second.stderr.count("done, skipped") == 2 * 6 - 1
+    assert set(json.loads((out / "results.json").read_text())["rows"]) == set(rows)
+
+
+def test_bad_flags_are_named_before_anything_is_written(tmp_path):
+    out = tmp_path / "bench"
+    process = _benchmark(out, "--control_recipe=nosuch")
+    assert process.returncode != 0
+    assert "--control_recipe=nosuch is not one of --recipes" in process.stderr
+    assert "Traceback" not in process.stderr and not out.exists()
+    process = _benchmark(out, "--recipes=configs/missing.flags", "--control_recipe=missing")
+    assert "flagfile configs/missing.flags" in process.stderr and not out.exists()

@@ -1,0 +1,75 @@
+"""The validation study: σ search against the lesion module by hand, flip stability by hand."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from drscreen.benchmark import validation
+from drscreen.data.lesions import RED_LESIONS
+from drscreen.data.readers import read_dataset
+from drscreen.data.synthetic import SynthConfig, write_dataset
+from drscreen.evaluation import lesions, runner
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def records(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synthetic")
+    write_dataset(SynthConfig.from_preset(n=8, size=SIZE, seed=5), folder, 1, progress=False)
+    return read_dataset("synthetic", folder)
+
+
+def _darkness(images, fov):
+    """A map that follows the image: how dark each pixel is (red lesions are dark)."""
+    heatmap = (255.0 - tf.reduce_mean(images, axis=-1)) * fov
+    return tf.reduce_sum(heatmap, axis=[1, 2]), heatmap
+
+
+def _ramp(images, fov):
+    """A map that ignores the image: the column index."""
+    columns = tf.cast(tf.range(SIZE), tf.float32)[None, None, :] * tf.ones_like(fov)
+    return tf.zeros(tf.shape(images)[0]), columns * fov
+
+
+def test_sigma_search_scores_each_sigma_as_the_lesion_module_does(records):
+    config = runner.RunnerConfig(SIZE, batch_size=3, perturbation_images=0, progress=False)
+    study = validation.study_method(records, _darkness, config, (0.0, 2.0))
+    (batch,) = runner.batches(records, runner.RunnerConfig(SIZE, batch_size=8), with_masks=True)
+    heatmaps = _darkness(tf.constant(batch["image"]), tf.constant(batch["mask"]))[1].numpy()
+    for sigma in (0.0, 2.0):
+        matches = []
+        for i, masks in enumerate(batch["lesion_masks"]):
+            fov = batch["mask"][i] > 0
+            red = np.max([masks[t] for t in RED_LESIONS if t in masks], axis=0)
+            candidates = lesions.extract_candidates(
+                heatmaps[i], fov, lesions.CandidateConfig(sigma=sigma)
+            )
+            matches.append(lesions.match_candidates(candidates, red, fov))
+        expected = lesions.froc_curve(matches).score()
+        assert study.froc_by_sigma[sigma]["red_lesions"] == pytest.approx(expected, abs=1e-9)
+    best = max(study.froc_by_sigma, key=lambda s: np.mean(list(study.froc_by_sigma[s].values())))
+    assert study.sigma == best
+    assert study.froc == pytest.approx(np.mean(list(study.froc_by_sigma[best].values())))
+
+
+def test_flip_stability_is_one_for_image_maps_and_minus_one_for_a_fixed_ramp(records):
+    """A map computed from the pixels mirrors with the image (correlation 1); a ramp that
+    ignores the image comes back reversed (correlation -1 in the symmetric field of view)."""
+    config = runner.RunnerConfig(SIZE, batch_size=4, perturbation_images=0, progress=False)
+    assert validation.study_method(records, _darkness, config, (0.0,)).flip_stability == (
+        pytest.approx(1.0, abs=1e-6)
+    )
+    ramp = validation.study_method(records, _ramp, config, (0.0,)).flip_stability
+    assert ramp < -0.9
+
+
+def test_candidate_configs_keep_the_rule_and_set_each_sigma():
+    base = lesions.CandidateConfig(max_candidates=7)
+    studies = {
+        "a": validation.MethodValidation(1.0, {}, 0.0, 0.0),
+        "b": validation.MethodValidation(4.0, {}, 0.0, 0.0),
+    }
+    configs = validation.candidate_configs(studies, base)
+    assert configs["a"] == lesions.CandidateConfig(max_candidates=7, sigma=1.0)
+    assert configs["b"].sigma == 4.0 and configs["b"].rule == base.rule

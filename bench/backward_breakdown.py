@@ -1,16 +1,18 @@
-"""Where our heatmap's TensorFlow time goes: each exportable backward rule vs TF's fused kernel.
+"""Where our heatmap's TensorFlow time goes: the exported build vs the in-process one.
 
     python bench/backward_breakdown.py [--model=oO_netA --size=448 --batch=8 --repeats=5]
 
-Runs the engine's backward pass over one forward trace (`drscreen.heatmaps.backprop`) with,
-for chosen layer types, TensorFlow's fused gradient kernel in place of the layer's exportable
-rule (``LeakyReluGrad``, ``MaxPoolGrad``, ``conv2d_transpose``: none of them runs in TFLite's
-XNNPACK delegate or exists in ONNX, which is why drscreen does not use them), and prints the
-CPU time of each variant relative to ``tf.GradientTape``; the variants are called in turn.
-A diagnostic for the TensorFlow speed of the heatmap, not a supported code path.
+Runs the engine's backward pass over one forward trace (`drscreen.heatmaps.backprop`) built
+as exports build it (inside `drscreen.layers.portable()`: every rule of forward ops) and as
+in-process TensorFlow does (max pooling and leaky ReLU through TensorFlow's ``MaxPoolGrad``
+and ``LeakyReluGrad``), and the in-process build with the convolution adjoint as
+``conv2d_transpose`` (which XNNPACK does not take with a batch-dependent output shape);
+prints the CPU time of each relative to ``tf.GradientTape``, the variants called in turn.
+A diagnostic for the TensorFlow speed of the heatmap.
 Runtime: ~3 min for net A on 2 shared cores.
 """
 
+import contextlib
 import os
 import statistics
 import time
@@ -31,31 +33,21 @@ _BATCH = flags.DEFINE_integer("batch", 8, "Images per batch.")
 _REPEATS = flags.DEFINE_integer("repeats", 5, "Timed rounds.")
 
 
-def _fused(layer, inputs, outputs, upstream):
-    """TensorFlow's own gradient kernel for ``layer`` (gradient rule, inference)."""
-    if isinstance(layer, layers.LeakyReLU):
-        return tf.raw_ops.LeakyReluGrad(
-            gradients=upstream, features=outputs, alpha=layer.negative_slope
-        )
-    if isinstance(layer, layers.MaxPooling2D):
-        return tf.raw_ops.MaxPoolGrad(
-            orig_input=inputs, orig_output=outputs, grad=upstream,
-            ksize=[1, *layer.pool_size, 1], strides=[1, *layer.strides, 1],
-            padding=layer.padding.upper(),
-        )  # fmt: skip
+def _transposed(layer, inputs, upstream):
+    """The convolution adjoint as TensorFlow's ``conv2d_transpose`` (gradient rule)."""
     return tf.nn.conv2d_transpose(
         upstream, layer.kernel, tf.shape(inputs), layer.strides, layer.padding.upper()
     )
 
 
-def input_gradient(model, images: tf.Tensor, fused_types: tuple) -> tf.Tensor:
-    """The engine's input gradient with TF's kernels for the layers of ``fused_types``."""
+def input_gradient(model, images: tf.Tensor, transposed: bool) -> tf.Tensor:
+    """The engine's input gradient, convolutions through ``conv2d_transpose`` if asked."""
     outputs, trace = forward(model, images)
     signal = tf.ones_like(outputs)
     for index in reversed(range(len(trace.layers))):
         layer, inputs, out = trace.layers[index], trace.inputs[index], trace.outputs[index]
-        if isinstance(layer, fused_types):
-            signal = _fused(layer, inputs, out, signal)
+        if transposed and isinstance(layer, layers.Conv2D):
+            signal = _transposed(layer, inputs, signal)
         else:
             signal = layer.backward(inputs, out, signal)
     return signal
@@ -67,17 +59,18 @@ def main(argv: list[str]) -> None:
     rng = np.random.default_rng(0)
     images = tf.constant(rng.uniform(0, 255, (_BATCH.value, _SIZE.value, _SIZE.value, 3)))
     images = tf.cast(images, tf.float32)
+    # name: (convolutions through conv2d_transpose, built portable as exports are)
     variants = {
-        "drscreen (exportable)": (),
-        "fused LeakyReluGrad": (layers.LeakyReLU,),
-        "fused MaxPoolGrad": (layers.MaxPooling2D,),
-        "conv2d_transpose": (layers.Conv2D,),
-        "all three fused": (layers.LeakyReLU, layers.MaxPooling2D, layers.Conv2D),
+        "drscreen, exported ops": (False, True),
+        "drscreen, in-process": (False, False),
+        "+ conv2d_transpose": (True, False),
     }
-    functions = {
-        name: tf.function(lambda x, types=types: input_gradient(model, x, types))
-        for name, types in variants.items()
-    }
+    functions = {}
+    for name, (transposed, portable) in variants.items():
+        function = tf.function(lambda x, t=transposed: input_gradient(model, x, t))
+        with layers.portable() if portable else contextlib.nullcontext():
+            function.get_concrete_function(images)
+        functions[name] = function
 
     @tf.function
     def tape(x):
@@ -102,7 +95,7 @@ def main(argv: list[str]) -> None:
           f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
     for name, values in seconds.items():
         median = statistics.median(values)
-        print(f"  {name:<22}{median * 1e3:8.0f} ms  x{median / tape_s:.2f} tape")
+        print(f"  {name:<24}{median * 1e3:8.0f} ms  x{median / tape_s:.2f} tape")
 
 
 if __name__ == "__main__":

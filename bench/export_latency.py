@@ -1,7 +1,7 @@
 """Export latency, size and agreement: every TFLite variant and ONNX vs the float SavedModel.
 
     python bench/export_latency.py [--models=small,oO_netA,oO_netB] [--images=4] [--repeats=3]
-        [--threads=2] [--int8_heatmap]
+        [--threads=2] [--int8_heatmap] [--trained=RUN_DIR_OR_MODEL.keras,...]
 
 For each model at its real input size (the small network at 128 px width 8, o_O nets A and B
 at 448 px; random weights) exports every format to a temporary directory, then prints for
@@ -12,6 +12,9 @@ photographs (largest score difference, smallest and mean per-image heatmap Pears
 ONNX Runtime's ``predict_float`` latency and agreement and the SavedModel's heatmap/score
 latency ratio. ``--int8_heatmap`` also tries full-integer quantization of the heatmap
 signature in a subprocess (LiteRT may abort on it) and reports its heatmap correlation.
+``--trained`` reports trained models (a run directory or ``.keras`` file each, at their own
+input size) after the random-weight ones: quantisation reroutes a trained net's gradient
+differently.
 Runtime: ~1 min for the small net, ~6 min for each o_O net on 2 shared cores.
 """
 
@@ -34,10 +37,12 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 from drscreen.export import ExportConfig, export, tflite  # noqa: E402
 from drscreen.export.samples import encoded_photographs, preprocessed_images  # noqa: E402
 from drscreen.models import build  # noqa: E402
+from drscreen.models.runs import load_model, model_input_size  # noqa: E402
 
 MODEL_SIZES = {"small": (128, {"width": 8}), "oO_netA": (448, {}), "oO_netB": (448, {})}
 
 _MODELS = flags.DEFINE_string("models", "small,oO_netA,oO_netB", "Models to export.")
+_TRAINED = flags.DEFINE_list("trained", [], "Trained models (run directories or .keras files).")
 _IMAGES = flags.DEFINE_integer("images", 4, "Synthetic photographs to compare and time on.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed passes over the images.")
 _THREADS = flags.DEFINE_integer("threads", 2, "LiteRT and ONNX Runtime threads.")
@@ -90,17 +95,21 @@ def _int8_heatmap_report(saved_model_dir: str) -> str:
     return f"LiteRT failed (exit code {result.returncode})"
 
 
-def _report_model(name: str) -> None:
+def _random_weights(name: str) -> keras.Model:
     size, options = MODEL_SIZES[name]
     keras.utils.set_random_seed(0)
-    model = build(name, input_size=size, **options)
+    return build(name, input_size=size, **options)
+
+
+def _report_model(name: str, model: keras.Model, weights: str) -> None:
+    size = model_input_size(model)
     images, _ = preprocessed_images(encoded_photographs(_IMAGES.value, seed=5), size)
     threads, repeats = _THREADS.value, _REPEATS.value
     with tempfile.TemporaryDirectory() as base:
         result = export(model, base, ExportConfig(calibration_images=16))
         signatures = tf.saved_model.load(result.path).signatures
         reference = {k: v.numpy() for k, v in signatures["predict_float"](images=images).items()}
-        print(f"\n{name} at {size} px, {model.count_params():,} parameters, random weights; "
+        print(f"\n{name} at {size} px, {model.count_params():,} parameters, {weights}; "
               f"{len(images)} synthetic photographs, batch 1, {threads} threads, "
               f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
         print(f"{'variant':<13}{'MB':>7}{'score ms':>10}{'heatmap ms':>12}{'ratio':>7}"
@@ -161,7 +170,10 @@ def main(argv: list[str]) -> None:
         _int8_heatmap_child(_INT8_CHILD.value)
         return
     for name in _MODELS.value.split(","):
-        _report_model(name)
+        if name:
+            _report_model(name, _random_weights(name), "random weights")
+    for path in _TRAINED.value:
+        _report_model(path, load_model(path), f"weights of {path}")
 
 
 if __name__ == "__main__":

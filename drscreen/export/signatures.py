@@ -29,6 +29,7 @@ from drscreen.data.fundus import field_of_view_mask
 from drscreen.data.gradability import gradability_features
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, MIN_IMAGE_SIDE
 from drscreen.heatmaps import METHODS, compute
+from drscreen.layers import portable
 from drscreen.models.calibration import Calibration
 from drscreen.models.quality import QualityGate, default_quality_gate
 from drscreen.models.runs import model_input_size
@@ -125,7 +126,8 @@ class ScreeningFunctions:
     def score(self, images: tf.Tensor) -> dict[str, tf.Tensor]:
         """``score``, ``grade`` and ``quality`` (N,) of float images from one forward pass."""
         grade = self.model(images, training=False)[:, 0]
-        quality = self.quality(images, field_of_view_mask(images))
+        with portable():  # the FOV mask as float ops, like predict's
+            quality = self.quality(images, field_of_view_mask(images))
         return {"score": self._probability(grade), "grade": grade, "quality": quality}
 
     def quality(self, images: tf.Tensor, fov_masks: tf.Tensor) -> tf.Tensor:
@@ -138,11 +140,13 @@ class ScreeningFunctions:
         """``score``, ``grade``, ``quality`` (N,) and ``heatmap`` (N, h, h) of float images.
 
         ``fov_masks`` (N, S, S) default to the masks derived from the images themselves.
+        Built from portable ops (`drscreen.layers.portable`): every export traces it.
         """
-        masks = field_of_view_mask(images) if fov_masks is None else fov_masks
-        grade, heatmap = compute(
-            self.model, images, method=self.config.heatmap_method, fov_masks=masks
-        )
+        with portable():
+            masks = field_of_view_mask(images) if fov_masks is None else fov_masks
+            grade, heatmap = compute(
+                self.model, images, method=self.config.heatmap_method, fov_masks=masks
+            )
         factor = self.input_size // self.heatmap_size
         if factor > 1:
             heatmap = tf.nn.avg_pool2d(heatmap[..., tf.newaxis], factor, factor, "VALID")[..., 0]

@@ -50,6 +50,11 @@ ops LiteRT's XNNPACK delegate runs (`base`'s docstring lists them): masks from
 ``base.positive_step(x, low)`` (exactly 1 where x > 0, ``low`` elsewhere), convolution
 adjoints from ``convolution.conv_input_gradient``.
 
+Portability (`drscreen.layers.portability`): ``with portable():`` builds the exported graphs
+from TFLite built-ins and ONNX ops; outside it (in-process TensorFlow) max pooling's and leaky
+ReLU's backward are TensorFlow's fused ``MaxPoolGrad`` and ``LeakyReluGrad``, tested equal.
+``is_portable()`` reads the switch.
+
 Chains (`drscreen.layers.chain`): models are chains (``keras.Sequential`` or a chain
 functional model of these layers); ``chain_layers(model)`` is their layer sequence, input to
 output, and refuses any other model by name.
@@ -91,6 +96,7 @@ from drscreen.layers.pooling import (
     MaxPooling2D,
     RMSPooling2D,
 )
+from drscreen.layers.portability import is_portable, portable
 from drscreen.layers.rules import (
     DECONVNET,
     GRADIENT,
@@ -126,5 +132,7 @@ __all__ = [
     "Sigmoid",
     "SquaredReLU",
     "chain_layers",
+    "is_portable",
     "lrp_epsilon",
+    "portable",
 ]

@@ -1,10 +1,11 @@
-"""The exported functions: heatmap pooling, calibration and validation."""
+"""The exported functions: heatmap pooling, calibration, validation, portable ops."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from drscreen.export import ScreeningFunctions, SignatureConfig
+from drscreen.heatmaps import compute
 from drscreen.models.calibration import Calibration
 
 
@@ -44,3 +45,32 @@ def test_serving_default_honours_the_pixel_limit(model, photographs):
         functions.predict_bytes(tf.constant(encoded[:1]))
     with pytest.raises(ValueError, match="max_image_pixels must be positive"):
         SignatureConfig(max_image_pixels=0)
+
+
+def _op_types(function: tf.types.experimental.ConcreteFunction) -> set[str]:
+    """Every op type of a traced function, nested function bodies included."""
+    graph = function.graph.as_graph_def()
+    nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+    return {node.op for node in nodes}
+
+
+def test_exported_heatmap_is_portable_and_equals_the_in_process_one(model, photographs):
+    """The exported graph has neither TensorFlow's fused MaxPoolGrad / LeakyReluGrad nor
+    bool morphology (its FOV mask and backward are float ops XNNPACK runs), and gives the heatmap
+    that in-process TensorFlow computes with them, on photographs with black borders (ties
+    in every pooling window there)."""
+    _, images, _ = photographs
+    functions = ScreeningFunctions(model, SignatureConfig())
+    exported = tf.function(functions.predict).get_concrete_function(functions.float_spec())
+    in_process = tf.function(lambda x: compute(model, x)).get_concrete_function(
+        functions.float_spec()
+    )
+    fused = {"MaxPoolGrad", "LeakyReluGrad", "LogicalAnd", "LogicalOr"}
+    assert fused <= _op_types(in_process)
+    assert not fused & _op_types(exported)
+    grade, heatmap = in_process(tf.constant(images))
+    outputs = exported(tf.constant(images))
+    np.testing.assert_array_equal(outputs["grade"].numpy(), grade.numpy())
+    scale = np.abs(heatmap.numpy()).max()
+    assert scale > 0
+    np.testing.assert_allclose(outputs["heatmap"].numpy(), heatmap.numpy(), atol=1e-6 * scale)

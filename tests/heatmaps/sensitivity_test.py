@@ -53,13 +53,17 @@ def test_sensitivity_equals_tape_on_toy_model():
 
 
 def _small_model_function():
-    """(grade, FOV-masked sensitivity heatmap) of the small zoo model, batch 2, 64 px."""
+    """(grade, FOV-masked sensitivity heatmap) of the small zoo model, batch 2, 64 px, traced
+    inside `drscreen.layers.portable()` as the export traces it."""
     from drscreen.heatmaps.api import compute
+    from drscreen.layers import portable
     from drscreen.models import build
 
     model = build("small", input_size=64, width=4)
     spec = tf.TensorSpec((2, 64, 64, 3), tf.float32, name="images")
     function = tf.function(lambda images: compute(model, images), input_signature=[spec])
+    with portable():
+        function.get_concrete_function()
     yy, xx = np.mgrid[:64, :64] - 31.5
     disc = (np.hypot(yy, xx) < 28)[None, ..., None]
     rng = np.random.default_rng(8)

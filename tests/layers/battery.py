@@ -4,11 +4,13 @@ Each check takes a `LayerCase` (a layer factory, an input shape, and the output 
 parameter count worked out by hand) and asserts real behaviour: config round trip, symbolic
 and eager calls with their shapes and parameter count, `.keras` save/reload, one `fit` step,
 mixed precision (float16 and bfloat16), and the backprop invariants (backward ==
-`tf.GradientTape`, for the layer alone and in a chain; second order == nested tapes). Export
+`tf.GradientTape`, for the layer alone and in a chain; second order == nested tapes), both
+with in-process kernels and inside `drscreen.layers.portable()` (the exported ops). Export
 is checked on whole chains in `export_test.py`; the zoo models run their own battery in
 `tests/models/zoo_test.py`.
 """
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 
@@ -21,6 +23,9 @@ from drscreen.heatmaps.backprop import Trace, backward
 
 RTOL = 1e-5
 """Max abs difference allowed, relative to the largest reference value."""
+
+BUILDS = {"in_process": contextlib.nullcontext, "portable": layers.portable}
+"""The two ways a backward is built: in-process kernels, or the exported ops."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -197,6 +202,8 @@ def run_battery(case: LayerCase, tmp_path) -> None:
     check_fit_step(case)
     for policy in MIXED_POLICIES:
         check_mixed_precision(case, policy)
-    for alone in (True, False):
-        check_backward_matches_tape(case, alone)
-        check_second_order(case, alone)
+    for build in BUILDS.values():
+        with build():
+            for alone in (True, False):
+                check_backward_matches_tape(case, alone)
+                check_second_order(case, alone)

@@ -1,7 +1,8 @@
 """Score + backward chains containing every layer type export to TFLite built-ins and ONNX.
 
 The converted models run (ai_edge_litert, onnxruntime) and match TensorFlow, with an
-unknown batch size, for the gradient and the LRP-epsilon rules.
+unknown batch size, for the gradient and the LRP-epsilon rules. The chains are traced inside
+`drscreen.layers.portable()`, as drscreen's export traces its signatures.
 """
 
 import keras
@@ -73,7 +74,8 @@ def _score_and_heatmaps(model: keras.Model) -> tf.types.experimental.ConcreteFun
             "lrp": backward(trace, seed, layers.lrp_epsilon(0.01)),
         }
 
-    return score_and_heatmaps.get_concrete_function()
+    with layers.portable():
+        return score_and_heatmaps.get_concrete_function()
 
 
 def _images() -> np.ndarray:

@@ -1,4 +1,8 @@
-"""Pooling backward passes on ties, LRP routing and conservation, and argument checks."""
+"""Pooling backward passes on ties, LRP routing and conservation, and argument checks.
+
+Max pooling's backward is checked both ways it is built: TensorFlow's fused ``MaxPoolGrad``
+in-process and the rule of forward ops inside `drscreen.layers.portable()` (exports).
+"""
 
 import numpy as np
 import pytest
@@ -6,7 +10,7 @@ import tensorflow as tf
 
 from drscreen import layers
 from drscreen.heatmaps.backprop import backward
-from tests.layers.battery import assert_close, run_chain
+from tests.layers.battery import BUILDS, assert_close, run_chain
 
 
 def _tape_gradient(layer, x, seed):
@@ -25,7 +29,8 @@ def _backward(layer, x, seed, rule=layers.GRADIENT):
     ("pool", "strides", "padding"),
     [(3, 2, "valid"), (3, 2, "same"), (2, 2, "valid"), (2, 1, "same")],
 )
-def test_max_pooling_ties_match_tensorflow(pool, strides, padding):
+@pytest.mark.parametrize("build", BUILDS)
+def test_max_pooling_ties_match_tensorflow(pool, strides, padding, build):
     """Inputs with constant regions (black background, plateaus): same routing as MaxPoolGrad."""
     rng = np.random.default_rng(3)
     values = rng.integers(0, 3, size=(2, 15, 16, 2)).astype("float32")
@@ -33,20 +38,25 @@ def test_max_pooling_ties_match_tensorflow(pool, strides, padding):
     x = tf.constant(values)
     layer = layers.MaxPooling2D(pool, strides, padding)
     seed = tf.constant(rng.normal(size=layer(x).shape).astype("float32"))
-    assert_close(_backward(layer, x, seed), _tape_gradient(layer, x, seed))
+    with BUILDS[build]():
+        grad = _backward(layer, x, seed)
+    assert_close(grad, _tape_gradient(layer, x, seed))
 
 
 @pytest.mark.parametrize(
     ("pool", "strides", "padding"),
     [((2, 3), (1, 2), "valid"), ((3, 2), (3, 3), "same"), ((1, 3), (2, 1), "valid")],
 )
-def test_rectangular_max_pooling_ties_match_tensorflow(pool, strides, padding):
+@pytest.mark.parametrize("build", BUILDS)
+def test_rectangular_max_pooling_ties_match_tensorflow(pool, strides, padding, build):
     """Row-then-column routing holds for rectangular windows and strides beyond the window."""
     rng = np.random.default_rng(4)
     x = tf.constant(rng.integers(0, 2, size=(2, 11, 13, 3)).astype("float32"))
     layer = layers.MaxPooling2D(pool, strides, padding)
     seed = tf.constant(rng.normal(size=layer(x).shape).astype("float32"))
-    assert_close(_backward(layer, x, seed), _tape_gradient(layer, x, seed))
+    with BUILDS[build]():
+        grad = _backward(layer, x, seed)
+    assert_close(grad, _tape_gradient(layer, x, seed))
 
 
 @pytest.mark.parametrize(("pool", "strides"), [((2, 3), (1, 2)), (3, 3)])
@@ -58,10 +68,12 @@ def test_average_pooling_backward_matches_tensorflow(pool, strides):
     assert_close(_backward(layer, x, seed), _tape_gradient(layer, x, seed))
 
 
-def test_max_pooling_tie_goes_to_first_in_scan_order():
+@pytest.mark.parametrize("build", BUILDS)
+def test_max_pooling_tie_goes_to_first_in_scan_order(build):
     """All-zero 3x3 input, 2x2 windows, stride 1: each window's top-left element wins."""
     x = tf.zeros((1, 3, 3, 1))
-    grad = _backward(layers.MaxPooling2D(2, 1), x, tf.ones((1, 2, 2, 1)))
+    with BUILDS[build]():
+        grad = _backward(layers.MaxPooling2D(2, 1), x, tf.ones((1, 2, 2, 1)))
     np.testing.assert_array_equal(grad.numpy()[0, :, :, 0], [[1, 1, 0], [1, 1, 0], [0, 0, 0]])
 
 
@@ -118,7 +130,8 @@ def test_bad_arguments_rejected(make, message):
 
 
 @pytest.mark.parametrize("padding", ["valid", "same"])
-def test_max_pooling_backward_with_unknown_spatial_size(padding):
+@pytest.mark.parametrize("build", BUILDS)
+def test_max_pooling_backward_with_unknown_spatial_size(padding, build):
     """Traced with unknown batch, height and width, the backward still equals the tape."""
     layer = layers.MaxPooling2D(3, 2, padding)
 
@@ -127,7 +140,51 @@ def test_max_pooling_backward_with_unknown_spatial_size(padding):
         outputs, trace = run_chain([layer], x)
         return backward(trace, tf.ones_like(outputs))
 
+    with BUILDS[build]():
+        heatmap.get_concrete_function()
     for size in (9, 12):
         x = tf.random.stateless_uniform((1, size, size + 1, 2), seed=(size, 0), maxval=3)
         x = tf.round(x)
         assert_close(heatmap(x), _tape_gradient(layer, x, tf.ones_like(layer(x))))
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_max_pooling_second_order_on_ties_is_the_same_both_ways(padding):
+    """Heatmap-aware training differentiates the backward again: on a black region (ties in
+    every window) the weight and input gradients of a heatmap loss are those of nested
+    tapes, with the fused kernel (MaxPoolGradGrad) and with the exported rule alike."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(size=(2, 13, 14, 2)).astype("float32")
+    values[:, :7, :7, :] = 0.0
+    x = tf.constant(values)
+    chain = [
+        layers.Conv2D(3, 3, kernel_initializer="glorot_uniform"),
+        layers.MaxPooling2D(3, 2, padding),
+        layers.Flatten(),
+        layers.Dense(1, kernel_initializer="glorot_uniform"),
+    ]
+    run_chain(chain, x)
+    sources = [x, *(w.value for layer in chain for w in layer.trainable_weights)]
+
+    def heatmap_loss_gradients(heatmap_of):
+        with tf.GradientTape() as outer:
+            outer.watch(x)
+            loss = tf.reduce_sum(tf.square(heatmap_of()) * tf.range(13.0)[:, None, None])
+        return outer.gradient(loss, sources, unconnected_gradients="zero")
+
+    def ours():
+        output, trace = run_chain(chain, x)
+        return backward(trace, tf.ones_like(output))
+
+    def nested_tape():
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            output, _ = run_chain(chain, x)
+        return inner.gradient(output, x)
+
+    expected = heatmap_loss_gradients(nested_tape)
+    for build in BUILDS.values():
+        with build():
+            got = heatmap_loss_gradients(ours)
+        for value, want in zip(got, expected, strict=True):
+            assert_close(value, want)

@@ -235,8 +235,12 @@ def test_gradability_and_referral_sections_on_a_screening_mix(model_path, tmp_pa
     assert section["detection"]["auc"] == pytest.approx(
         roc_auc_score(ungradable, 1 - quality), abs=1e-6
     )
-    assert section["threshold"] == pytest.approx(threshold_for_catching(quality, ~ungradable))
-    assert section["flagged_fraction"] == pytest.approx(np.mean(quality <= section["threshold"]))
+    # float32 features: the evaluator's graph and this eager pass round differently (~1e-6)
+    assert section["threshold"] == pytest.approx(
+        threshold_for_catching(quality, ~ungradable), rel=1e-5
+    )
+    at_threshold = section["threshold"] * (1 + 1e-5)  # the threshold is one image's quality
+    assert section["flagged_fraction"] == pytest.approx(np.mean(quality <= at_threshold))
     on_gradable = section["referable_dr_on_gradable"]
     assert metrics["referral"]["images"] == int((~ungradable).sum())
     assert "referable_dr" in on_gradable or "skipped" in on_gradable

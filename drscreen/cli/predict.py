@@ -3,7 +3,8 @@
     drscreen predict --model=RUN_DIR_OR_MODEL.keras --images=FILE_OR_DIR --out=DIR \
         [--method=sensitivity] [--batch_size=8] [--max_image_pixels=40000000]
 
-Writes DIR/predictions.csv, DIR/<image>_heatmap.png and, for unusable images,
+Writes DIR/predictions.csv (with each eye's patient, eye and decision), DIR/report.html (the
+per-patient referral report), DIR/<image>_heatmap.png and, for unusable images,
 DIR/failures.csv (image, reason).
 """
 
@@ -25,6 +26,11 @@ _METHOD = flags.DEFINE_enum("method", "sensitivity", list(METHODS), "Heatmap met
 _BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Images per network batch.")
 _TTA = flags.DEFINE_enum(
     "tta", "flips", list(VIEW_SETS), "Test-time views behind the heatmap and the uncertainty."
+)
+_REFERRAL_SENSITIVITY = flags.DEFINE_float(
+    "referral_sensitivity",
+    0.90,
+    "Refer an eye at the run's validation threshold of this sensitivity (metrics.json).",
 )
 _MAX_IMAGE_PIXELS = flags.DEFINE_integer(
     "max_image_pixels",
@@ -48,6 +54,7 @@ def main(argv: list[str]) -> None:
             batch_size=_BATCH_SIZE.value,
             max_image_pixels=_MAX_IMAGE_PIXELS.value,
             tta=_TTA.value,
+            referral_sensitivity=_REFERRAL_SENSITIVITY.value,
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from error

@@ -5,8 +5,10 @@ every photograph: `drscreen.data.image_io.load_rgb`, `drscreen.data.fundus.
 crop_to_field_of_view_box` to the model's input size, the test-time views of
 `drscreen.heatmaps.tta.tta_compute` and the gradability gate (`drscreen.models.quality`, the
 run's ``quality.json`` else the shipped gate) in batches, and writes ``predictions.csv``
-(image, grade and referable_probability of the plain image, quality, gradable, uncertainty:
-the spread of the probability over the views), ``<stem>_heatmap.png`` panels of the
+(image, patient, eye, decision, grade and referable_probability of the plain image, quality,
+gradable, uncertainty: the spread of the probability over the views), ``report.html`` (the
+per-patient referral report, `drscreen.commands.referral_report`), ``<stem>_heatmap.png``
+panels of the
 view-averaged heatmap (the
 photograph at its own resolution, at most `drscreen.heatmaps.overlay.READABLE_SIDE` px, beside
 the heatmap mapped back onto it, with a colour scale: `photograph_panel`) and, when some
@@ -23,6 +25,7 @@ from typing import TextIO
 import numpy as np
 import tensorflow as tf
 
+from drscreen.commands import referral_report
 from drscreen.data.fundus import (
     NO_FIELD_OF_VIEW_REASON,
     crop_to_field_of_view_box,
@@ -67,6 +70,9 @@ class PredictConfig:
     tta:
         Test-time views (`drscreen.heatmaps.tta.VIEW_SETS`) behind the heatmap and the
         uncertainty.
+    referral_sensitivity:
+        The run's validation operating point that refers an eye
+        (`drscreen.commands.referral_report.operating_point`).
     """
 
     model_path: str
@@ -77,8 +83,13 @@ class PredictConfig:
     calibration: Calibration | None = None
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     tta: str = "flips"
+    referral_sensitivity: float = 0.90
 
     def __post_init__(self):
+        if not 0.0 < self.referral_sensitivity < 1.0:
+            raise ValueError(
+                f"referral_sensitivity must be in (0, 1), got {self.referral_sensitivity}"
+            )
         if self.tta not in VIEW_SETS:
             raise ValueError(f"tta {self.tta!r} is not one of {', '.join(VIEW_SETS)}")
         if self.method not in METHODS:
@@ -100,6 +111,9 @@ class Prediction:
     gradable: bool
     uncertainty: float
     overlay_path: str
+    patient: str
+    eye: str
+    decision: str
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,6 +174,7 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
     paths = list_images(config.images)
     os.makedirs(config.out_dir, exist_ok=True)
     gate, _ = resolve_quality_gate(run_quality_gate(config.model_path))
+    rule = referral_report.operating_point(config.model_path, config.referral_sensitivity)
     views = VIEW_SETS[config.tta]
 
     def screen(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -203,15 +218,22 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
                     photographs[index], heatmaps[index].numpy(), boxes[index], masks[index]
                 )
                 save_image(overlay_path, panel)
+                grade = float(view_grades[index, 0])
+                probability = float(view_probabilities[index, 0])
+                gradable = not bool(gate.ungradable(float(quality[index])))
+                patient, eye = referral_report.patient_and_eye(path)
                 predictions.append(
                     Prediction(
                         image=path,
-                        grade=float(view_grades[index, 0]),
-                        referable_probability=float(view_probabilities[index, 0]),
+                        grade=grade,
+                        referable_probability=probability,
                         quality=float(quality[index]),
-                        gradable=not bool(gate.ungradable(float(quality[index]))),
+                        gradable=gradable,
                         uncertainty=float(uncertainty[index]),
                         overlay_path=overlay_path,
+                        patient=patient,
+                        eye=eye,
+                        decision=referral_report.eye_decision(gradable, grade, probability, rule),
                     )
                 )
         done = min(start + config.batch_size, len(paths))
@@ -220,10 +242,23 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
     progress.write("\n")
     _write_csv(
         os.path.join(config.out_dir, PREDICTIONS_FILE),
-        ("image", "grade", "referable_probability", "quality", "gradable", "uncertainty"),
+        (
+            "image",
+            "patient",
+            "eye",
+            "decision",
+            "grade",
+            "referable_probability",
+            "quality",
+            "gradable",
+            "uncertainty",
+        ),
         [
             (
                 p.image,
+                p.patient,
+                p.eye,
+                p.decision,
                 f"{p.grade:.6f}",
                 f"{p.referable_probability:.6f}",
                 f"{p.quality:.6f}",
@@ -233,6 +268,20 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
             for p in predictions
         ],
     )
+    if predictions:
+        eyes = [
+            referral_report.EyeResult(
+                p.image,
+                p.eye,
+                p.decision,
+                p.referable_probability,
+                p.uncertainty,
+                p.quality,
+                p.overlay_path,
+            )
+            for p in predictions
+        ]
+        referral_report.write_report(referral_report.patients(eyes), rule, config.out_dir)
     if failures:
         _write_csv(os.path.join(config.out_dir, FAILURES_FILE), ("image", "reason"), failures)
     return PredictResult(tuple(predictions), tuple(failures))

@@ -92,6 +92,17 @@ def test_predict_command_writes_csv_overlays_and_failures(run_dir, capsys):
         assert heatmap.max() > 0 and overlay.shape == expected.shape and difference.max() <= 2
         assert overlay.shape[0] == 48 and overlay.shape[1] > 2 * 48
         np.testing.assert_array_equal(overlay[:, :48], original)
+        # no metrics.json in this run: an eye is referred at probability >= 0.5
+        expected_decision = (
+            "cannot grade"
+            if row["gradable"] == "0"
+            else "refer"
+            if float(row["referable_probability"]) >= 0.5
+            else "do not refer"
+        )
+        assert (row["patient"], row["eye"], row["decision"]) == (name, "", expected_decision)
+    report = (out / "report.html").read_text()
+    assert report.count("<tr data-order=") == 2 and "no validation operating point" in report
     with open(out / "failures.csv") as f:
         failures = list(csv.DictReader(f))
     assert len(failures) == 1 and failures[0]["image"].endswith("c.jpg")

@@ -32,6 +32,9 @@ _REFERRAL_SENSITIVITY = flags.DEFINE_float(
     0.90,
     "Refer an eye at the run's validation threshold of this sensitivity (metrics.json).",
 )
+_PATIENTS_CSV = flags.DEFINE_string(
+    "patients_csv", "", "CSV of image, patient, eye (default: Kaggle-style ID_left/ID_right names)."
+)
 _MAX_IMAGE_PIXELS = flags.DEFINE_integer(
     "max_image_pixels",
     DEFAULT_MAX_PIXELS,
@@ -55,6 +58,7 @@ def main(argv: list[str]) -> None:
             max_image_pixels=_MAX_IMAGE_PIXELS.value,
             tta=_TTA.value,
             referral_sensitivity=_REFERRAL_SENSITIVITY.value,
+            patients_csv=_PATIENTS_CSV.value,
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from error

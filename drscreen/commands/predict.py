@@ -73,6 +73,9 @@ class PredictConfig:
     referral_sensitivity:
         The run's validation operating point that refers an eye
         (`drscreen.commands.referral_report.operating_point`).
+    patients_csv:
+        A CSV of image, patient and eye (`referral_report.read_patients`); images it does not
+        list, and every image without it, are grouped by their Kaggle-style names.
     """
 
     model_path: str
@@ -84,6 +87,7 @@ class PredictConfig:
     max_image_pixels: int = DEFAULT_MAX_PIXELS
     tta: str = "flips"
     referral_sensitivity: float = 0.90
+    patients_csv: str = ""
 
     def __post_init__(self):
         if not 0.0 < self.referral_sensitivity < 1.0:
@@ -175,6 +179,7 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
     os.makedirs(config.out_dir, exist_ok=True)
     gate, _ = resolve_quality_gate(run_quality_gate(config.model_path))
     rule = referral_report.operating_point(config.model_path, config.referral_sensitivity)
+    listed = referral_report.read_patients(config.patients_csv) if config.patients_csv else {}
     views = VIEW_SETS[config.tta]
 
     def screen(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -221,7 +226,9 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
                 grade = float(view_grades[index, 0])
                 probability = float(view_probabilities[index, 0])
                 gradable = not bool(gate.ungradable(float(quality[index])))
-                patient, eye = referral_report.patient_and_eye(path)
+                patient, eye = listed.get(
+                    os.path.basename(path), referral_report.patient_and_eye(path)
+                )
                 predictions.append(
                     Prediction(
                         image=path,
@@ -272,6 +279,7 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
         eyes = [
             referral_report.EyeResult(
                 p.image,
+                p.patient,
                 p.eye,
                 p.decision,
                 p.referable_probability,

@@ -1,6 +1,7 @@
 """The per-patient referral decision of `drscreen predict`, and its ``report.html``.
 
-Photographs are grouped by patient and eye from Kaggle-style names (``<patient>_left``,
+Photographs are grouped by patient and eye from a CSV with ``image``, ``patient`` and ``eye``
+columns when given (`read_patients`), else from Kaggle-style names (``<patient>_left``,
 ``<patient>_right``; any other name is its own patient, eye unknown). Each eye gets
 **cannot grade** (the gradability gate refused it), **refer** (its grade at or above the run's
 operating point: the validation threshold of the requested sensitivity in the run's
@@ -11,6 +12,7 @@ cannot be graded, and is not referred otherwise. ``report.html`` is one self-con
 """
 
 import base64
+import csv
 import dataclasses
 import html
 import json
@@ -44,6 +46,7 @@ class EyeResult:
     """One photograph of a patient, as the report shows it."""
 
     image: str
+    patient: str
     eye: str
     decision: str
     referable_probability: float
@@ -70,6 +73,33 @@ def patient_and_eye(image: str) -> tuple[str, str]:
     stem = Path(image).stem
     match = _EYE_NAME.fullmatch(stem)
     return (match["patient"], match["eye"].lower()) if match else (stem, "")
+
+
+PATIENT_COLUMNS = ("image", "patient", "eye")
+
+
+def read_patients(path: str) -> dict[str, tuple[str, str]]:
+    """Image file name (without folder) -> (patient, eye) from a CSV with `PATIENT_COLUMNS`.
+
+    Raises
+    ------
+    ValueError
+        Naming the file: a missing column, an empty patient, or an image listed twice.
+    """
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in PATIENT_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path}: missing column(s) {', '.join(missing)}")
+        found: dict[str, tuple[str, str]] = {}
+        for line, row in enumerate(reader, start=2):
+            image, patient = Path(row["image"]).name, row["patient"].strip()
+            if not patient:
+                raise ValueError(f"{path}, line {line}: empty patient for {image!r}")
+            if image in found:
+                raise ValueError(f"{path}, line {line}: {image!r} is listed twice")
+            found[image] = (patient, row["eye"].strip().lower())
+    return found
 
 
 def operating_point(run_or_model: str, sensitivity: float) -> OperatingPoint:
@@ -101,10 +131,10 @@ def eye_decision(gradable: bool, grade: float, probability: float, rule: Operati
 
 
 def patients(eyes: Sequence[EyeResult]) -> list[PatientResult]:
-    """Eyes grouped by patient (`patient_and_eye` of each image), in order of first photograph."""
+    """Eyes grouped by patient, in order of first photograph."""
     grouped: dict[str, list[EyeResult]] = {}
     for eye in eyes:
-        grouped.setdefault(patient_and_eye(eye.image)[0], []).append(eye)
+        grouped.setdefault(eye.patient, []).append(eye)
     results = []
     for patient, members in grouped.items():
         decisions = {eye.decision for eye in members}

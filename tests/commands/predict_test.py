@@ -112,6 +112,28 @@ def test_predict_command_writes_csv_overlays_and_failures(run_dir, capsys):
     assert "skipped" in captured.err and "c.jpg" in captured.err
 
 
+def test_patients_csv_groups_both_eyes_of_a_patient(run_dir):
+    """With --patients_csv, a.png and b.png are the two eyes of one patient: one report row,
+    the CSV's patient and eye in predictions.csv; a CSV missing a column is named."""
+    listing = run_dir / "patients.csv"
+    listing.write_text("image,patient,eye\na.png,P7,left\nb.png,P7,right\n")
+    out = run_dir / "grouped"
+    argv = ["drscreen", "predict", f"--model={run_dir / 'run'}", f"--images={run_dir / 'images'}"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, f"--out={out}", f"--patients_csv={listing}"])
+    assert exit_info.value.code in (0, None)
+    with open(out / "predictions.csv") as f:
+        assert [(r["patient"], r["eye"]) for r in csv.DictReader(f)] == [
+            ("P7", "left"),
+            ("P7", "right"),
+        ]
+    assert (out / "report.html").read_text().count("<tr data-order=") == 1
+    listing.write_text("image,patient\na.png,P7\n")
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, f"--out={run_dir / 'bad'}", f"--patients_csv={listing}"])
+    assert "patients.csv: missing column(s) eye" in str(exit_info.value.code)
+
+
 def test_bad_configuration_is_named(run_dir):
     """Unknown method, bad batch size, missing model or images give clear errors."""
     with pytest.raises(ValueError, match="method 'x' is not one of sensitivity"):

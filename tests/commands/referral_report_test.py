@@ -32,8 +32,23 @@ def test_operating_point_is_the_runs_validation_threshold(tmp_path):
 
 
 def _eye(image, decision, probability=0.5, uncertainty=0.1, quality=0.9, overlay=""):
-    eye = rr.patient_and_eye(image)[1]
-    return rr.EyeResult(image, eye, decision, probability, uncertainty, quality, overlay)
+    patient, eye = rr.patient_and_eye(image)
+    return rr.EyeResult(image, patient, eye, decision, probability, uncertainty, quality, overlay)
+
+
+def test_patients_csv_is_read_and_checked(tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_text("image,patient,eye\nphotos/a.jpg,P1,LEFT\nb.jpg,P1,right\n")
+    assert rr.read_patients(str(path)) == {"a.jpg": ("P1", "left"), "b.jpg": ("P1", "right")}
+    path.write_text("image,patient\na.jpg,P1\n")
+    with pytest.raises(ValueError, match="patients.csv: missing column"):
+        rr.read_patients(str(path))
+    path.write_text("image,patient,eye\na.jpg,,left\n")
+    with pytest.raises(ValueError, match="line 2: empty patient"):
+        rr.read_patients(str(path))
+    path.write_text("image,patient,eye\na.jpg,P1,left\nx/a.jpg,P2,left\n")
+    with pytest.raises(ValueError, match="line 3: 'a.jpg' is listed twice"):
+        rr.read_patients(str(path))
 
 
 def test_decisions_per_eye_and_patient_by_hand():

@@ -7,8 +7,9 @@ and bright-lesion (yellow) contours of the ground truth, so a reader sees where 
 looks.
 """
 
+import itertools
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -26,22 +27,28 @@ def _group_mask(masks: Mapping[str, np.ndarray], types: tuple[str, ...], shape) 
     return np.max(present, axis=0) > 0 if present else np.zeros(shape, bool)
 
 
-def gallery_batch(test: Source, config: RunnerConfig, count: int) -> dict | None:
-    """The first ``count`` test images with both red and bright lesions, as one numpy batch
-    (`drscreen.evaluation.runner.batches` keys, plus ``groups``: per image, per group, a mask);
-    None when no image has both."""
-    chosen: dict[str, list] = {}
+def _with_both_groups(test: Source, config: RunnerConfig) -> Iterator[tuple[dict, int, dict]]:
+    """(batch, index, group masks) of each test image holding red and bright lesions."""
     for batch in batches(test, config, with_masks=True):
-        for i, masks in enumerate(batch["lesion_masks"]):
-            shape = batch["mask"][i].shape
+        for index, masks in enumerate(batch["lesion_masks"]):
+            shape = batch["mask"][index].shape
             groups = {g: _group_mask(masks, types, shape) for g, types in GROUPS.items()}
             if all(mask.any() for mask in groups.values()):
-                for key in ("image", "mask", "image_id"):
-                    chosen.setdefault(key, []).append(batch[key][i])
-                chosen.setdefault("groups", []).append(groups)
-            if len(chosen.get("image", ())) == count:
-                return {k: np.stack(v) if k != "groups" else v for k, v in chosen.items()}
-    return {k: np.stack(v) if k != "groups" else v for k, v in chosen.items()} or None
+                yield batch, index, groups
+
+
+def gallery_batch(test: Source, config: RunnerConfig, count: int) -> dict | None:
+    """The first ``count`` test images with both red and bright lesions, as one numpy batch
+    (``image``, ``mask``, ``image_id`` of `drscreen.evaluation.runner.batches`, plus
+    ``groups``: per image, per group, a mask); None when no image has both."""
+    chosen = list(itertools.islice(_with_both_groups(test, config), count))
+    if not chosen:
+        return None
+    stacked = {
+        key: np.stack([batch[key][index] for batch, index, _ in chosen])
+        for key in ("image", "mask", "image_id")
+    }
+    return {**stacked, "groups": [groups for _, _, groups in chosen]}
 
 
 def plot_comparison(

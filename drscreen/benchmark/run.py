@@ -146,17 +146,29 @@ def _test_summary(metrics: dict) -> dict:
     }
 
 
-def measure_image_model(model: keras.Model, sources: dict, config: BenchmarkConfig) -> dict:
-    """Validation study of every method, then `evaluate_model` on test at the chosen σ."""
-    base = _runner_config(config, model_input_size(model))
-    heatmap_fns = {method: heatmap_function(model, method) for method in config.methods}
+def _studied(
+    heatmap_fns: Mapping[str, HeatmapFunction],
+    sources: dict,
+    base: RunnerConfig,
+    sigmas: tuple[float, ...],
+) -> tuple[dict[str, validation.MethodValidation], RunnerConfig]:
+    """Each map producer's validation study, and ``base`` cutting each one's candidates at
+    its chosen σ (the same search for image models and the reference)."""
     studies = {
-        method: validation.study_method(sources["validation"], fn, base, config.sigmas)
+        method: validation.study_method(sources["validation"], fn, base, sigmas)
         for method, fn in heatmap_fns.items()
     }
     measured = dataclasses.replace(
         base, method_candidates=validation.candidate_configs(studies, base.candidates)
     )
+    return studies, measured
+
+
+def measure_image_model(model: keras.Model, sources: dict, config: BenchmarkConfig) -> dict:
+    """Validation study of every method, then `evaluate_model` on test at the chosen σ."""
+    base = _runner_config(config, model_input_size(model))
+    heatmap_fns = {method: heatmap_function(model, method) for method in config.methods}
+    studies, measured = _studied(heatmap_fns, sources, base, config.sigmas)
     result = evaluate_model(
         score_function(model),
         sources["test"],
@@ -225,13 +237,7 @@ def measure_reference(sources: dict, config: BenchmarkConfig, seed: int, folder:
         model.save(path)
     base = _runner_config(config, config.synth_size)
     heatmap_fns = reference.heatmap_functions(model)
-    studies = {
-        method: validation.study_method(sources["validation"], fn, base, config.sigmas)
-        for method, fn in heatmap_fns.items()
-    }
-    measured = dataclasses.replace(
-        base, method_candidates=validation.candidate_configs(studies, base.candidates)
-    )
+    studies, measured = _studied(heatmap_fns, sources, base, config.sigmas)
     return {
         "parameters": int(model.count_params()),
         "validation": {"methods": {m: study.to_dict() for m, study in studies.items()}},

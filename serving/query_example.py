@@ -7,8 +7,9 @@ For REST use ``--server=http://127.0.0.1:8501 --protocol=rest``. Prints each ima
 referable-DR score, grade and quality (the probability that the photograph is gradable; retake
 it when quality is at or below the ``quality.threshold`` of the export's description), and
 writes ``<output_dir>/<image stem>_heatmap.png``: the photograph at its own resolution (at most
-1024 px) beside the heatmap mapped back onto it, with a colour scale
-(`drscreen.heatmaps.overlay.photograph_panel`, as ``drscreen predict`` draws it). The square
+1024 px) beside the heatmap mapped back onto it, with a colour scale and the strongest lesion
+candidates ringed (`drscreen.heatmaps.overlay.photograph_panel` and
+`drscreen.evaluation.lesions.candidates_to_mark`, as ``drscreen predict`` draws it). The square
 the heatmap covers is found with `drscreen.data.fundus.crop_to_field_of_view_box`: the crop the
 serving signature applies before the model, so heatmap and photograph line up.
 """
@@ -20,6 +21,7 @@ from absl import app, flags
 
 from drscreen.data.fundus import crop_to_field_of_view_box
 from drscreen.data.image_io import ImageError, load_rgb
+from drscreen.evaluation.lesions import candidates_to_mark
 from drscreen.heatmaps.overlay import DEFAULT_ALPHA, photograph_panel, save_image
 from drscreen.serving.client import GrpcClient, RestClient
 
@@ -56,9 +58,12 @@ def main(argv: list[str]) -> None:
         stem = os.path.splitext(os.path.basename(path))[0]
         target = os.path.join(_OUTPUT_DIR.value, f"{stem}_heatmap.png")
         heatmap = outputs["heatmap"][index]  # FOV-masked by the server
-        _, _, box = crop_to_field_of_view_box(image, heatmap.shape[0])
-        box = tuple(int(value) for value in box.numpy())
-        save_image(target, photograph_panel(image, heatmap, box, alpha=_ALPHA.value))
+        _, fov, box = crop_to_field_of_view_box(image, heatmap.shape[0])
+        box, fov = tuple(int(value) for value in box.numpy()), fov.numpy() > 0.5
+        panel = photograph_panel(
+            image, heatmap, box, fov, candidates_to_mark(heatmap, fov), alpha=_ALPHA.value
+        )
+        save_image(target, panel)
         print(
             f"{path}: score={outputs['score'][index]:.4f} grade={outputs['grade'][index]:.3f}"
             f" quality={outputs['quality'][index]:.3f} -> {target}",

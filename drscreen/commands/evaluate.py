@@ -7,7 +7,8 @@ training held out (the run's ``splits.json``; else a ``drscreen prepare`` folder
 Every model evaluated (the plain one, and a heatmap-aware one for the comparison) goes
 through `drscreen.evaluation.model_evaluation.evaluate_model` with its own validation pass.
 Writes ``metrics.json``, ``report.md``, ``predictions.csv`` (one row per evaluated image) and
-the figures into the output folder.
+the figures into the output folder: ROC, calibration, FROC, the referral curves, the heatmap
+gallery at the model's crop and each gallery case on its photograph (``gallery/case_NN.png``).
 """
 
 import csv
@@ -25,6 +26,7 @@ from drscreen.evaluation.model_evaluation import ModelEvaluation, evaluate_model
 from drscreen.evaluation.runner import RunnerConfig, keras_functions
 from drscreen.evaluation.triage import triage_sections, triage_stream
 from drscreen.heatmaps import METHODS
+from drscreen.heatmaps.overlay import save_image
 from drscreen.heatmaps.tta import VIEW_SETS
 from drscreen.models.calibration import resolve_calibration
 from drscreen.models.quality import resolve_quality_gate
@@ -41,6 +43,8 @@ SPLIT_CHOICES = (*SPLITS, ALL)
 DEFAULT_SPLIT = {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0}
 """The patient split computed here when neither the model nor the data carries one."""
 PREDICTIONS_FILE = "predictions.csv"
+GALLERY_PHOTOGRAPHS = "gallery"
+"""Subfolder of the gallery cases drawn on their photographs."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,8 +280,14 @@ def _figures(
         drawn[f"Lesion FROC curves, {primary} heatmaps"] = figures.plot_froc(
             lesion_metrics, os.path.join(config.out, "froc.png")
         )
+    if "curves" in metrics.get("referral", {}):
+        drawn["Referral by uncertainty: AUC and accuracy on the images kept"] = (
+            figures.plot_referral_curves(
+                metrics["referral"], os.path.join(config.out, "referral.png")
+            )
+        )
     if config.gallery:
-        cases, target = gallery.gallery_cases(
+        cases, on_photographs, target = gallery.gallery_cases(
             evaluated,
             result.evaluated,
             primary,
@@ -294,6 +304,10 @@ def _figures(
             drawn[f"Gallery of {primary} heatmaps ({chosen_by})"] = figures.plot_gallery(
                 cases, os.path.join(config.out, "gallery.png")
             )
+        for number, case in enumerate(on_photographs, start=1):
+            path = os.path.join(config.out, GALLERY_PHOTOGRAPHS, f"case_{number:02d}.png")
+            save_image(path, case.panel)
+            drawn[f"Case {number} on its photograph, candidates ringed: {case.title}"] = path
     return drawn
 
 

@@ -11,7 +11,8 @@ per-patient referral report, `drscreen.commands.referral_report`), ``<stem>_heat
 panels of the
 view-averaged heatmap (the
 photograph at its own resolution, at most `drscreen.heatmaps.overlay.READABLE_SIDE` px, beside
-the heatmap mapped back onto it, with a colour scale: `photograph_panel`) and, when some
+the heatmap mapped back onto it, with a colour scale and the strongest lesion candidates
+ringed: `photograph_panel`, `candidates_to_mark`) and, when some
 images cannot be used, ``failures.csv`` (image, reason). Bad images (those `load_rgb`
 refuses, and crops without a field of view) never stop the others.
 """
@@ -33,6 +34,7 @@ from drscreen.data.fundus import (
 )
 from drscreen.data.gradability import gradability_features
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_rgb
+from drscreen.evaluation.lesions import candidates_to_mark
 from drscreen.evaluation.referral import tta_spread
 from drscreen.heatmaps.api import METHODS
 from drscreen.heatmaps.overlay import photograph_panel, save_image
@@ -219,9 +221,11 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
             uncertainty = tta_spread(view_probabilities)
             for index, path in enumerate(batch_paths):
                 overlay_path = os.path.join(config.out_dir, _overlay_name(path, overlay_names))
+                heatmap = heatmaps[index].numpy()
                 panel = photograph_panel(
-                    photographs[index], heatmaps[index].numpy(), boxes[index], masks[index]
-                )
+                    photographs[index], heatmap, boxes[index], masks[index],
+                    candidates=candidates_to_mark(heatmap, masks[index] > 0.5),
+                )  # fmt: skip
                 save_image(overlay_path, panel)
                 grade = float(view_grades[index, 0])
                 probability = float(view_probabilities[index, 0])

@@ -1,4 +1,4 @@
-"""Report figures as PNG files: ROC, FROC, reliability diagram and a heatmap gallery.
+"""Report figures as PNG files: ROC, FROC, reliability diagram, referral curves, a gallery.
 
 Figures are drawn on `matplotlib.figure.Figure` objects (Agg canvas, no pyplot global state)
 from the JSON-ready dicts the metric functions return, and written to the given path.
@@ -170,6 +170,39 @@ def plot_reliability(calibration_metrics: Mapping, path: str) -> str:
     histogram.set_xlabel("predicted referable-DR probability")
     histogram.set_ylabel("images")
     histogram.set_xlim(0, 1)
+    return _save(figure, path)
+
+
+def plot_referral_curves(referral: Mapping, path: str) -> str:
+    """AUC and accuracy on the images kept against the share referred, one line per uncertainty.
+
+    ``referral`` is `drscreen.evaluation.triage.referral_section`'s dict (``curves``: name ->
+    `drscreen.evaluation.referral.referral_curve`); fractions whose kept images hold one class
+    (no AUC) are gaps in the AUC line.
+    """
+    curves = referral.get("curves") or {}
+    if not curves:
+        raise ValueError("no referral curve to draw")
+    figure = Figure(figsize=(11.0, 4.8))
+    auc_ax, accuracy_ax = figure.subplots(1, 2)
+    for i, (name, curve) in enumerate(curves.items()):
+        referred = 100.0 * np.asarray(curve["referred_fraction"], np.float64)
+        label = name.replace("_", " ")
+        for ax, key in ((auc_ax, "auc"), (accuracy_ax, "accuracy")):
+            values = np.array([np.nan if v is None else v for v in curve[key]], np.float64)
+            ax.plot(referred, values, marker="o", color=f"C{i}", label=label)
+    for ax, name in ((auc_ax, "referable-DR AUC"), (accuracy_ax, "accuracy")):
+        ax.set_xlabel("most uncertain images referred to a grader (%)")
+        ax.set_ylabel(f"{name} on the images kept")
+        ax.grid(alpha=0.3)
+        ax.legend(title="uncertainty", fontsize=8)
+    auc_ax.set_title(f"AUC without referral {referral['auc_plain']:.3f}", fontsize=10)
+    accuracy_ax.set_title(f"decisions at the {referral['operating_point']} threshold", fontsize=10)
+    figure.suptitle(
+        f"Referral by uncertainty, {referral['images']} gradable images "
+        f"(views: {', '.join(referral['views'])})",
+        fontsize=11,
+    )
     return _save(figure, path)
 
 

@@ -3,17 +3,24 @@
 With lesion masks the cases are chosen on the first lesion group or type that has lesions
 (`streaming.LesionAccumulator.gallery_ids`: best and worst relevance mass, false positives,
 misses); without, by the referable-DR prediction. Only the chosen images go through the model
-again, so the stream never keeps heatmaps.
+again, so the stream never keeps heatmaps. Each case also comes as a panel on its original
+photograph (`drscreen.heatmaps.overlay.photograph_panel`, as ``drscreen predict`` draws it:
+the heatmap mapped back at the photograph's resolution, candidates ringed, the lesion mask
+outlined); a ``drscreen prepare`` folder holds only the crops, so there the crop stands in.
 """
 
 import dataclasses
 
 import numpy as np
 
+from drscreen.data.fundus import crop_to_field_of_view_box
+from drscreen.data.image_io import ImageError, load_rgb
 from drscreen.data.lesions import LESION_TYPES, REFERABLE_GRADE
 from drscreen.data.sources import Source, only_images
 from drscreen.evaluation import figures, heatmap_quality, streaming
+from drscreen.evaluation.lesions import candidates_to_mark
 from drscreen.evaluation.runner import HeatmapFunction, RunnerConfig, RunResult, heatmaps_of
+from drscreen.heatmaps.overlay import photograph_panel
 
 GALLERY_KINDS = 4
 LESION_GALLERY_TITLES = {
@@ -66,6 +73,53 @@ def _gallery_picks(
     return picks[:cases], None
 
 
+@dataclasses.dataclass(frozen=True)
+class PhotographCase:
+    """One gallery case drawn on its photograph.
+
+    Attributes
+    ----------
+    panel:
+        uint8 RGB `photograph_panel`: photograph | heatmap, candidates, lesion outline | scale.
+    title:
+        Caption: what the case is, its image id and figures.
+    """
+
+    panel: np.ndarray
+    title: str
+
+
+def _photograph_and_box(
+    path: str | None, crop: np.ndarray
+) -> tuple[np.ndarray, tuple[int, int, int], str]:
+    """The original photograph and the square the model saw, else the crop itself (and why)."""
+    side = crop.shape[0]
+    if path:
+        try:
+            photograph = load_rgb(path)
+            _, _, box = crop_to_field_of_view_box(photograph, side)
+            return photograph, tuple(int(value) for value in box.numpy()), ""
+        except (ImageError, OSError) as error:
+            note = f"the model's crop ({path}: {error})"
+    else:
+        note = "the model's crop (a prepare folder keeps no original photograph)"
+    image = np.clip(np.rint(np.asarray(crop, np.float64)), 0, 255).astype(np.uint8)
+    return image, (0, 0, side), note
+
+
+def _photograph_case(batch: dict, index: int, heatmap: np.ndarray, mask, title: str):
+    paths = batch.get("path")
+    path = None if paths is None else paths[index]
+    if isinstance(path, bytes):
+        path = path.decode()
+    photograph, box, note = _photograph_and_box(path, batch["image"][index])
+    fov = batch["mask"][index] > 0.5
+    panel = photograph_panel(
+        photograph, heatmap, box, fov, candidates_to_mark(heatmap, fov), lesion_mask=mask
+    )
+    return PhotographCase(panel, f"{title}; shown on {note}" if note else title)
+
+
 def gallery_cases(
     source: Source,
     run_result: RunResult,
@@ -73,20 +127,22 @@ def gallery_cases(
     heatmap_fn: HeatmapFunction,
     config: RunnerConfig,
     cases: int,
-) -> tuple[list[figures.GalleryCase], str | None]:
+) -> tuple[list[figures.GalleryCase], list[PhotographCase], str | None]:
     """Best/worst cases, false positives and misses, their heatmaps computed again.
 
     With lesion masks the cases are chosen by `LesionAccumulator.gallery_ids` on the first
-    lesion group or type with lesions (returned second, its masks outlined); otherwise by
-    the referable-DR prediction (second value None).
+    lesion group or type with lesions (returned last, its masks outlined); otherwise by
+    the referable-DR prediction (last value None). The same cases come twice: at the model's
+    crop (for `figures.plot_gallery`) and on their photographs.
     """
     picks, target = _gallery_picks(run_result, method, cases)
     if not picks:
-        return [], None
+        return [], [], None
     wanted = {image_id for _, image_id in picks}
     chosen = only_images(source, wanted)
     members = _gallery_targets()[target] if target is not None else ()
     shown: dict[str, figures.GalleryCase] = {}
+    on_photographs: dict[str, PhotographCase] = {}
     for batch, grades, heatmaps in heatmaps_of(chosen, heatmap_fn, config):
         for i, image_id in enumerate(batch["image_id"]):
             masks = batch["lesion_masks"][i] if "lesion_masks" in batch else {}
@@ -101,7 +157,22 @@ def gallery_cases(
             shown[image_id] = figures.GalleryCase(
                 batch["image"][i], heatmaps[i], mask, ", ".join(details)
             )
-    return [
-        dataclasses.replace(shown[image_id], title=f"{title}\n{image_id}: {shown[image_id].title}")
-        for title, image_id in picks
-    ], target
+            on_photographs[image_id] = _photograph_case(
+                batch, i, heatmaps[i], mask, ", ".join(details)
+            )
+    return (
+        [
+            dataclasses.replace(
+                shown[image_id], title=f"{title}\n{image_id}: {shown[image_id].title}"
+            )
+            for title, image_id in picks
+        ],
+        [
+            dataclasses.replace(
+                on_photographs[image_id],
+                title=f"{title}: {image_id} ({on_photographs[image_id].title})",
+            )
+            for title, image_id in picks
+        ],
+        target,
+    )

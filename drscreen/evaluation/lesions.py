@@ -18,6 +18,8 @@ Two rules then cut candidates from it:
 Ground-truth lesions are the 8-connected components of a lesion mask. Each lesion is
 detected at most once, at the highest score among the candidates detecting it. FROC curves
 then sweep the candidate score.
+
+`candidates_to_mark` picks the few peaks an overlay rings for a grader.
 """
 
 import dataclasses
@@ -225,6 +227,37 @@ def extract_candidates(
     if config.rule == "peaks":
         return _peaks(smoothed, inside, config)
     return _components(smoothed, inside, config)
+
+
+MARKED_CANDIDATES = 5
+"""At most this many candidates are ringed on an overlay (`candidates_to_mark`)."""
+MARK_SIGMA_PER_PIXEL = 4.0 / 192
+"""Smoothing before marking, per heatmap pixel: the lesion benchmark chose σ = 4 px at 192 px
+for the default sensitivity heatmap on its validation masks (docs/benchmark_results.md)."""
+MARK_RELATIVE_LEVEL = 0.5
+"""Only peaks at or above this fraction of the highest are ringed."""
+
+
+def candidates_to_mark(
+    heatmap: np.ndarray,
+    fov: np.ndarray | None = None,
+    count: int = MARKED_CANDIDATES,
+    relative_level: float = MARK_RELATIVE_LEVEL,
+) -> np.ndarray:
+    """(K, 2) (row, column) of the strongest peaks to ring on an overlay, strongest first.
+
+    The ``peaks`` rule after smoothing by `MARK_SIGMA_PER_PIXEL` × the heatmap's side; at
+    most ``count`` peaks, each at least ``relative_level`` × the highest (none for a heatmap
+    without positive relevance).
+    """
+    heatmap = np.asarray(heatmap, np.float32)
+    sigma = MARK_SIGMA_PER_PIXEL * max(heatmap.shape)
+    found = extract_candidates(
+        heatmap, fov, CandidateConfig(rule="peaks", sigma=sigma, max_candidates=count)
+    )
+    if found.scores.size == 0:
+        return np.zeros((0, 2), np.int64)
+    return found.positions[found.scores >= relative_level * found.scores[0]]
 
 
 def lesion_components(mask: np.ndarray) -> tuple[int, np.ndarray]:

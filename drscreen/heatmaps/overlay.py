@@ -5,7 +5,11 @@ field of view, then clipped to [0, 1]) so that a few extreme pixels do not wash 
 out; the blend weight grows with the heatmap value, so unremarkable regions show the
 photograph unchanged. `photograph_panel` maps a heatmap of the model's field-of-view crop
 back onto the original photograph at its own resolution (downscaled to `READABLE_SIDE` when
-larger), beside the plain photograph, with a colour scale: the figure a grader reads.
+larger, enlarged pixel by pixel to `MIN_READABLE_SIDE` when smaller), beside the plain
+photograph, with a colour scale: the figure a grader reads. Lesion candidates (positions in
+the crop, e.g. `drscreen.evaluation.lesions.candidates_to_mark`) are ringed and numbered on
+the overlay, a ground-truth lesion mask outlined there; the plain photograph stays untouched
+for the grader to compare.
 """
 
 import os
@@ -19,6 +23,13 @@ DEFAULT_ALPHA = 0.6
 DEFAULT_COLORMAP = "inferno"
 READABLE_SIDE = 1024
 """Longest side of a `photograph_panel`'s photographs; larger photographs are downscaled."""
+MIN_READABLE_SIDE = 512
+"""Smaller photographs are enlarged (nearest neighbour: their own pixels, nothing invented)
+to this longest side, so a 128 px photograph is not a thumbnail."""
+CANDIDATE_COLOUR = (0, 255, 255)
+"""Rings around lesion candidates: cyan, apart from the colormap's black-red-yellow."""
+LESION_COLOUR = (255, 0, 255)
+"""Outline of a ground-truth lesion mask: magenta, as in the evaluation's gallery figure."""
 _GAP = 8
 _SCALE_WIDTH = 72
 
@@ -99,6 +110,36 @@ def _blend(image: np.ndarray, strength: np.ndarray, alpha: float, colormap: str)
     return np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
+def _scaled(photograph: np.ndarray, box: tuple[int, int, int], max_side: int, min_side: int):
+    """The photograph brought to a longest side in [min_side, max_side] and the crop's box
+    in its pixels."""
+    height, width = photograph.shape[:2]
+    longest = max(height, width)
+    scale = max_side / longest if longest > max_side else max(1.0, min_side / longest)
+    if scale != 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_NEAREST
+        photograph = cv2.resize(photograph, size, interpolation=interpolation)
+    top, left, side = (round(value * scale) for value in box)
+    return photograph, (top, left, max(side, 1))
+
+
+def _onto_photograph(
+    crop_values: np.ndarray, box: tuple[int, int, int], shape: tuple[int, int], interpolation: int
+) -> np.ndarray:
+    """(S, S) values of the crop resized to the box's side and placed in a zero (h, w) canvas."""
+    top, left, side = box
+    square = cv2.resize(crop_values, (side, side), interpolation=interpolation)
+    canvas = np.zeros(shape, crop_values.dtype)
+    rows = slice(max(top, 0), min(top + side, shape[0]))
+    cols = slice(max(left, 0), min(left + side, shape[1]))
+    if rows.start < rows.stop and cols.start < cols.stop:
+        canvas[rows, cols] = square[
+            rows.start - top : rows.stop - top, cols.start - left : cols.stop - left
+        ]
+    return canvas
+
+
 def heatmap_on_photograph(
     photograph: np.ndarray,
     heatmap: np.ndarray,
@@ -106,8 +147,10 @@ def heatmap_on_photograph(
     fov_mask: np.ndarray | None = None,
     percentile: float = DEFAULT_PERCENTILE,
     max_side: int = READABLE_SIDE,
+    min_side: int = MIN_READABLE_SIDE,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The photograph (downscaled to ``max_side``) and the heatmap's strength on it.
+    """The photograph (its longest side brought into [``min_side``, ``max_side``]) and the
+    heatmap's strength on it.
 
     Parameters
     ----------
@@ -122,26 +165,44 @@ def heatmap_on_photograph(
     Returns
     -------
     The photograph (h, w, 3) and the normalised strength (h, w) in [0, 1] (0 outside the
-    square), ``max(h, w) <= max_side``.
+    square), ``min_side <= max(h, w) <= max_side`` (up to rounding).
     """
-    photograph = np.asarray(photograph)
-    height, width = photograph.shape[:2]
-    scale = min(1.0, max_side / max(height, width))
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if scale < 1.0:
-        photograph = cv2.resize(photograph, size, interpolation=cv2.INTER_AREA)
-    top, left, side = (round(value * scale) for value in box)
-    side = max(side, 1)
+    photograph, box = _scaled(np.asarray(photograph), box, max_side, min_side)
     strength = normalize_heatmap(heatmap, fov_mask, percentile).astype(np.float32)
-    square = cv2.resize(strength, (side, side), interpolation=cv2.INTER_LINEAR)
-    canvas = np.zeros((size[1], size[0]), np.float32)
-    rows = slice(max(top, 0), min(top + side, size[1]))
-    cols = slice(max(left, 0), min(left + side, size[0]))
-    if rows.start < rows.stop and cols.start < cols.stop:
-        canvas[rows, cols] = square[
-            rows.start - top : rows.stop - top, cols.start - left : cols.stop - left
-        ]
+    canvas = _onto_photograph(strength, box, photograph.shape[:2], cv2.INTER_LINEAR)
     return photograph, canvas
+
+
+def _mark(
+    photograph: np.ndarray,
+    box: tuple[int, int, int],
+    crop_side: int,
+    candidates: np.ndarray | None,
+    lesion_mask: np.ndarray | None,
+) -> np.ndarray:
+    """A copy of ``photograph`` with the lesion mask outlined and the candidates ringed."""
+    marked = photograph.copy()
+    top, left, side = box
+    pixel = side / crop_side  # photograph pixels per crop pixel
+    if lesion_mask is not None:
+        mapped = _onto_photograph(
+            (np.asarray(lesion_mask) > 0).astype(np.uint8), box, marked.shape[:2],
+            cv2.INTER_NEAREST,
+        )  # fmt: skip
+        contours, _ = cv2.findContours(mapped, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        cv2.drawContours(marked, contours, -1, LESION_COLOUR, 2, cv2.LINE_8)
+    if candidates is not None:
+        radius = max(6, round(4 * pixel))
+        thickness = max(1, round(radius / 6))
+        for rank, (row, column) in enumerate(np.asarray(candidates).reshape(-1, 2), start=1):
+            centre = (round(left + (column + 0.5) * pixel), round(top + (row + 0.5) * pixel))
+            cv2.circle(marked, centre, radius, CANDIDATE_COLOUR, thickness, cv2.LINE_AA)
+            label = (centre[0] + radius, centre[1] - radius)
+            cv2.putText(
+                marked, str(rank), label, cv2.FONT_HERSHEY_SIMPLEX, 0.4 + radius / 40,
+                CANDIDATE_COLOUR, thickness, cv2.LINE_AA,
+            )  # fmt: skip
+    return marked
 
 
 def _colour_scale(height: int, colormap: str) -> np.ndarray:
@@ -162,22 +223,36 @@ def photograph_panel(
     heatmap: np.ndarray,
     box: tuple[int, int, int],
     fov_mask: np.ndarray | None = None,
+    candidates: np.ndarray | None = None,
+    lesion_mask: np.ndarray | None = None,
     alpha: float = DEFAULT_ALPHA,
     percentile: float = DEFAULT_PERCENTILE,
     colormap: str = DEFAULT_COLORMAP,
     max_side: int = READABLE_SIDE,
+    min_side: int = MIN_READABLE_SIDE,
 ) -> np.ndarray:
     """The plain photograph | the heatmap over it | a colour scale, side by side (uint8 RGB).
 
     See `heatmap_on_photograph` for the arguments; ``alpha``, ``percentile`` and
-    ``colormap`` as in `heatmap_overlay`.
+    ``colormap`` as in `heatmap_overlay`. ``candidates`` (K, 2) are (row, column) positions
+    in the (S, S) crop, ringed in `CANDIDATE_COLOUR` and numbered 1..K on the overlay;
+    ``lesion_mask`` (S, S) is outlined there in `LESION_COLOUR`.
     """
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"photograph_panel: alpha must be in [0, 1], got {alpha}")
+    heatmap = np.asarray(heatmap)
+    for name, crop_map in (("fov_mask", fov_mask), ("lesion_mask", lesion_mask)):
+        if crop_map is not None and np.shape(crop_map) != heatmap.shape:
+            raise ValueError(
+                f"photograph_panel: {name} shape {np.shape(crop_map)} does not match the "
+                f"heatmap's {heatmap.shape}"
+            )
     photo, strength = heatmap_on_photograph(
-        photograph, heatmap, box, fov_mask, percentile, max_side
+        photograph, heatmap, box, fov_mask, percentile, max_side, min_side
     )
     overlay = _blend(photo, strength, alpha, colormap)
+    _, scaled_box = _scaled(np.asarray(photograph), box, max_side, min_side)
+    overlay = _mark(overlay, scaled_box, heatmap.shape[0], candidates, lesion_mask)
     gap = np.full((photo.shape[0], _GAP, 3), 255, np.uint8)
     return np.hstack([photo, gap, overlay, gap, _colour_scale(photo.shape[0], colormap)])
 

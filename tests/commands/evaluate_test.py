@@ -13,6 +13,7 @@ from drscreen import cli, models
 from drscreen.commands.evaluate import EvaluationConfig
 from drscreen.data import pipeline
 from drscreen.data.gradability import gradability_features
+from drscreen.data.image_io import load_rgb
 from drscreen.data.readers import read_dataset
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.evaluation import report
@@ -91,10 +92,23 @@ def test_writes_every_section_and_figure(data_dir, model_path, tmp_path):
     (row,) = written["comparison"]
     assert set(row) == {key for key, _ in report.COMPARISON_COLUMNS}
     report_text = (out / "report.md").read_text()
-    for name in ("roc.png", "calibration.png", "froc.png", "gallery.png"):
+    for name in ("roc.png", "calibration.png", "froc.png", "gallery.png", "referral.png"):
         assert f"]({name})" in report_text
         image = cv2.imread(str(out / name))
         assert image is not None and min(image.shape[:2]) > 100
+    # each gallery case also on its photograph: the plain half is one of the data's 64 px
+    # files, enlarged 8x pixel by pixel to a readable 512 px
+    photographs = [
+        load_rgb(r.image_path).repeat(8, axis=0).repeat(8, axis=1)
+        for r in read_dataset("synthetic", data_dir)
+    ]
+    for number in range(1, 5):
+        name = f"gallery/case_{number:02d}.png"
+        assert f"]({name})" in report_text
+        panel = cv2.cvtColor(cv2.imread(str(out / name)), cv2.COLOR_BGR2RGB)
+        plain = panel[:, :512]
+        assert any(np.array_equal(plain, photograph) for photograph in photographs)
+        assert panel.shape[1] > 2 * 512  # photograph | overlay | colour scale
 
 
 def test_dataset_without_masks_rejects_lesion_metrics(data_dir, model_path, tmp_path):

@@ -14,6 +14,9 @@ from drscreen.commands.predict import PredictConfig, list_images
 from drscreen.data.fundus import crop_to_field_of_view, field_of_view_box, field_of_view_mask
 from drscreen.data.gradability import gradability_features
 from drscreen.data.image_io import load_rgb
+from drscreen.data.synthetic import SynthConfig
+from drscreen.data.synthetic.generator import generate_fundus
+from drscreen.evaluation.lesions import candidates_to_mark
 from drscreen.heatmaps.overlay import photograph_panel
 from drscreen.models import build, referable_probability
 from drscreen.models.quality import default_quality_gate
@@ -86,12 +89,15 @@ def test_predict_command_writes_csv_overlays_and_failures(run_dir, capsys):
         overlay = cv2.cvtColor(cv2.imread(str(out / f"{name}_heatmap.png")), cv2.COLOR_BGR2RGB)
         original = load_rgb(row["image"])
         box = tuple(field_of_view_box(field_of_view_mask(original)).numpy())
-        expected = photograph_panel(original, heatmap, box, fov)
+        marks = candidates_to_mark(heatmap, fov > 0.5)
+        expected = photograph_panel(original, heatmap, box, fov, candidates=marks)
         difference = np.abs(overlay.astype(int) - expected.astype(int))
-        # At the photograph's own 48 px: photograph | heatmap on it | colour scale.
+        # The 48 px photograph enlarged pixel by pixel to a readable 512 px (x 32/3):
+        # photograph | heatmap on it | colour scale.
         assert heatmap.max() > 0 and overlay.shape == expected.shape and difference.max() <= 2
-        assert overlay.shape[0] == 48 and overlay.shape[1] > 2 * 48
-        np.testing.assert_array_equal(overlay[:, :48], original)
+        assert overlay.shape[0] == 512 and overlay.shape[1] > 2 * 512
+        enlarged = cv2.resize(original, (512, 512), interpolation=cv2.INTER_NEAREST)
+        np.testing.assert_array_equal(overlay[:, :512], enlarged)
         # no metrics.json in this run: an eye is referred at probability >= 0.5
         expected_decision = (
             "cannot grade"
@@ -143,3 +149,39 @@ def test_bad_configuration_is_named(run_dir):
     with pytest.raises(FileNotFoundError, match="no such image file or directory"):
         list_images(str(run_dir / "missing"))
     assert list_images(str(run_dir / "images" / "a.png")) == [str(run_dir / "images" / "a.png")]
+
+
+def test_photographs_that_are_not_fundus_cannot_be_graded(tmp_path):
+    """Images that decode but show no retina (a scene, a document, a texture, a lit disc from
+    the synthetic generator's not-fundus captures) are "cannot grade" in predictions.csv and
+    in the report, whatever the score; a gradable photograph beside them is graded."""
+    config = SynthConfig.from_preset("screening", n=40, size=256, seed=5, ungradable_fraction=1.0)
+    images = tmp_path / "images"
+    images.mkdir()
+    not_fundus = [
+        f for f in (generate_fundus(config, i) for i in range(40)) if f.problem == "not_fundus"
+    ][:3]
+    assert len(not_fundus) == 3
+    for index, fundus in enumerate(not_fundus):
+        cv2.imwrite(
+            str(images / f"other_{index}.png"), cv2.cvtColor(fundus.image, cv2.COLOR_RGB2BGR)
+        )
+    gradable = generate_fundus(SynthConfig.from_preset("standard", n=1, size=256, seed=5), 0)
+    cv2.imwrite(str(images / "retina.png"), cv2.cvtColor(gradable.image, cv2.COLOR_RGB2BGR))
+    run = tmp_path / "run"
+    run.mkdir()
+    build("small", input_size=64, width=4).save(str(run / "best.keras"))
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["drscreen", "predict", f"--model={run}", f"--images={images}", f"--out={out}"])
+    assert exit_info.value.code in (0, None)
+    with open(out / "predictions.csv") as f:
+        rows = {os.path.basename(row["image"]): row for row in csv.DictReader(f)}
+    assert set(rows) == {"other_0.png", "other_1.png", "other_2.png", "retina.png"}
+    threshold = default_quality_gate().threshold
+    for name in ("other_0.png", "other_1.png", "other_2.png"):
+        assert float(rows[name]["quality"]) <= threshold
+        assert (rows[name]["gradable"], rows[name]["decision"]) == ("0", "cannot grade")
+    assert float(rows["retina.png"]["quality"]) > threshold
+    assert rows["retina.png"]["decision"] in ("refer", "do not refer")
+    assert (out / "report.html").read_text().count("cannot grade") >= 3

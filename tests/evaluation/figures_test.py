@@ -1,10 +1,11 @@
 """Tests that every report figure is written as a readable PNG from the metric dicts."""
 
+import cv2
 import numpy as np
 import pytest
 
 from drscreen.data.lesions import BRIGHT_LESIONS, HARD_EXUDATE, HEMORRHAGE, RED_LESIONS
-from drscreen.evaluation import calibration, figures, screening, streaming
+from drscreen.evaluation import calibration, figures, referral, screening, streaming
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -83,3 +84,24 @@ def test_gallery_rejects_mismatched_heatmap(tmp_path):
     case = figures.GalleryCase(np.zeros((8, 8, 3)), np.zeros((4, 4)), None, "case x")
     with pytest.raises(ValueError, match="case x"):
         figures.plot_gallery([case], str(tmp_path / "g.png"))
+
+
+def test_referral_figure(tmp_path):
+    """Referral curves of two uncertainties, one fraction without AUC (one class kept)."""
+    rng = np.random.default_rng(4)
+    labels = rng.random(200) < 0.4
+    scores = labels + rng.normal(0, 0.8, 200)
+    curves = {
+        name: referral.referral_curve(labels, scores, rng.random(200), threshold=0.5)
+        for name in ("tta_spread", "entropy")
+    }
+    curves["entropy"]["auc"][-1] = None
+    section = {
+        "curves": curves, "auc_plain": 0.81, "operating_point": "validation sensitivity 0.90",
+        "images": 200, "views": ["identity", "flip_left_right"],
+    }  # fmt: skip
+    path = figures.plot_referral_curves(section, str(tmp_path / "referral.png"))
+    _assert_png(path)
+    assert cv2.imread(path).shape[:2] == (576, 1320)  # 11 x 4.8 inches at 120 dpi
+    with pytest.raises(ValueError, match="no referral curve"):
+        figures.plot_referral_curves({"skipped": "one class"}, str(tmp_path / "none.png"))

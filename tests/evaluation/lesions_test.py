@@ -204,3 +204,22 @@ def test_bad_candidate_config_is_named():
         lesions.CandidateConfig("blobs")
     with pytest.raises(ValueError, match="sigma"):
         lesions.CandidateConfig(sigma=-1.0)
+
+
+def test_candidates_to_mark_are_the_strong_peaks_strongest_first():
+    """Three Gaussian spots of heights 1, 0.8 and 0.3 on a 96 px map (σ 2 px after smoothing):
+    the two at or above half the highest are marked, at their centres, strongest first; a
+    spot outside the FOV is not; an all-zero map marks nothing."""
+    rows, cols = np.mgrid[:96, :96]
+
+    def spot(row, col, height):
+        return height * np.exp(-((rows - row) ** 2 + (cols - col) ** 2) / (2 * 3.0**2))
+
+    heatmap = spot(20, 30, 1.0) + spot(60, 70, 0.8) + spot(70, 20, 0.3) + spot(5, 90, 2.0)
+    fov = np.ones((96, 96), bool)
+    fov[:12, 80:] = False
+    marked = lesions.candidates_to_mark(heatmap, fov)
+    np.testing.assert_array_equal(marked, [[20, 30], [60, 70]])
+    assert lesions.candidates_to_mark(heatmap, fov, relative_level=0.2).shape == (3, 2)
+    assert lesions.candidates_to_mark(heatmap, fov, count=1).tolist() == [[20, 30]]
+    assert lesions.candidates_to_mark(np.zeros((96, 96)), fov).shape == (0, 2)

@@ -512,13 +512,16 @@ def test_query_example_writes_overlays(server, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "score=" in result.stdout and "quality=" in result.stdout
     panel = cv2.imread(os.path.join(output_dir, "eye_heatmap.png"))
-    # At the photograph's own 100 x 160 px: photograph | gap | heatmap on it | gap | scale.
-    assert panel.shape == (100, 160 + 8 + 160 + 8 + 72, 3)
-    plain, overlaid = panel[:, :160].astype(int), panel[:, 168:328].astype(int)
-    assert np.abs(plain - cv2.imread(path).astype(int)).max() <= 3
-    # Left of the disc's square (columns < 55) the heatmap adds nothing; on the disc it does.
-    np.testing.assert_array_equal(overlaid[:, :50], plain[:, :50])
-    assert np.abs(overlaid[:, 60:145] - plain[:, 60:145]).max() > 0
+    # The 100 x 160 px photograph enlarged x 3.2 pixel by pixel to a readable 320 x 512:
+    # photograph | gap | heatmap on it | gap | scale.
+    assert panel.shape == (320, 512 + 8 + 512 + 8 + 72, 3)
+    plain, overlaid = panel[:, :512].astype(int), panel[:, 520:1032].astype(int)
+    enlarged = cv2.resize(cv2.imread(path), (512, 320), interpolation=cv2.INTER_NEAREST)
+    assert np.abs(plain - enlarged.astype(int)).max() <= 3
+    # Left of the disc's square (columns < 55 x 3.2) the heatmap adds nothing; on the disc
+    # it does.
+    np.testing.assert_array_equal(overlaid[:, :150], plain[:, :150])
+    assert np.abs(overlaid[:, 192:464] - plain[:, 192:464]).max() > 0
 
 
 def test_new_version_is_picked_up_while_running(server, direct, exports):

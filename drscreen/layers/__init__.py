@@ -52,7 +52,8 @@ adjoints from ``convolution.conv_input_gradient``.
 
 Portability (`drscreen.layers.portability`): ``with portable():`` builds the exported graphs
 from TFLite built-ins and ONNX ops; outside it (in-process TensorFlow) max pooling's and leaky
-ReLU's backward are TensorFlow's fused ``MaxPoolGrad`` and ``LeakyReluGrad``, tested equal.
+ReLU's backward are TensorFlow's fused ``MaxPoolGrad`` and ``LeakyReluGrad``, and the
+convolution adjoint is ``Conv2DBackpropInput``, tested equal.
 ``is_portable()`` reads the switch.
 
 Chains (`drscreen.layers.chain`): models are chains (``keras.Sequential`` or a chain

@@ -15,12 +15,18 @@ phases padded with zero taps), a reshape-transpose-reshape interleaves them, and
 removes the padding. The rearranged kernel is a function of the weights only: TFLite and
 ONNX fold it into a constant, and autodiff differentiates through it (double
 back-propagation).
+
+In-process (outside `drscreen.layers.portable()`) the same adjoint is TensorFlow's fused
+``Conv2DBackpropInput`` (``tf.nn.conv2d_transpose``): the pad, kernel rearrangement and phase
+interleaving cost heatmap-aware training a tenth of its step, and ``Conv2DBackpropInput``
+differentiates again into ``Conv2D`` and ``Conv2DBackpropFilter``. Both are tested equal.
 """
 
 import keras
 import tensorflow as tf
 
 from drscreen.layers.base import PADDINGS, BackpropLayer, as_pair, lrp_ratio
+from drscreen.layers.portability import is_portable
 from drscreen.layers.rules import GRADIENT
 from drscreen.layers.windows import Dim, nonnegative, spatial_dim
 
@@ -75,10 +81,14 @@ def conv_input_gradient(
 ) -> tf.Tensor:
     """``d(sum(upstream * conv2d(x, kernel))) / dx`` for ``x`` of spatial size ``input_hw``.
 
-    Equal to ``tf.nn.conv2d_transpose(upstream, kernel, ...)`` up to summation order, built
-    from a pad, one stride-1 'VALID' convolution with `phase_kernel`, and (stride > 1) the
-    interleaving of the phases and a crop.
+    Inside `drscreen.layers.portable()`: a pad, one stride-1 'VALID' convolution with
+    `phase_kernel`, and (stride > 1) the interleaving of the phases and a crop, equal to
+    ``tf.nn.conv2d_transpose(upstream, kernel, ...)`` up to summation order; outside it, that
+    fused transposed convolution.
     """
+    if not is_portable():
+        shape = tf.stack([tf.shape(upstream)[0], input_hw[0], input_hw[1], kernel.shape[2]])
+        return tf.nn.conv2d_transpose(upstream, kernel, shape, strides, padding.upper())
     plans = [
         _axis_plan(input_hw[i], spatial_dim(upstream, i + 1), kernel.shape[i], strides[i], padding)
         for i in (0, 1)

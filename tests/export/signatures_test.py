@@ -55,17 +55,17 @@ def _op_types(function: tf.types.experimental.ConcreteFunction) -> set[str]:
 
 
 def test_exported_heatmap_is_portable_and_equals_the_in_process_one(model, photographs):
-    """The exported graph has neither TensorFlow's fused MaxPoolGrad / LeakyReluGrad nor
-    bool morphology (its FOV mask and backward are float ops XNNPACK runs), and gives the heatmap
-    that in-process TensorFlow computes with them, on photographs with black borders (ties
-    in every pooling window there)."""
+    """The exported graph has neither TensorFlow's fused MaxPoolGrad / LeakyReluGrad /
+    Conv2DBackpropInput nor bool morphology (its FOV mask and backward are float ops XNNPACK
+    runs), and gives the heatmap that in-process TensorFlow computes with them, on
+    photographs with black borders (ties in every pooling window there)."""
     _, images, _ = photographs
     functions = ScreeningFunctions(model, SignatureConfig())
     exported = tf.function(functions.predict).get_concrete_function(functions.float_spec())
     in_process = tf.function(lambda x: compute(model, x)).get_concrete_function(
         functions.float_spec()
     )
-    fused = {"MaxPoolGrad", "LeakyReluGrad", "LogicalAnd", "LogicalOr"}
+    fused = {"MaxPoolGrad", "LeakyReluGrad", "Conv2DBackpropInput", "LogicalAnd", "LogicalOr"}
     assert fused <= _op_types(in_process)
     assert not fused & _op_types(exported)
     grade, heatmap = in_process(tf.constant(images))

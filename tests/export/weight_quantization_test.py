@@ -132,8 +132,8 @@ def test_litert_computes_in_float_with_the_rounded_weights(converted):
         values = interpreter.get_tensor(detail["index"]) * scales
         rounded[name] = values.transpose(layout).astype(np.float32)
     untied = shapes[(SIZE, SIZE, 64)]
-    rounded["untied"] = interpreter.get_tensor(untied["index"]) * (
-        untied["quantization_parameters"]["scales"]
+    rounded["untied"] = (
+        interpreter.get_tensor(untied["index"]) * (untied["quantization_parameters"]["scales"])
     )
     images = np.random.default_rng(4).uniform(0, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
     expected = net.forward(tf.constant(images), {k: tf.constant(v) for k, v in rounded.items()})
@@ -152,9 +152,7 @@ def test_weights_shared_by_signatures_are_stored_once():
     single = quantize_weights(_convert(net))
     double = quantize_weights(_convert(net, ("predict", "positive")))
     _, single_details = _int8_tensors(single)
-    assert len(double) < len(single) + 0.1 * sum(
-        int(np.prod(d["shape"])) for d in single_details
-    )
+    assert len(double) < len(single) + 0.1 * sum(int(np.prod(d["shape"])) for d in single_details)
     interpreter = Interpreter(model_content=double)
     images = np.random.default_rng(5).uniform(0, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
     once = interpreter.get_signature_runner("predict")(images=images)["out"]

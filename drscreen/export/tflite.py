@@ -66,7 +66,7 @@ VARIANT_HEATMAP_AGREEMENT = {
     "float32": "the SavedModel's heatmap (r = 1.0000)",
     "float16": "close to float32 (per-image r >= 0.99 on random-weight o_O nets)",
     "int8_weights": "close to float32 on trained networks (per-image r >= 0.99 on trained small "
-    "nets; 0.85 on random-weight o_O nets)",
+    "nets; about 0.87 on random-weight net A)",
     "dynamic_int8": "approximate (per-image r 0.91-0.97 with float32 on trained small nets, "
     "about 0.7 on random-weight o_O nets): prefer int8_weights or float16 where the heatmap "
     "matters",

@@ -21,8 +21,9 @@ Weights, by the op that reads them:
 Tensors under `MIN_ELEMENTS` stay float32. In these networks channels grow with depth, so
 that keeps the first convolutions (forward and backward) float: the small weights whose
 rounding moves the heatmap most on trained nets, while the deeper layers, which hold almost
-all the weights, are harmless to round (`bench/int8_layer_sensitivity.py`); the untied
-biases round without measurable effect.
+all the weights, are harmless to round (`bench/int8_layer_sensitivity.py`). Biases round
+without measurable effect on the trained small nets (tied biases; no trained o_O net, with
+untied ones, was at hand to measure).
 Must not convert or run models.
 """
 

@@ -165,6 +165,36 @@ def test_int8_weights_heatmap_is_that_of_the_rounded_weights(wider, photographs)
     assert min(float_to_rounded) < 0.99  # the rounding moves this random net's heatmap
 
 
+def test_untied_biases_are_int8_in_both_int8_variants(tmp_path):
+    """An o_O net's untied biases (one value per position and channel) are int8 behind
+    DEQUANTIZE in int8_weights and dynamic_int8, both files under 0.35 of float32's (not a
+    quarter at this size: its first convolutions stay float)."""
+    keras.utils.set_random_seed(3)
+    model = build("oO_netA", input_size=112, width=16, depth=3)
+    config = ExportConfig(
+        formats=("saved_model", "tflite"),
+        tflite_variants=("float32", "int8_weights", "dynamic_int8"),
+    )
+    exported = export(model, str(tmp_path), config, source="untied")
+    untied = [
+        v for v in model.weights if v.path.endswith("bias") and len(v.shape) == 3
+    ]  # (H, W, C)
+    large = [v for v in untied if np.prod(v.shape) >= MIN_ELEMENTS]
+    assert large
+    for variant in ("int8_weights", "dynamic_int8"):
+        interpreter = Interpreter(
+            model_path=os.path.join(exported.path, "tflite", tflite.file_name(variant))
+        )
+        int8_shapes = {
+            tuple(int(n) for n in d["shape"])
+            for d in interpreter.get_tensor_details()
+            if d["dtype"] == np.int8
+        }
+        for bias in large:
+            assert tuple(bias.shape) in int8_shapes, (variant, bias.path)
+        assert _size(exported, variant) < 0.35 * _size(exported, "float32"), variant
+
+
 @pytest.mark.parametrize("variant", tflite.VARIANTS)
 def test_edge_description_matches_the_file(exported, variant):
     """drscreen_<variant>.json beside the file: its signatures' names and shapes, ranges."""

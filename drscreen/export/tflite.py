@@ -67,9 +67,9 @@ VARIANT_HEATMAP_AGREEMENT = {
     "float16": "close to float32 (per-image r >= 0.99 on random-weight o_O nets)",
     "int8_weights": "close to float32 on trained networks (per-image r >= 0.99 on trained small "
     "nets; about 0.87 on random-weight net A)",
-    "dynamic_int8": "approximate (per-image r 0.91-0.97 with float32 on trained small nets, "
-    "about 0.7 on random-weight o_O nets): prefer int8_weights or float16 where the heatmap "
-    "matters",
+    "dynamic_int8": "approximate (smallest per-image r with float32 0.91-0.97 on trained small "
+    "nets, about 0.7 on random-weight o_O nets): prefer int8_weights or float16 where the "
+    "heatmap matters",
     "int8": "no heatmap (score signature only)",
 }
 """How each variant's heatmap compares with float32 (`bench/export_latency.py`), for its

@@ -43,7 +43,7 @@ import tensorflow as tf
 from tensorflow.lite.python.convert_phase import ConverterError
 
 from drscreen.export.signatures import INPUT_NAME, PREDICT_FLOAT, PREDICT_SCORE
-from drscreen.export.weight_quantization import quantize_weights
+from drscreen.export.weight_quantization import MIN_ELEMENTS, quantize_weights
 
 VARIANTS = ("float32", "float16", "int8_weights", "dynamic_int8", "int8")
 VARIANT_SIGNATURES = {
@@ -56,8 +56,8 @@ VARIANT_SIGNATURES = {
 VARIANT_QUANTIZATION = {
     "float32": "none",
     "float16": "float16 weights, float32 computation",
-    "int8_weights": "int8 convolution, dense and untied-bias weights (per channel), float32 "
-    "computation",
+    "int8_weights": "int8 convolution, dense and untied-bias weights of at least "
+    f"{MIN_ELEMENTS:,} elements (per channel, read by DEQUANTIZE), float32 computation",
     "dynamic_int8": "int8 convolution and dense weights (dynamic range: activations quantized "
     "on the fly inside them), int8 untied biases, float32 activations elsewhere",
     "int8": "full integer: int8 weights and activations, float32 input and outputs",

@@ -6,12 +6,13 @@
 For each model at its real input size (the small network at 128 px width 8, o_O nets A and B
 at 448 px; random weights) exports every format to a temporary directory, then prints for
 each TFLite variant its file size, the latency per image (batch 1, LiteRT's signature runner
-with ``--threads`` threads, ``predict_score`` and ``predict_float`` called in turn so both
-see the same load) and the agreement with the SavedModel's ``predict_float`` on synthetic
-photographs (largest score difference, smallest and mean per-image heatmap Pearson r), then
-ONNX Runtime's ``predict_float`` latency and agreement and the SavedModel's heatmap/score
-latency ratio. ``--int8_heatmap`` also tries full-integer quantization of the heatmap
-signature in a subprocess (LiteRT may abort on it) and reports its heatmap correlation.
+with ``--threads`` threads; every variant's ``predict_score`` and ``predict_float`` called in
+turn on each image, so all see the same load) and the agreement with the SavedModel's
+``predict_float`` on synthetic photographs (largest score difference, smallest and mean
+per-image heatmap Pearson r), then ONNX Runtime's ``predict_float`` latency and agreement
+and the SavedModel's heatmap/score latency ratio. ``--int8_heatmap`` also tries
+full-integer quantization of the heatmap signature in a subprocess (LiteRT may abort on it)
+and reports its heatmap correlation.
 ``--trained`` reports trained models (a run directory or ``.keras`` file each, at their own
 input size) after the random-weight ones: quantisation reroutes a trained net's gradient
 differently.
@@ -114,15 +115,18 @@ def _report_model(name: str, model: keras.Model, weights: str) -> None:
               f"load {os.getloadavg()[0]:.1f}")  # fmt: skip
         print(f"{'variant':<13}{'MB':>7}{'score ms':>10}{'heatmap ms':>12}{'ratio':>7}"
               f"{'max |Δscore|':>14}{'heatmap r min/mean':>20}")  # fmt: skip
+        runners, runs = {}, {}
         for variant in tflite.VARIANTS:
             path = os.path.join(result.path, "tflite", tflite.file_name(variant))
-            runners = {}
             for signature in tflite.VARIANT_SIGNATURES[variant]:
                 interpreter = Interpreter(model_path=path, num_threads=threads)
-                runners[signature] = interpreter.get_signature_runner(signature)
-            runs = {key: (lambda x, r=r: r(images=x)) for key, r in runners.items()}
-            ms = _interleaved_ms(runs, images, repeats)
-            first = runners[tflite.VARIANT_SIGNATURES[variant][0]]
+                runner = interpreter.get_signature_runner(signature)
+                runners[variant, signature] = runner
+                runs[variant, signature] = lambda x, r=runner: r(images=x)
+        ms = _interleaved_ms(runs, images, repeats)  # every variant sees the same load
+        for variant in tflite.VARIANTS:
+            path = os.path.join(result.path, "tflite", tflite.file_name(variant))
+            first = runners[variant, tflite.VARIANT_SIGNATURES[variant][0]]
             outputs = {key: [] for key in ("score", "heatmap")}
             for image in images:
                 result_one = first(images=image[np.newaxis])
@@ -131,12 +135,13 @@ def _report_model(name: str, model: keras.Model, weights: str) -> None:
                         outputs[key].append(result_one[key][0])
             score_diff = np.abs(np.array(outputs["score"]) - reference["score"]).max()
             heatmap_ms, ratio, r = "n/a", "", "n/a"
+            score_ms = ms[variant, "predict_score"]
             if outputs["heatmap"]:
                 rs = _pearsons(np.stack(outputs["heatmap"]), reference["heatmap"])
                 r = f"{min(rs):.4f}/{np.mean(rs):.4f}"
-                heatmap_ms = f"{ms['predict_float']:.1f}"
-                ratio = f"x{ms['predict_float'] / ms['predict_score']:.2f}"
-            print(f"{variant:<13}{os.path.getsize(path) / 1e6:>7.1f}{ms['predict_score']:>10.1f}"
+                heatmap_ms = f"{ms[variant, 'predict_float']:.1f}"
+                ratio = f"x{ms[variant, 'predict_float'] / score_ms:.2f}"
+            print(f"{variant:<13}{os.path.getsize(path) / 1e6:>7.1f}{score_ms:>10.1f}"
                   f"{heatmap_ms:>12}{ratio:>7}{score_diff:>14.2e}{r:>20}", flush=True)  # fmt: skip
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads

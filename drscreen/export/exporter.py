@@ -5,7 +5,7 @@ directory next to the versions and renamed to ``<N>`` at the end, so a server po
 ``EXPORT_BASE`` never sees a half-written version. Layout of a version:
 
     <N>/saved_model.pb, variables/, assets.extra/tf_serving_warmup_requests   (saved_model)
-    <N>/tflite/drscreen_{float32,float16,dynamic_int8,int8}.tflite           (tflite)
+    <N>/tflite/drscreen_{float32,float16,int8_weights,dynamic_int8,int8}.tflite (tflite)
     <N>/tflite/drscreen_<variant>.json: signatures, ranges, pre-processing   (tflite)
     <N>/onnx/drscreen.onnx                                                   (onnx)
     <N>/drscreen_export.json                                                 (always)

@@ -10,16 +10,20 @@ Variants:
 
 - ``float32``: ``predict_float`` (score + heatmap) and ``predict_score``;
 - ``float16``: the same, weights stored as float16 (half the size, same maths);
-- ``dynamic_int8``: the same, convolution and dense weights stored as int8 (dynamic-range
-  quantization: activations stay float and are quantized on the fly inside each int8
-  convolution or matmul, forward and backward), a third of float32's size and the fastest
-  heatmap. Its heatmap is only roughly that of float: rounding the weights to 8 bits moves
-  forward activations across leaky-ReLU kinks and max-pooling ties, which reroutes the
-  gradient (mean per-image r = 0.70 on random-weight net A, 0.86 with the weights rounded
-  but every op in float; 0.98, min 0.96, on the trained quickstart small net against 0.89
-  for the same net untrained: trained activations sit farther from the kinks;
-  `bench/export_latency.py --trained`). Weights without an int8 kernel (the untied biases)
-  stay float32;
+- ``int8_weights``: the same, convolution, dense and untied-bias weights stored as int8 with
+  one scale per channel and every op computing in float32
+  (`drscreen.export.weight_quantization`): a quarter of float32's size (net A), float32's
+  speed (XNNPACK unpacks the weights once, when it prepares the graph, so memory at run time
+  is float32's too) and the heatmap within r >= 0.99 of float on trained nets: rounding the
+  weights is the only error, and the first convolutions, where it matters, stay float;
+- ``dynamic_int8``: the same weights as int8, but convolutions and matmuls run the
+  converter's dynamic-range (hybrid) kernels, which also quantize their float activations
+  on the fly, forward and backward; the untied biases are stored as in ``int8_weights``. A
+  quarter of float32's size, the fastest score and heatmap, but the heatmap only roughly
+  that of float: rounding activations and weights to 8 bits moves forward activations
+  across leaky-ReLU kinks and max-pooling ties, which reroutes the gradient (per-image r
+  down to 0.91-0.97 on trained small nets, 0.66 on random-weight net A;
+  `bench/export_latency.py --trained`);
 - ``int8``: full-integer quantization (every op int8, calibrated on synthetic fundus
   photographs), ``predict_score`` only. The heatmap does NOT survive full-integer
   quantization: its backward pass multiplies by masks computed from quantized activations
@@ -39,26 +43,33 @@ import tensorflow as tf
 from tensorflow.lite.python.convert_phase import ConverterError
 
 from drscreen.export.signatures import INPUT_NAME, PREDICT_FLOAT, PREDICT_SCORE
+from drscreen.export.weight_quantization import MIN_ELEMENTS, quantize_weights
 
-VARIANTS = ("float32", "float16", "dynamic_int8", "int8")
+VARIANTS = ("float32", "float16", "int8_weights", "dynamic_int8", "int8")
 VARIANT_SIGNATURES = {
     "float32": (PREDICT_FLOAT, PREDICT_SCORE),
     "float16": (PREDICT_FLOAT, PREDICT_SCORE),
+    "int8_weights": (PREDICT_FLOAT, PREDICT_SCORE),
     "dynamic_int8": (PREDICT_FLOAT, PREDICT_SCORE),
     "int8": (PREDICT_SCORE,),
 }
 VARIANT_QUANTIZATION = {
     "float32": "none",
     "float16": "float16 weights, float32 computation",
-    "dynamic_int8": "int8 convolution and dense weights (dynamic range), float32 activations",
+    "int8_weights": "int8 convolution, dense and untied-bias weights of at least "
+    f"{MIN_ELEMENTS:,} elements (per channel, read by DEQUANTIZE), float32 computation",
+    "dynamic_int8": "int8 convolution and dense weights (dynamic range: activations quantized "
+    "on the fly inside them), int8 untied biases, float32 activations elsewhere",
     "int8": "full integer: int8 weights and activations, float32 input and outputs",
 }
 VARIANT_HEATMAP_AGREEMENT = {
     "float32": "the SavedModel's heatmap (r = 1.0000)",
     "float16": "close to float32 (per-image r >= 0.99 on random-weight o_O nets)",
-    "dynamic_int8": "approximate (per-image r about 0.7 with float32 on random-weight o_O nets, "
-    "0.9 on the small net, 0.98 on the trained small net): prefer float16 where the heatmap "
-    "matters",
+    "int8_weights": "close to float32 on trained networks (per-image r >= 0.99 on trained small "
+    "nets; about 0.87 on random-weight net A)",
+    "dynamic_int8": "approximate (smallest per-image r with float32 0.91-0.97 on trained small "
+    "nets, about 0.7 on random-weight o_O nets): prefer int8_weights or float16 where the "
+    "heatmap matters",
     "int8": "no heatmap (score signature only)",
 }
 """How each variant's heatmap compares with float32 (`bench/export_latency.py`), for its
@@ -66,6 +77,8 @@ description beside the file."""
 VARIANT_QUALITY_AGREEMENT = {
     "float32": "the SavedModel's quality (|difference| about 1e-6)",
     "float16": "close to float32 (|difference| about 1e-3)",
+    "int8_weights": "the SavedModel's quality (the gate's filters stay float, |difference| "
+    "about 1e-6)",
     "dynamic_int8": "the SavedModel's quality (the gate's filters stay float, |difference| "
     "about 1e-6)",
     "int8": "unreliable: full-integer quantization of the image-quality figures moves quality "
@@ -101,6 +114,8 @@ def converter(
     representative_images: np.ndarray | None = None,
 ) -> tf.lite.TFLiteConverter:
     """A configured `TFLiteConverter` for ``signatures`` of a SavedModel as ``variant``.
+
+    ``int8_weights`` converts as ``float32``: `convert` then stores its weights as int8.
 
     Parameters
     ----------
@@ -157,9 +172,12 @@ def convert(
         saved_model_dir, variant, VARIANT_SIGNATURES[variant], representative_images
     )
     try:
-        return configured.convert()
+        flatbuffer = configured.convert()
     except (ConverterError, tf.errors.OpError, RuntimeError) as error:
         raise RuntimeError(
             f"TFLite {variant} conversion of {saved_model_dir} with built-in ops only failed: "
             f"{error}"
         ) from error
+    if variant in ("int8_weights", "dynamic_int8"):
+        return quantize_weights(flatbuffer)
+    return flatbuffer

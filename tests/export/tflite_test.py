@@ -3,19 +3,26 @@
 import json
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from drscreen.export import tflite
+from drscreen.export import ExportConfig, export, tflite
+from drscreen.export.signatures import ScreeningFunctions, SignatureConfig
+from drscreen.export.weight_quantization import MIN_ELEMENTS, symmetric_int8
+from drscreen.models import build
 
 # Per variant: largest |score|, |grade| and |quality| difference (None: not compared, int8's
 # quantized image-quality figures), smallest per-image heatmap Pearson r.
 # dynamic_int8's heatmap only roughly follows float's: 8-bit weights reroute the gradient at
 # leaky-ReLU kinks and pooling ties (r 0.85-1.0 on this tiny random net, 0.7 on net A).
+# The fixture's weights are all under MIN_ELEMENTS, so its int8_weights file computes float32's
+# maths; `test_int8_weights_heatmap_is_that_of_the_rounded_weights` quantizes a wider net.
 THRESHOLDS = {
     "float32": {"score": 1e-5, "grade": 1e-4, "quality": 1e-5, "heatmap_r": 0.99999},
+    "int8_weights": {"score": 1e-5, "grade": 1e-4, "quality": 1e-5, "heatmap_r": 0.99999},
     "float16": {"score": 5e-3, "grade": 2e-2, "quality": 5e-3, "heatmap_r": 0.99},
     "dynamic_int8": {"score": 2e-2, "grade": 0.1, "quality": 1e-5, "heatmap_r": 0.8},
     "int8": {"score": 2e-2, "grade": 0.1, "quality": None, "heatmap_r": None},
@@ -114,6 +121,78 @@ def test_dynamic_int8_stores_int8_convolution_weights(exported):
     # Each int8 weight replaces a float32 one: the file shrinks by about 3 bytes per weight.
     saved = _size(exported, "float32") - _size(exported, "dynamic_int8")
     assert saved >= 2.5 * int8_bytes > 0
+
+
+@pytest.fixture(scope="module")
+def wider(tmp_path_factory):
+    """The small network at 64 px, width 16 (its last convolutions and hidden dense layer
+    reach MIN_ELEMENTS), exported as SavedModel, int8_weights and dynamic_int8."""
+    keras.utils.set_random_seed(7)
+    model = build("small", input_size=64, width=16)
+    config = ExportConfig(
+        formats=("saved_model", "tflite"), tflite_variants=("int8_weights", "dynamic_int8")
+    )
+    return model, export(model, str(tmp_path_factory.mktemp("wider")), config, source="wider")
+
+
+def test_int8_weights_heatmap_is_that_of_the_rounded_weights(wider, photographs):
+    """int8_weights rounds weights and nothing else: its heatmap is TensorFlow's heatmap of
+    the model with its large weights rounded to int8 per output channel (each backward kernel
+    is rounded on its own, hence r and not equality), and closer to float's than
+    dynamic_int8's, which also rounds activations."""
+    model, exported = wider
+    _, images, _ = photographs
+    images = tf.constant(images)
+    functions = ScreeningFunctions(model, SignatureConfig())
+    float_maps = functions.predict(images)["heatmap"].numpy()
+    rounded = [v for v in model.weights if np.prod(v.shape) >= MIN_ELEMENTS]
+    assert len(rounded) == 3  # conv4, conv5 and dense1 kernels
+    for variable in rounded:
+        values, scales = symmetric_int8(variable.numpy(), len(variable.shape) - 1)
+        variable.assign(values * scales)
+    rounded_maps = functions.predict(images)["heatmap"].numpy()
+    maps = {
+        variant: _runner(exported, variant, "predict_float")(images=images.numpy())["heatmap"]
+        for variant in ("int8_weights", "dynamic_int8")
+    }
+    float_to_rounded = []
+    for index in range(len(images)):
+        assert _pearson(maps["int8_weights"][index], rounded_maps[index]) >= 0.9995
+        float_to_rounded.append(_pearson(float_maps[index], rounded_maps[index]))
+        weights_only = _pearson(maps["int8_weights"][index], float_maps[index])
+        hybrid = _pearson(maps["dynamic_int8"][index], float_maps[index])
+        assert weights_only >= 0.97 and weights_only > hybrid, (index, weights_only, hybrid)
+    assert min(float_to_rounded) < 0.99  # the rounding moves this random net's heatmap
+
+
+def test_untied_biases_are_int8_in_both_int8_variants(tmp_path):
+    """An o_O net's untied biases (one value per position and channel) are int8 behind
+    DEQUANTIZE in int8_weights and dynamic_int8, both files under 0.35 of float32's (not a
+    quarter at this size: its first convolutions stay float)."""
+    keras.utils.set_random_seed(3)
+    model = build("oO_netA", input_size=112, width=16, depth=3)
+    config = ExportConfig(
+        formats=("saved_model", "tflite"),
+        tflite_variants=("float32", "int8_weights", "dynamic_int8"),
+    )
+    exported = export(model, str(tmp_path), config, source="untied")
+    untied = [
+        v for v in model.weights if v.path.endswith("bias") and len(v.shape) == 3
+    ]  # (H, W, C)
+    large = [v for v in untied if np.prod(v.shape) >= MIN_ELEMENTS]
+    assert large
+    for variant in ("int8_weights", "dynamic_int8"):
+        interpreter = Interpreter(
+            model_path=os.path.join(exported.path, "tflite", tflite.file_name(variant))
+        )
+        int8_shapes = {
+            tuple(int(n) for n in d["shape"])
+            for d in interpreter.get_tensor_details()
+            if d["dtype"] == np.int8
+        }
+        for bias in large:
+            assert tuple(bias.shape) in int8_shapes, (variant, bias.path)
+        assert _size(exported, variant) < 0.35 * _size(exported, "float32"), variant
 
 
 @pytest.mark.parametrize("variant", tflite.VARIANTS)

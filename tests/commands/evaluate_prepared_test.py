@@ -97,7 +97,11 @@ def test_tfrecord_run_is_evaluated_on_its_held_out_tfrecords(
     lesions = metrics["methods"]["sensitivity"]["lesions"]
     assert lesions["all_lesions"]["images"] == len(splits.ids("test"))
     assert "splits.json" in written["context"]["evaluated images"]
-    assert "](gallery.png)" in (tfrecord_evaluation / "report.md").read_text()
+    report_text = (tfrecord_evaluation / "report.md").read_text()
+    assert "](gallery.png)" in report_text
+    # a prepare folder keeps no original photograph: the case panel shows the crop, and says so
+    assert "](gallery/case_01.png)" in report_text
+    assert "a prepare folder keeps no original photograph" in report_text
     # Training's final metrics and the command are one computation on the same images.
     trained = json.loads((tfrecord_run / "metrics.json").read_text())
     for key in (

@@ -168,9 +168,19 @@ def heatmap_on_photograph(
     square), ``min_side <= max(h, w) <= max_side`` (up to rounding).
     """
     photograph, box = _scaled(np.asarray(photograph), box, max_side, min_side)
+    return photograph, _strength_on(photograph, heatmap, box, fov_mask, percentile)
+
+
+def _strength_on(
+    photograph: np.ndarray,
+    heatmap: np.ndarray,
+    box: tuple[int, int, int],
+    fov_mask: np.ndarray | None,
+    percentile: float,
+) -> np.ndarray:
+    """The normalised heatmap placed on the (already scaled) photograph's pixels."""
     strength = normalize_heatmap(heatmap, fov_mask, percentile).astype(np.float32)
-    canvas = _onto_photograph(strength, box, photograph.shape[:2], cv2.INTER_LINEAR)
-    return photograph, canvas
+    return _onto_photograph(strength, box, photograph.shape[:2], cv2.INTER_LINEAR)
 
 
 def _mark(
@@ -247,12 +257,10 @@ def photograph_panel(
                 f"photograph_panel: {name} shape {np.shape(crop_map)} does not match the "
                 f"heatmap's {heatmap.shape}"
             )
-    photo, strength = heatmap_on_photograph(
-        photograph, heatmap, box, fov_mask, percentile, max_side, min_side
-    )
+    photo, box = _scaled(np.asarray(photograph), box, max_side, min_side)  # resized once
+    strength = _strength_on(photo, heatmap, box, fov_mask, percentile)
     overlay = _blend(photo, strength, alpha, colormap)
-    _, scaled_box = _scaled(np.asarray(photograph), box, max_side, min_side)
-    overlay = _mark(overlay, scaled_box, heatmap.shape[0], candidates, lesion_mask)
+    overlay = _mark(overlay, box, heatmap.shape[0], candidates, lesion_mask)
     gap = np.full((photo.shape[0], _GAP, 3), 255, np.uint8)
     return np.hstack([photo, gap, overlay, gap, _colour_scale(photo.shape[0], colormap)])
 

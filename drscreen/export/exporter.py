@@ -148,10 +148,11 @@ def _write_tflite(
     if "int8" in config.tflite_variants:
         photographs = samples.encoded_photographs(config.calibration_images, config.seed + 1)
         calibration, _ = samples.preprocessed_images(photographs, functions.input_size)
-    files = {}
+    files, converted = {}, {}
     for variant in config.tflite_variants:
         _progress(f"converting TFLite {variant}")
-        flatbuffer = tflite.convert(saved_model_dir, variant, calibration)
+        flatbuffer = tflite.convert(saved_model_dir, variant, calibration, converted.get("float32"))
+        converted[variant] = flatbuffer
         name = tflite.file_name(variant)
         with open(os.path.join(directory, name), "wb") as file:
             file.write(flatbuffer)

@@ -157,9 +157,15 @@ def converter(
 
 
 def convert(
-    saved_model_dir: str, variant: str, representative_images: np.ndarray | None = None
+    saved_model_dir: str,
+    variant: str,
+    representative_images: np.ndarray | None = None,
+    float32: bytes | None = None,
 ) -> bytes:
     """Convert the SavedModel's `VARIANT_SIGNATURES` of ``variant`` to a TFLite flatbuffer.
+
+    ``float32``, this SavedModel's ``float32`` flatbuffer when already converted, is what
+    ``int8_weights`` rewrites instead of converting it again.
 
     Raises
     ------
@@ -168,6 +174,8 @@ def convert(
         method drawing random numbers), naming the variant.
     """
     _check_variant(variant)
+    if variant == "int8_weights" and float32 is not None:
+        return quantize_weights(float32)
     configured = converter(
         saved_model_dir, variant, VARIANT_SIGNATURES[variant], representative_images
     )

@@ -165,6 +165,18 @@ def test_int8_weights_heatmap_is_that_of_the_rounded_weights(wider, photographs)
     assert min(float_to_rounded) < 0.99  # the rounding moves this random net's heatmap
 
 
+def test_int8_weights_rewrites_an_existing_float32_conversion_into_the_same_file(wider):
+    """Given the float32 flatbuffer (as the export does when it writes both), int8_weights is
+    that file rewritten, byte for byte the file converted on its own (the wider export wrote
+    int8_weights without a float32 file)."""
+    _, exported = wider
+    with open(os.path.join(exported.path, "tflite", tflite.file_name("int8_weights")), "rb") as f:
+        on_its_own = f.read()
+    float32 = tflite.convert(exported.path, "float32")
+    reused = tflite.convert(exported.path, "int8_weights", float32=float32)
+    assert reused == on_its_own and reused != float32
+
+
 def test_untied_biases_are_int8_in_both_int8_variants(tmp_path):
     """An o_O net's untied biases (one value per position and channel) are int8 behind
     DEQUANTIZE in int8_weights and dynamic_int8, both files under 0.35 of float32's (not a

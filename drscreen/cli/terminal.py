@@ -2,8 +2,8 @@
 
 `quiet_tensorflow` is called by the ``drscreen`` command and by ``scripts/*.py`` before
 anything imports TensorFlow. On a machine without a GPU, TensorFlow's start-up prints a CUDA
-stub notice, a oneDNN notice and a failed ``cuInit`` at error level; during training grappler
-logs "remapper failed" errors it recovers from. None of them is a problem of the user's, and
+stub notice, a oneDNN notice and a failed ``cuInit`` at error level; grappler logs errors of
+graph rewrites it skips. None of them is a problem of the user's, and
 they bury drscreen's own messages and progress lines. Set ``TF_CPP_MIN_LOG_LEVEL`` yourself
 (e.g. to 0) to see everything again: `quiet_tensorflow` then changes nothing.
 """

@@ -28,6 +28,11 @@ class LeakyReLU(BackpropLayer):
     same routing. Guided additionally zeroes negative upstream (``relu``); deconvnet passes
     ``relu(upstream)``; LRP passes relevance through.
 
+    In-process, TensorFlow's own gradient of the forward pass (the training step's) reads the
+    output too: TensorFlow's registered gradient of ``LeakyRelu`` reads the pre-activation,
+    which made Grappler's remapper give up every fusion of the graph ("remapper failed") in
+    the small and evidence networks' training steps.
+
     Parameters
     ----------
     negative_slope:
@@ -43,7 +48,9 @@ class LeakyReLU(BackpropLayer):
     def call(self, inputs):
         if self.negative_slope == 0:
             return tf.nn.relu(inputs)
-        return tf.nn.leaky_relu(inputs, alpha=self.negative_slope)
+        if is_portable():
+            return tf.nn.leaky_relu(inputs, alpha=self.negative_slope)
+        return _leaky_relu_differentiated_at_output(inputs, self.negative_slope)
 
     def backward(self, inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None):
         if rule.name == "lrp_epsilon":
@@ -53,9 +60,7 @@ class LeakyReLU(BackpropLayer):
         if is_portable():
             grad = upstream * positive_step(outputs, self.negative_slope)
         else:
-            grad = tf.raw_ops.LeakyReluGrad(
-                gradients=upstream, features=outputs, alpha=self.negative_slope
-            )
+            grad = _leaky_relu_grad(upstream, outputs, self.negative_slope)
         if rule.name == "guided":
             return tf.nn.relu(grad)
         return grad
@@ -64,6 +69,30 @@ class LeakyReLU(BackpropLayer):
         config = super().get_config()
         config["negative_slope"] = self.negative_slope
         return config
+
+
+def _leaky_relu_grad(upstream: tf.Tensor, outputs: tf.Tensor, slope: float) -> tf.Tensor:
+    """TensorFlow's fused ``LeakyReluGrad`` read off the output (whose sign is the input's).
+
+    The output is a constant of this routing (its derivative is zero almost everywhere):
+    `tf.stop_gradient` keeps TensorFlow's gradient of ``LeakyReluGrad`` from sending a tensor
+    of zeros back through the forward pass, which heatmap-aware training paid for in every
+    layer (a zero ``LeakyReluGrad`` and an ``AddN``).
+    """
+    return tf.raw_ops.LeakyReluGrad(
+        gradients=upstream, features=tf.stop_gradient(outputs), alpha=slope
+    )
+
+
+def _leaky_relu_differentiated_at_output(inputs: tf.Tensor, slope: float) -> tf.Tensor:
+    """``tf.nn.leaky_relu`` whose TensorFlow gradient is `_leaky_relu_grad` of the output."""
+
+    @tf.custom_gradient
+    def leaky_relu(x):
+        y = tf.nn.leaky_relu(x, alpha=slope)
+        return y, lambda upstream: _leaky_relu_grad(upstream, y, slope)
+
+    return leaky_relu(inputs)
 
 
 @keras.saving.register_keras_serializable(package="drscreen")

@@ -134,10 +134,12 @@ class MaxPooling2D(_WindowPooling):
         inputs = self.cast_input(inputs)
         if not is_portable():
             # TensorFlow's fused kernel: ~2x faster than the rule below; its gradient
-            # (MaxPoolGradGrad) routes like the rule's, whose masks are constants.
+            # (MaxPoolGradGrad) routes like the rule's, whose masks are constants. Stopping the
+            # gradient at the forward tensors keeps it from sending zeros back through the
+            # forward pass (TensorFlow's gradient returns zeros for both).
             return tf.raw_ops.MaxPoolGrad(
-                orig_input=inputs,
-                orig_output=outputs,
+                orig_input=tf.stop_gradient(inputs),
+                orig_output=tf.stop_gradient(outputs),
                 grad=upstream,
                 ksize=[1, *self.pool_size, 1],
                 strides=[1, *self.strides, 1],

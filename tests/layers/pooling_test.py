@@ -188,3 +188,20 @@ def test_max_pooling_second_order_on_ties_is_the_same_both_ways(padding):
             got = heatmap_loss_gradients(ours)
         for value, want in zip(got, expected, strict=True):
             assert_close(value, want)
+
+
+def test_fused_max_pooling_backward_treats_the_forward_tensors_as_constants():
+    """The fused routing depends on the forward tensors only through which input wins, a
+    derivative zero almost everywhere: differentiating it sends nothing back through the
+    forward pass (no tensors of zeros for heatmap-aware training to carry)."""
+    x = tf.random.stateless_normal((2, 9, 9, 2), seed=(4, 0))
+    layer = layers.MaxPooling2D(3, 2)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        output, trace = run_chain([layer], x)
+        tape.watch(output)
+        seed = tf.ones_like(output)
+        tape.watch(seed)
+        gradient = backward(trace, seed)
+    assert tape.gradient(gradient, [x, output]) == [None, None]
+    assert_close(tape.gradient(gradient, seed), tf.ones_like(output))

@@ -8,7 +8,7 @@ import tensorflow as tf
 from drscreen import layers
 from drscreen.heatmaps.backprop import backward
 from drscreen.layers.convolution import conv_input_gradient
-from tests.layers.battery import assert_close, run_chain
+from tests.layers.battery import BUILDS, assert_close, run_chain
 
 
 def test_forward_equals_keras_convolution():
@@ -89,3 +89,56 @@ def test_conv_input_gradient_with_unknown_height_and_width():
             tape.watch(x)
             score = tf.reduce_sum(layer(x))
         assert_close(gradient(x), tape.gradient(score, x))
+
+
+def _adjoint_op_types(channels: int, strides: int) -> set[str]:
+    kernel = tf.random.stateless_normal((5, 5, channels, 4), seed=(0, channels))
+
+    @tf.function(input_signature=[tf.TensorSpec((None, 8, 8, 4))])
+    def adjoint(upstream):
+        return conv_input_gradient(upstream, kernel, (16, 16), (strides, strides), "same")
+
+    graph = adjoint.get_concrete_function().graph
+    return {op.type for op in graph.get_operations()}
+
+
+def test_in_process_adjoint_onto_few_channels_is_the_phase_convolution():
+    """In-process the strided adjoint onto RGB (oneDNN's Conv2DBackpropInput is slow there) is
+    a convolution of the phases; onto more channels it is the fused transposed convolution."""
+    assert "Conv2DBackpropInput" not in _adjoint_op_types(3, 2)
+    assert "Conv2DBackpropInput" in _adjoint_op_types(8, 2)
+
+
+@pytest.mark.parametrize("channels", [3, 8])
+@pytest.mark.parametrize(("strides", "padding"), [(2, "same"), ((1, 2), "valid"), (3, "same")])
+def test_adjoint_second_order_equals_nested_tapes(channels, strides, padding):
+    """Heatmap-aware training differentiates the adjoint again: the gradients of a loss on it
+    with respect to the upstream signal and the kernel equal those of nested tapes over the
+    forward convolution, in-process (fused, or phases with the fused gradient) and portable."""
+    layer = layers.Conv2D(5, 4, strides=strides, padding=padding)
+    x = tf.random.stateless_normal((2, 13, 14, channels), seed=(channels, 7))
+    upstream = tf.random.stateless_normal(tf.shape(layer(x)), seed=(3, 4))
+    kernel = tf.convert_to_tensor(layer.kernel)
+    weights = tf.random.stateless_normal(tf.shape(x), seed=(5, 6))
+
+    def loss_gradients(adjoint_of):
+        with tf.GradientTape() as outer:
+            outer.watch([upstream, kernel])
+            loss = tf.reduce_sum(tf.square(adjoint_of()) * weights)
+        return outer.gradient(loss, [upstream, kernel])
+
+    def nested_tape():
+        with tf.GradientTape() as inner:
+            inner.watch(x)
+            y = tf.nn.conv2d(x, kernel, layer.strides, padding.upper())
+        return inner.gradient(y, x, output_gradients=upstream)
+
+    def ours():
+        return conv_input_gradient(upstream, kernel, (13, 14), layer.strides, padding)
+
+    expected = loss_gradients(nested_tape)
+    for build in BUILDS.values():
+        with build():
+            got = loss_gradients(ours)
+        for value, want in zip(got, expected, strict=True):
+            assert_close(value, want)

@@ -53,7 +53,8 @@ adjoints from ``convolution.conv_input_gradient``.
 Portability (`drscreen.layers.portability`): ``with portable():`` builds the exported graphs
 from TFLite built-ins and ONNX ops; outside it (in-process TensorFlow) max pooling's and leaky
 ReLU's backward are TensorFlow's fused ``MaxPoolGrad`` and ``LeakyReluGrad``, and the
-convolution adjoint is ``Conv2DBackpropInput``, tested equal.
+convolution adjoint is ``Conv2DBackpropInput`` (onto RGB with a stride: the phase convolution
+with the fused ops as its gradient), tested equal.
 ``is_portable()`` reads the switch.
 
 Chains (`drscreen.layers.chain`): models are chains (``keras.Sequential`` or a chain

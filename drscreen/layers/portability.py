@@ -4,8 +4,8 @@ Owns one switch, read while a computation is built (eagerly, or while a `tf.func
 traced). Outside `portable()`, drscreen uses TensorFlow's fused kernels where they are faster
 than the portable formulation and give the same values: max pooling's and leaky ReLU's
 backward are TensorFlow's ``MaxPoolGrad`` and ``LeakyReluGrad``, the convolution adjoint
-``Conv2DBackpropInput`` (each differentiable again through its own gradient), and the
-field-of-view mask
+``Conv2DBackpropInput`` (each differentiable again through its own gradient; onto RGB with a
+stride the phase convolution, faster there, with those gradients), and the field-of-view mask
 (`drscreen.data.fundus.field_of_view_mask`) uses bool morphology. Inside
 `portable()`, every op is one that TFLite built-ins (inside LiteRT's XNNPACK delegate) and ONNX
 run: the exported graphs are built there (`drscreen.export.signatures`). Tests prove both ways

@@ -12,7 +12,7 @@ Variants:
 - ``float16``: the same, weights stored as float16 (half the size, same maths);
 - ``int8_weights``: the same, convolution, dense and untied-bias weights stored as int8 with
   one scale per channel and every op computing in float32
-  (`drscreen.export.weight_quantization`): a quarter of float32's size (net A), float32's
+  (`drscreen.export.weight_quantization`): 0.29 of float32's size (net A), float32's
   speed (XNNPACK unpacks the weights once, when it prepares the graph, so memory at run time
   is float32's too) and the heatmap within r >= 0.99 of float on trained nets: rounding the
   weights is the only error, and the first convolutions, where it matters, stay float;
@@ -65,8 +65,8 @@ VARIANT_QUANTIZATION = {
 VARIANT_HEATMAP_AGREEMENT = {
     "float32": "the SavedModel's heatmap (r = 1.0000)",
     "float16": "close to float32 (per-image r >= 0.99 on random-weight o_O nets)",
-    "int8_weights": "close to float32 on trained networks (per-image r >= 0.99 on trained small "
-    "nets; about 0.87 on random-weight net A)",
+    "int8_weights": "close to float32 on trained networks (per-image r >= 0.99 on a trained "
+    "net A and trained small nets; lower on random-weight o_O nets)",
     "dynamic_int8": "approximate (smallest per-image r with float32 0.91-0.97 on trained small "
     "nets, about 0.7 on random-weight o_O nets): prefer int8_weights or float16 where the "
     "heatmap matters",

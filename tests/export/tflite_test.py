@@ -125,10 +125,10 @@ def test_dynamic_int8_stores_int8_convolution_weights(exported):
 
 @pytest.fixture(scope="module")
 def wider(tmp_path_factory):
-    """The small network at 64 px, width 16 (its last convolutions and hidden dense layer
+    """The small network at 64 px, width 32 (its last convolutions and hidden dense layer
     reach MIN_ELEMENTS), exported as SavedModel, int8_weights and dynamic_int8."""
     keras.utils.set_random_seed(7)
-    model = build("small", input_size=64, width=16)
+    model = build("small", input_size=64, width=32)
     config = ExportConfig(
         formats=("saved_model", "tflite"), tflite_variants=("int8_weights", "dynamic_int8")
     )
@@ -182,7 +182,7 @@ def test_untied_biases_are_int8_in_both_int8_variants(tmp_path):
     DEQUANTIZE in int8_weights and dynamic_int8, both files under 0.35 of float32's (not a
     quarter at this size: its first convolutions stay float)."""
     keras.utils.set_random_seed(3)
-    model = build("oO_netA", input_size=112, width=16, depth=3)
+    model = build("oO_netA", input_size=112, width=48, depth=3)
     config = ExportConfig(
         formats=("saved_model", "tflite"),
         tflite_variants=("float32", "int8_weights", "dynamic_int8"),

@@ -5,9 +5,10 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
-from drscreen.export.weight_quantization import MIN_ELEMENTS, quantize_weights
+from drscreen.export.weight_quantization import quantize_weights
 
 SIZE = 32
+THRESHOLD = 32768  # this small net's threshold (the default keeps all of it float)
 # The int8 tensors of the quantized net (LiteRT layouts: OHWI filter, (out, in) dense weights)
 # -> their channel axis.
 QUANTIZED_AXES = {(64, 3, 3, 64): 0, (512, 64): 0, (SIZE, SIZE, 64): 2}
@@ -53,7 +54,7 @@ def converted():
     weights = _weights()
     net = _Net(weights)
     flatbuffer = _convert(net)
-    return weights, net, flatbuffer, quantize_weights(flatbuffer)
+    return weights, net, flatbuffer, quantize_weights(flatbuffer, THRESHOLD)
 
 
 def _int8_tensors(flatbuffer: bytes) -> tuple[Interpreter, list[dict]]:
@@ -68,9 +69,9 @@ def _by_shape(details: list[dict]) -> dict[tuple, dict]:
 
 def test_large_weights_become_int8_with_one_scale_per_channel(converted):
     """Filters (per output channel), dense weights and the untied bias (per channel, last
-    axis) at or above MIN_ELEMENTS are int8; the 3 -> 64 filter stays float32."""
+    axis) at or above the threshold are int8; the 3 -> 64 filter stays float32."""
     _, _, original, quantized = converted
-    assert 3 * 3 * 3 * 64 < MIN_ELEMENTS <= 3 * 3 * 64 * 64
+    assert 3 * 3 * 3 * 64 < THRESHOLD <= 3 * 3 * 64 * 64
     interpreter, details = _int8_tensors(quantized)
     shapes = _by_shape(details)
     assert set(shapes) == set(QUANTIZED_AXES)
@@ -149,8 +150,8 @@ def test_litert_computes_in_float_with_the_rounded_weights(converted):
 def test_weights_shared_by_signatures_are_stored_once():
     """Two signatures reading the same weights: one int8 copy, both signatures work."""
     net = _Net(_weights())
-    single = quantize_weights(_convert(net))
-    double = quantize_weights(_convert(net, ("predict", "positive")))
+    single = quantize_weights(_convert(net), THRESHOLD)
+    double = quantize_weights(_convert(net, ("predict", "positive")), THRESHOLD)
     _, single_details = _int8_tensors(single)
     assert len(double) < len(single) + 0.1 * sum(int(np.prod(d["shape"])) for d in single_details)
     interpreter = Interpreter(model_content=double)

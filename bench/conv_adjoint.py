@@ -29,8 +29,9 @@ from absl import app, flags  # noqa: E402
 from drscreen import layers  # noqa: E402
 from drscreen.layers.convolution import conv_input_gradient  # noqa: E402
 from drscreen.models import build  # noqa: E402
+from drscreen.models.zoo import MODELS  # noqa: E402
 
-flags.DEFINE_string("model", "oO_netA", "drscreen.models.build name.")
+flags.DEFINE_enum("model", "oO_netA", sorted(MODELS), "drscreen.models.build name.")
 flags.DEFINE_integer("image_size", 448, "Input size.")
 flags.DEFINE_integer("batch_size", 8, "Batch size.")
 flags.DEFINE_integer("repeats", 7, "Rounds (median reported).")

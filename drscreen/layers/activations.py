@@ -76,8 +76,8 @@ def _leaky_relu_grad(upstream: tf.Tensor, outputs: tf.Tensor, slope: float) -> t
 
     The output is a constant of this routing (its derivative is zero almost everywhere):
     `tf.stop_gradient` keeps TensorFlow's gradient of ``LeakyReluGrad`` from sending a tensor
-    of zeros back through the forward pass, which heatmap-aware training paid for in every
-    layer (a zero ``LeakyReluGrad`` and an ``AddN``).
+    of zeros back through the forward pass, which heatmap-aware training added to the real
+    gradient in every layer (an ``AddN`` of zeros).
     """
     return tf.raw_ops.LeakyReluGrad(
         gradients=upstream, features=tf.stop_gradient(outputs), alpha=slope

@@ -22,9 +22,10 @@ interleaving cost heatmap-aware training a tenth of its step, and ``Conv2DBackpr
 differentiates again into ``Conv2D`` and ``Conv2DBackpropFilter``. Except onto few channels
 with a stride (the first convolution's adjoint, onto the RGB pixels: the heatmap itself),
 where oneDNN's ``Conv2DBackpropInput`` takes twice the phase convolution's time (net A at
-448 px, batch 8: 107 against 53 ms): there the adjoint is the phase convolution, given
-``Conv2D`` and ``Conv2DBackpropFilter`` as its gradient (what TensorFlow differentiates the
-fused adjoint into, cheaper than differentiating the phases). All three are tested equal.
+448 px, batch 8: 102 against 52 ms CPU, `bench/conv_adjoint.py`): there the adjoint is the
+phase convolution, given ``Conv2D`` and ``Conv2DBackpropFilter`` as its gradient (what
+TensorFlow differentiates the fused adjoint into, cheaper than differentiating the phases).
+All three are tested equal.
 """
 
 import keras

@@ -17,32 +17,15 @@ from drscreen.data import pipeline
 from drscreen.data.lesions import BRIGHT_LESIONS, LESION_TYPES, RED_LESIONS
 from drscreen.data.sources import Source
 from drscreen.evaluation.runner import HeatmapFunction
-from drscreen.layers.normalization import OO_MEAN, OO_STD
+from drscreen.models.segmentation import segmentation_net
 
 GROUPS = {"red_lesions": RED_LESIONS, "bright_lesions": BRIGHT_LESIONS}
 """Output channels of the reference, in order: the lesion types each one detects."""
 
 
-def reference_net(size: int, width: int = 16) -> keras.Model:
+def reference_net(size: int, width: int = 16, depth: int = 2) -> keras.Model:
     """The segmentation network: (N, size, size, 3) in [0, 255] -> (N, size, size, 2) in [0, 1]."""
-
-    def conv(filters: int, kernel: int = 3, strides: int = 1) -> keras.layers.Layer:
-        return keras.layers.Conv2D(filters, kernel, strides, padding="same", activation="relu")
-
-    images = keras.Input((size, size, 3), name="images")
-    x = keras.layers.Normalization(
-        mean=list(OO_MEAN), variance=[s * s for s in OO_STD], name="normalise"
-    )(images)
-    e1 = conv(width, 5, 2)(x)
-    e2 = conv(2 * width)(keras.layers.MaxPooling2D()(e1))
-    e3 = conv(4 * width)(conv(4 * width)(keras.layers.MaxPooling2D()(e2)))
-    d2 = conv(2 * width)(keras.layers.Concatenate()([keras.layers.UpSampling2D()(e3), e2]))
-    d1 = conv(width)(keras.layers.Concatenate()([keras.layers.UpSampling2D()(d2), e1]))
-    full = keras.layers.UpSampling2D(interpolation="bilinear")(d1)
-    maps = keras.layers.Conv2D(len(GROUPS), 3, padding="same", activation="sigmoid", name="maps")(
-        keras.layers.Concatenate()([full, x])
-    )
-    return keras.Model(images, maps, name="reference")
+    return segmentation_net(size, len(GROUPS), width, depth, name="reference")
 
 
 def _group_targets(lesion_masks: tf.Tensor) -> tf.Tensor:

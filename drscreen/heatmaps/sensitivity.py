@@ -2,7 +2,11 @@
 
 H(x, y) = reduce_c f(∂ŷ/∂I(x, y, c)) (Quellec et al. 2017; Simonyan et al. 2014), with the
 channel reduction (``"sum"`` or ``"max"``) and the form f (``"abs"``: |g|, ``"square"``: g²,
-``"times_input"``: |g·I|) configurable; the default is the sum of |g|. The gradient comes
+``"times_input"``: |g·I|, and the signed halves ``"increase"``: max(g, 0) and ``"decrease"``:
+max(-g, 0)) configurable; the default is the sum of |g|. The signed halves tell lesion types
+apart without masks: brightening a bright lesion (exudate) raises the grade, brightening a
+dark one (haemorrhage, microaneurysm) lowers it, so ``"increase"`` maps bright lesions and
+``"decrease"`` red ones (|g| is their sum). The gradient comes
 from the layers' own backward rules (`drscreen.heatmaps.backprop`), so the heatmap exports
 to TFLite/ONNX and can be differentiated again (heatmap-aware training).
 """
@@ -13,7 +17,7 @@ import tensorflow as tf
 from drscreen.heatmaps import backprop
 
 REDUCTIONS = ("sum", "max")
-FORMS = ("abs", "square", "times_input")
+FORMS = ("abs", "square", "times_input", "increase", "decrease")
 
 
 def channel_map(
@@ -30,7 +34,8 @@ def channel_map(
     reduction:
         ``"sum"`` or ``"max"`` over the colour channels.
     form:
-        ``"abs"`` |g|, ``"square"`` g², or ``"times_input"`` |g·I|.
+        ``"abs"`` |g|, ``"square"`` g², ``"times_input"`` |g·I|, ``"increase"`` max(g, 0) or
+        ``"decrease"`` max(-g, 0).
     """
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction {reduction!r} is not one of {REDUCTIONS}")
@@ -41,6 +46,10 @@ def channel_map(
         values = tf.abs(gradient)
     elif form == "square":
         values = tf.square(gradient)
+    elif form == "increase":
+        values = tf.nn.relu(gradient)
+    elif form == "decrease":
+        values = tf.nn.relu(-gradient)
     else:
         values = tf.abs(gradient * tf.cast(images, tf.float32))
     if reduction == "sum":

@@ -20,12 +20,26 @@ IMAGES = np.array([[[[10.0, 1.0, 2.0], [5.0, 0.5, 1.0]]]], np.float32)
         ("max", "square", [4.0, 16.0]),
         ("sum", "times_input", [13.0, 5.5]),  # 10 + 2 + 1; 0 + 1.5 + 4
         ("max", "times_input", [10.0, 4.0]),
+        ("sum", "increase", [1.5, 3.0]),  # 1 + 0.5; 3
+        ("sum", "decrease", [2.0, 4.0]),  # 2; 4
+        ("max", "increase", [1.0, 3.0]),
+        ("max", "decrease", [2.0, 4.0]),
     ],
 )
 def test_channel_map_by_hand(reduction, form, expected):
     """Each reduction/form combination on a 1x2 image, computed by hand."""
     result = channel_map(tf.constant(GRADIENT), tf.constant(IMAGES), reduction, form)
     np.testing.assert_allclose(result.numpy(), [[expected]], rtol=1e-6)
+
+
+def test_signed_halves_add_up_to_the_absolute_map():
+    """increase + decrease = |g| (summed over channels) on a random signal."""
+    gradient = tf.constant(np.random.default_rng(1).normal(size=(2, 5, 5, 3)), tf.float32)
+    images = tf.zeros_like(gradient)
+    halves = channel_map(gradient, images, form="increase") + channel_map(
+        gradient, images, form="decrease"
+    )
+    np.testing.assert_allclose(halves.numpy(), channel_map(gradient, images).numpy(), rtol=1e-6)
 
 
 def test_channel_map_rejects_unknown_options():

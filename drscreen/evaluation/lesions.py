@@ -333,6 +333,21 @@ def match_candidates(
     return MatchedCandidates(candidates.scores, hits, lesion_scores)
 
 
+def ignore_candidates(matched: MatchedCandidates, ignored: np.ndarray) -> MatchedCandidates:
+    """``matched`` without the candidates flagged in ``ignored`` (C,, or empty for none) that
+    are not hits; its lesions unchanged.
+
+    The lesion benchmark's diagnostic: a single map scored against one lesion type counts its
+    peaks on the other type's lesions as false positives; dropping them (never the hits)
+    shows how much of a per-type figure was that protocol.
+    """
+    ignored = np.asarray(ignored, dtype=bool)
+    if ignored.size == 0:
+        return matched
+    keep = ~(ignored & ~matched.hits)
+    return MatchedCandidates(matched.scores[keep], matched.hits[keep], matched.lesion_scores)
+
+
 def froc_curve(matches: list[MatchedCandidates]) -> FrocCurve:
     """FROC curve over images, each given by its matched candidates for one lesion type."""
     if not matches:

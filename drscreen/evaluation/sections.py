@@ -23,6 +23,9 @@ Arrays = Mapping[str, np.ndarray]
 
 SUMMARY_TARGETS = ("red_lesions", "bright_lesions", "all_lesions")
 """Lesion groups whose figures `method_summary` lifts to target-named keys."""
+SUMMARY_DIAGNOSTICS = ("red_lesions_ignoring_bright", "bright_lesions_ignoring_red")
+"""`streaming.DIAGNOSTIC_TARGETS` whose FROC score `method_summary` lifts (a diagnostic of
+the per-type protocol, not a result)."""
 SUMMARY_FIGURES = {
     "froc_score": ("froc_score",),
     "sensitivity_at_1fp": ("sensitivity_at_fp", "1"),
@@ -197,8 +200,9 @@ def method_summary(lesion_metrics: Mapping, perturbation_metrics: Mapping) -> di
     """A method's headline figures under keys that name their target.
 
     ``<figure>/<target>`` for each figure of `SUMMARY_FIGURES` and target of
-    `SUMMARY_TARGETS` (None where the target has no value, e.g. without masks), plus
-    ``deletion_auc`` and ``insertion_auc`` (None without curves).
+    `SUMMARY_TARGETS` (None where the target has no value, e.g. without masks), the FROC
+    score of each of `SUMMARY_DIAGNOSTICS`, and ``deletion_auc`` and ``insertion_auc`` (None
+    without curves).
     """
     summary: dict = {}
     for target in SUMMARY_TARGETS:
@@ -207,6 +211,8 @@ def method_summary(lesion_metrics: Mapping, perturbation_metrics: Mapping) -> di
             for key in path:
                 value = value.get(key) if isinstance(value, Mapping) else None
             summary[f"{figure}/{target}"] = value
+    for target in SUMMARY_DIAGNOSTICS:
+        summary[f"froc_score/{target}"] = lesion_metrics.get(target, {}).get("froc_score")
     for key in ("deletion_auc", "insertion_auc"):
         summary[key] = perturbation_metrics.get(key)
     return summary

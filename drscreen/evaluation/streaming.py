@@ -19,6 +19,14 @@ DEFAULT_GROUPS = {
     "all_lesions": LESION_TYPES,
 }
 """Lesion groups evaluated besides each type: a group's mask is the union of its members'."""
+DIAGNOSTIC_TARGETS = {
+    "red_lesions_ignoring_bright": ("red_lesions", "bright_lesions"),
+    "bright_lesions_ignoring_red": ("bright_lesions", "red_lesions"),
+}
+"""A diagnostic, not a result: a group's FROC with the candidates that hit only the other
+group's lesions ignored (`lesions.ignore_candidates`). One map scored against one lesion type
+counts its peaks on the other type as false positives; the gap between a group's FROC and
+its diagnostic is how much of that figure was the protocol."""
 
 
 class ScreeningAccumulator:
@@ -104,6 +112,14 @@ class LesionAccumulator:
         self._image_ids: list[str] = []
         self._candidates = 0
         self._matches: dict[str, list[lesions.MatchedCandidates]] = {t: [] for t in self._targets}
+        self._diagnostics = {
+            name: pair
+            for name, pair in DIAGNOSTIC_TARGETS.items()
+            if all(target in self._targets for target in pair)
+        }
+        self._diagnostic_matches: dict[str, list[lesions.MatchedCandidates]] = {
+            name: [] for name in self._diagnostics
+        }
         # Per target, per annotated image: (image id, image score, lesion present,
         # relevance mass, pointing-game hit); the last two are NaN without lesion.
         self._images: dict[str, list[tuple[str, float, bool, float, float]]] = {
@@ -146,18 +162,26 @@ class LesionAccumulator:
         peaks = heatmap_quality.heatmap_peaks(heatmap, inside, self._tolerance)
         binary = {name: np.asarray(mask) > 0 for name, mask in lesion_masks.items()}
         self._candidates += candidates.scores.size
+        matched: dict[str, lesions.MatchedCandidates] = {}
         for target, members in self._targets.items():
             annotated = [binary[m] for m in members if m in binary]
             if not annotated:
                 continue
             mask = annotated[0] if len(annotated) == 1 else np.logical_or.reduce(annotated)
-            self._matches[target].append(lesions.match_candidates(candidates, mask, inside))
+            matched[target] = lesions.match_candidates(candidates, mask, inside)
+            self._matches[target].append(matched[target])
             present = bool(np.any(mask & inside))
             mass = hit = float("nan")
             if present:
                 mass = peaks.relevance_mass(mask)
                 hit = float(peaks.pointing_game(mask))
             self._images[target].append((image_id, score, present, mass, hit))
+        for name, (target, other) in self._diagnostics.items():
+            if target in matched:  # an image without the other group annotated ignores nothing
+                ignored = matched[other].hits if other in matched else np.zeros(0, bool)
+                self._diagnostic_matches[name].append(
+                    lesions.ignore_candidates(matched[target], ignored)
+                )
         self._image_ids.append(image_id)
 
     def add_batch(
@@ -241,6 +265,17 @@ class LesionAccumulator:
                     "sensitivity": curve.sensitivity.tolist(),
                 }
             result[target] = entry
+        for name, matches in self._diagnostic_matches.items():
+            if matches and sum(m.lesion_scores.size for m in matches):
+                curve = lesions.froc_curve(matches)
+                result[name] = {
+                    "diagnostic": "not a result: candidates on the other lesion group ignored",
+                    "lesions": curve.lesions,
+                    "froc_score": curve.score(),
+                    "sensitivity_at_fp": {
+                        f"{rate:g}": curve.sensitivity_at(rate) for rate in lesions.FP_RATES
+                    },
+                }
         return result
 
     def gallery_ids(self, target: str, per_kind: int = 2) -> dict[str, list[str]]:

@@ -112,6 +112,7 @@ def test_method_summary_names_each_target():
     lesion_metrics = {
         "red_lesions": {**entry, "relevance_mass": 0.25, "pointing_game": 0.75},
         "all_lesions": {**entry, "relevance_mass": 0.4, "pointing_game": 0.9},
+        "red_lesions_ignoring_bright": {"froc_score": 0.55},
     }
     summary = sections.method_summary(lesion_metrics, {"deletion_auc": 0.1})
     assert summary["relevance_mass/red_lesions"] == 0.25
@@ -121,4 +122,6 @@ def test_method_summary_names_each_target():
     assert summary["pointing_game/all_lesions"] == 0.9
     assert summary["froc_score/bright_lesions"] is None
     assert summary["deletion_auc"] == 0.1 and summary["insertion_auc"] is None
-    assert len(summary) == 3 * 6 + 2
+    assert summary["froc_score/red_lesions_ignoring_bright"] == 0.55
+    assert summary["froc_score/bright_lesions_ignoring_red"] is None
+    assert len(summary) == 3 * 6 + 2 + 2

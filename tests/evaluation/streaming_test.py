@@ -183,3 +183,33 @@ def test_relevance_mass_is_named_by_its_target():
     assert found["red_lesions"]["relevance_mass"] == pytest.approx(1.0 / 10.0)
     assert found["bright_lesions"]["relevance_mass"] == pytest.approx(4.0 / 10.0)
     assert found["all_lesions"]["relevance_mass"] == pytest.approx((1.0 + 4.0) / 10.0)
+
+
+def test_diagnostic_ignores_peaks_on_the_other_group_only():
+    """An exudate under candidate B (a false positive for hemorrhages, 0.8): the red FROC
+    ignoring bright lesions drops B, so the 0.8 threshold adds no false positive.
+
+    Red lesions: L1, L2, L3. Without B, thresholds 2.0, 1.0, 0.7 give (FP/image, sens)
+    (.5, 0), (.5, 1/3), (.5, 2/3): 2/3 from 1/2 FP on, FROC (0 + 0 + 5 · 2/3) / 7 = 10/21.
+    Today's red FROC keeps B: 3/7 (as `test_froc_over_two_images_by_hand`). Image two has no
+    bright group annotated, so nothing is ignored there.
+    """
+    accumulator = streaming.LesionAccumulator(
+        lesion_types=(HEMORRHAGE, HARD_EXUDATE), candidate_config=COMPONENTS
+    )
+    exudate = np.zeros((6, 8), np.uint8)
+    exudate[4, 1] = 1  # under candidate B
+    accumulator.add(
+        "one", hand_heatmap(), {HEMORRHAGE: hand_mask(), HARD_EXUDATE: exudate}, hand_fov()
+    )
+    second = np.zeros((6, 8), np.float32)
+    second[3, 3] = 2.0
+    accumulator.add("two", second, {HEMORRHAGE: np.zeros((6, 8), np.uint8)}, hand_fov())
+    metrics = accumulator.metrics()
+    assert metrics["red_lesions"]["froc_score"] == pytest.approx(3 / 7)
+    diagnostic = metrics["red_lesions_ignoring_bright"]
+    assert diagnostic["lesions"] == 3 and "not a result" in diagnostic["diagnostic"]
+    assert diagnostic["froc_score"] == pytest.approx(10 / 21)
+    # Bright lesions: the exudate is hit by B; A and C sit on hemorrhages and are ignored.
+    assert metrics["bright_lesions"]["sensitivity_at_fp"]["0.5"] == 0.0
+    assert metrics["bright_lesions_ignoring_red"]["sensitivity_at_fp"]["0.125"] == 1.0

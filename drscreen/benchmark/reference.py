@@ -1,14 +1,17 @@
-"""The pixel-supervised reference: a small segmentation network trained on the lesion masks.
+"""The pixel-supervised reference: a segmentation network trained on the lesion masks.
 
 It is the ceiling the image-supervised heatmaps are measured against (and the kind of detector
-Quellec et al. 2017 claim to beat): a U-Net-like fully convolutional network (stride-2 stem,
-two pooled stages, skip connections, ~0.1 M parameters at width 16: about the image models'
-cost) with one sigmoid map per lesion group (red, bright), trained with class-balanced focal
-loss on the training split's masks, with flips and quarter turns applied to image and masks
-together. It is a baseline, never exported nor explained, so it is plain Keras; its maps are
-scored by exactly the candidate, matching and FROC code of the heatmaps
-(`drscreen.evaluation.runner`), one map per group.
+Quellec et al. 2017 claim to beat): `drscreen.models.segmentation.segmentation_net` with one
+sigmoid map per lesion group (red, bright), trained on the masks of a split with flips and
+quarter turns applied to image and masks together (`ReferenceConfig` says which width, depth,
+loss, augmentation and length; `drscreen.benchmark.tuning` chooses them on validation masks).
+Its all-lesion map is the pixel-wise maximum of the two group maps: the probability that the
+pixel belongs to the likelier group, so a peak of either group is a peak of the all-lesion map.
+It is a baseline, never exported nor explained, so it is plain Keras; its maps are scored by
+exactly the candidate, matching and FROC code of the heatmaps (`drscreen.evaluation.runner`).
 """
+
+import dataclasses
 
 import keras
 import tensorflow as tf
@@ -21,6 +24,54 @@ from drscreen.models.segmentation import segmentation_net
 
 GROUPS = {"red_lesions": RED_LESIONS, "bright_lesions": BRIGHT_LESIONS}
 """Output channels of the reference, in order: the lesion types each one detects."""
+ALL_LESIONS = "all_lesions"
+"""The name of the reference's all-lesion map (the maximum of the group maps)."""
+LOSSES = ("focal", "dice_bce")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceConfig:
+    """How a reference is built and trained.
+
+    Attributes
+    ----------
+    width, depth:
+        `segmentation_net`'s stem filters and pooled stages.
+    epochs:
+        Passes over the training split.
+    loss:
+        ``"focal"``: class-balanced binary focal cross-entropy (alpha 0.75, gamma 2);
+        ``"dice_bce"``: binary cross-entropy plus the soft Dice loss of each group map.
+    augmentation:
+        Random flips and quarter turns of image and masks together.
+    batch_size, learning_rate:
+        Adam's batches and step size.
+    """
+
+    width: int = 16
+    depth: int = 2
+    epochs: int = 10
+    loss: str = "focal"
+    augmentation: bool = True
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+
+    def __post_init__(self):
+        if min(self.width, self.depth, self.epochs, self.batch_size) < 1:
+            raise ValueError(f"reference width, depth, epochs and batch size must be >= 1: {self}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"reference loss {self.loss!r} is not one of {LOSSES}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"reference learning rate must be > 0, got {self.learning_rate}")
+
+    @property
+    def label(self) -> str:
+        """A short name for tables: ``w16 d2 focal aug``."""
+        augmentation = "aug" if self.augmentation else "no aug"
+        return f"w{self.width} d{self.depth} {self.loss} {augmentation}"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
 
 def reference_net(size: int, width: int = 16, depth: int = 2) -> keras.Model:
@@ -47,10 +98,10 @@ def _dihedral(image: tf.Tensor, target: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor
 
 
 def training_pairs(
-    train: Source, size: int, batch_size: int, seed: int
+    train: Source, size: int, batch_size: int, seed: int, augmentation: bool = True
 ) -> tuple[tf.data.Dataset, int]:
-    """Endless shuffled, augmented (image, group targets) batches of the training split,
-    decoded once, and the batches in one pass."""
+    """Endless shuffled (image, group targets) batches of a split, decoded once, augmented
+    when asked, and the batches in one pass."""
     settings = pipeline.PipelineConfig(image_size=size, batch_size=batch_size, augment=None, seed=0)
     pairs = (
         pipeline.dataset_for_evaluation(train, settings, lesion_masks=True)
@@ -61,29 +112,69 @@ def training_pairs(
     count = int(pairs.reduce(0, lambda n, _: n + 1))
     if count < batch_size:
         raise ValueError(f"the reference needs {batch_size} training images, the split has {count}")
-    batches = (
-        pairs.shuffle(count, seed=seed)
-        .map(_dihedral, num_parallel_calls=tf.data.AUTOTUNE)
-        .batch(batch_size, drop_remainder=True)
-        .repeat()
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    pairs = pairs.shuffle(count, seed=seed)
+    if augmentation:
+        pairs = pairs.map(_dihedral, num_parallel_calls=tf.data.AUTOTUNE)
+    batches = pairs.batch(batch_size, drop_remainder=True).repeat().prefetch(tf.data.AUTOTUNE)
     return batches, count // batch_size
 
 
+def dice_bce_loss(targets: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+    """Binary cross-entropy plus the mean over group maps of the soft Dice loss
+    ``1 - (2 Σ t·p + 1) / (Σ t + Σ p + 1)`` (sums over the batch and pixels)."""
+    bce = keras.losses.binary_crossentropy(targets, maps)
+    overlap = tf.reduce_sum(targets * maps, axis=[0, 1, 2])
+    total = tf.reduce_sum(targets, axis=[0, 1, 2]) + tf.reduce_sum(maps, axis=[0, 1, 2])
+    dice = 1.0 - (2.0 * overlap + 1.0) / (total + 1.0)
+    return tf.reduce_mean(bce) + tf.reduce_mean(dice)
+
+
+def _loss(name: str):
+    if name == "focal":
+        return keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.75)
+    return dice_bce_loss
+
+
+class ReferenceTraining:
+    """A reference being trained on one split, epoch block by epoch block.
+
+    ``ReferenceTraining(train, size, config, seed).train_to(e)`` trains until ``e`` epochs
+    have run in all (the tuning study measures the model between blocks); the model is
+    `model`. The same seed gives the same model whatever the blocks.
+    """
+
+    def __init__(self, train: Source, size: int, config: ReferenceConfig, seed: int):
+        keras.utils.set_random_seed(seed)
+        self.config = config
+        self.model = reference_net(size, config.width, config.depth)
+        self.model.compile(
+            optimizer=keras.optimizers.Adam(config.learning_rate), loss=_loss(config.loss)
+        )
+        self._batches, self._steps = training_pairs(
+            train, size, config.batch_size, seed, config.augmentation
+        )
+        self.epochs = 0
+
+    def train_to(self, epochs: int, verbose: int = 2) -> keras.Model:
+        """Train until ``epochs`` epochs in all (no-op when already there)."""
+        if epochs > self.epochs:
+            self.model.fit(
+                self._batches,
+                initial_epoch=self.epochs,
+                epochs=epochs,
+                steps_per_epoch=self._steps,
+                shuffle=False,
+                verbose=verbose,
+            )
+            self.epochs = epochs
+        return self.model
+
+
 def train_reference(
-    train: Source, size: int, width: int, epochs: int, seed: int, verbose: int = 2
+    train: Source, size: int, config: ReferenceConfig, seed: int, verbose: int = 2
 ) -> keras.Model:
-    """Train `reference_net` on the training split's lesion masks (Adam 1e-3, focal loss)."""
-    keras.utils.set_random_seed(seed)
-    model = reference_net(size, width)
-    model.compile(
-        optimizer=keras.optimizers.Adam(1e-3),
-        loss=keras.losses.BinaryFocalCrossentropy(apply_class_balancing=True, alpha=0.75),
-    )
-    batches, steps = training_pairs(train, size, 16, seed)
-    model.fit(batches, epochs=epochs, steps_per_epoch=steps, shuffle=False, verbose=verbose)
-    return model
+    """Train a reference on a split's lesion masks for ``config.epochs`` epochs."""
+    return ReferenceTraining(train, size, config, seed).train_to(config.epochs, verbose)
 
 
 def score_function(model: keras.Model):
@@ -97,17 +188,23 @@ def score_function(model: keras.Model):
     return scores
 
 
-def heatmap_functions(model: keras.Model) -> dict[str, HeatmapFunction]:
-    """One map producer per lesion group (``reference_red_lesions``, ...), in the runner's
-    ``(images, fov_masks) -> (grades, heatmaps)`` form; the grade is the map's maximum (the
-    reference grades nothing: it is never scored as a screening model)."""
+def heatmap_functions(model: keras.Model, prefix: str = "reference") -> dict[str, HeatmapFunction]:
+    """One map producer per lesion group and one for all lesions (``reference_red_lesions``,
+    ``reference_bright_lesions``, ``reference_all_lesions``), in the runner's ``(images,
+    fov_masks) -> (grades, heatmaps)`` form; the grade is the map's maximum (the reference
+    grades nothing: it is never scored as a screening model)."""
 
-    def channel(index: int) -> HeatmapFunction:
+    def producer(select) -> HeatmapFunction:
         @tf.function(reduce_retracing=True)
         def maps(images: tf.Tensor, fov_masks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-            heatmap = model(images, training=False)[..., index] * fov_masks
+            heatmap = select(model(images, training=False)) * fov_masks
             return tf.reduce_max(heatmap, axis=[1, 2]), heatmap
 
         return maps
 
-    return {f"reference_{group}": channel(index) for index, group in enumerate(GROUPS)}
+    functions = {
+        f"{prefix}_{group}": producer(lambda maps, i=index: maps[..., i])
+        for index, group in enumerate(GROUPS)
+    }
+    functions[f"{prefix}_{ALL_LESIONS}"] = producer(lambda maps: tf.reduce_max(maps, axis=-1))
+    return functions

@@ -2,9 +2,10 @@
 
 Per heatmap method, one pass over the validation images gives:
 
-- the candidate smoothing σ, chosen by the same search for every method (the σ of
-  `BenchmarkConfig.sigmas` with the best mean of the red- and bright-lesion FROC scores). It
-  uses the validation *lesion masks*: a protocol of the benchmark, not something a screening
+- the candidate smoothing σ, chosen by the same search for every map (the σ of
+  `BenchmarkConfig.sigmas` with the best validation FROC score on the map's own target: all
+  lesions for a map meant to show every lesion, one group for a type-specific map). It uses
+  the validation *lesion masks*: a protocol of the benchmark, not something a screening
   archive (grades only) allows, and said so in the results;
 - that best validation FROC score, which the oracle model choice uses (mask-based, reported
   apart, never as the result);
@@ -23,8 +24,10 @@ from drscreen.evaluation import lesions
 from drscreen.evaluation.runner import HeatmapFunction, RunnerConfig, heatmaps_of
 from drscreen.evaluation.streaming import LesionAccumulator
 
-GROUP_TARGETS = ("red_lesions", "bright_lesions")
-"""The lesion groups whose mean FROC score the σ search maximises."""
+GROUP_TARGETS = ("red_lesions", "bright_lesions", "all_lesions")
+"""The lesion groups whose validation FROC is recorded for every σ."""
+ALL_LESIONS = ("all_lesions",)
+"""The default target of the σ search: every lesion, whatever its type."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,9 +39,11 @@ class MethodValidation:
     sigma:
         The chosen candidate smoothing (px).
     froc_by_sigma:
-        σ -> {target: validation FROC score} for every σ searched.
+        σ -> {group: validation FROC score} for every σ searched.
     froc:
-        Mean red/bright validation FROC score at the chosen σ (the oracle's criterion).
+        Validation FROC score of the map's target at the chosen σ (the oracle's criterion).
+    target:
+        The group(s) whose mean FROC chose σ.
     flip_stability:
         Mean Pearson correlation of H(x) and mirror(H(mirror(x))) inside the FOV (mask-free).
     """
@@ -47,6 +52,7 @@ class MethodValidation:
     froc_by_sigma: dict[float, dict[str, float]]
     froc: float
     flip_stability: float
+    target: tuple[str, ...] = ALL_LESIONS
 
     def to_dict(self) -> dict:
         return {
@@ -54,6 +60,7 @@ class MethodValidation:
             "froc_by_sigma": {f"{s:g}": v for s, v in self.froc_by_sigma.items()},
             "froc": self.froc,
             "flip_stability": self.flip_stability,
+            "target": list(self.target),
         }
 
 
@@ -69,9 +76,14 @@ def _correlations(first: np.ndarray, second: np.ndarray, fov: np.ndarray) -> lis
 
 
 def study_method(
-    validation: Source, heatmap_fn: HeatmapFunction, config: RunnerConfig, sigmas: tuple[float, ...]
+    validation: Source,
+    heatmap_fn: HeatmapFunction,
+    config: RunnerConfig,
+    sigmas: tuple[float, ...],
+    target: tuple[str, ...] = ALL_LESIONS,
 ) -> MethodValidation:
-    """σ search, validation FROC and flip stability of one heatmap method (one pass)."""
+    """σ search (best mean validation FROC over ``target``'s groups), validation FROC and
+    flip stability of one map producer (one pass)."""
     accumulators = {
         sigma: LesionAccumulator(
             candidate_config=dataclasses.replace(config.candidates, sigma=float(sigma)),
@@ -93,13 +105,27 @@ def study_method(
             target: float(metrics.get(target, {}).get("froc_score") or 0.0)
             for target in GROUP_TARGETS
         }
-    best = max(froc_by_sigma, key=lambda sigma: np.mean(list(froc_by_sigma[sigma].values())))
+    best, froc = chosen_sigma(froc_by_sigma, target)
     return MethodValidation(
         sigma=best,
         froc_by_sigma=froc_by_sigma,
-        froc=float(np.mean(list(froc_by_sigma[best].values()))),
+        froc=froc,
         flip_stability=float(np.mean(stability)),
+        target=tuple(target),
     )
+
+
+def chosen_sigma(
+    froc_by_sigma: dict[float, dict[str, float]], target: tuple[str, ...]
+) -> tuple[float, float]:
+    """The σ with the best mean FROC over ``target``'s groups (the smallest σ on a tie), and
+    that mean."""
+
+    def criterion(sigma: float) -> float:
+        return float(np.mean([froc_by_sigma[sigma][group] for group in target]))
+
+    best = max(sorted(froc_by_sigma), key=criterion)
+    return best, criterion(best)
 
 
 def candidate_configs(

@@ -48,9 +48,22 @@ def test_sigma_search_scores_each_sigma_as_the_lesion_module_does(records):
             matches.append(lesions.match_candidates(candidates, red, fov))
         expected = lesions.froc_curve(matches).score()
         assert study.froc_by_sigma[sigma]["red_lesions"] == pytest.approx(expected, abs=1e-9)
-    best = max(study.froc_by_sigma, key=lambda s: np.mean(list(study.froc_by_sigma[s].values())))
-    assert study.sigma == best
-    assert study.froc == pytest.approx(np.mean(list(study.froc_by_sigma[best].values())))
+    best = max(study.froc_by_sigma, key=lambda s: study.froc_by_sigma[s]["all_lesions"])
+    assert study.sigma == best and study.target == ("all_lesions",)
+    assert study.froc == pytest.approx(study.froc_by_sigma[best]["all_lesions"])
+
+
+def test_sigma_is_chosen_on_the_maps_own_target():
+    """A type-specific map's σ maximises its own group's FROC; the all-lesion map's the
+    all-lesion FROC; a tie goes to the smaller σ."""
+    froc = {
+        0.0: {"red_lesions": 0.1, "bright_lesions": 0.5, "all_lesions": 0.3},
+        2.0: {"red_lesions": 0.4, "bright_lesions": 0.1, "all_lesions": 0.2},
+        4.0: {"red_lesions": 0.4, "bright_lesions": 0.15, "all_lesions": 0.25},
+    }
+    assert validation.chosen_sigma(froc, ("red_lesions",)) == (2.0, 0.4)
+    assert validation.chosen_sigma(froc, ("all_lesions",)) == (0.0, 0.3)
+    assert validation.chosen_sigma(froc, ("red_lesions", "bright_lesions")) == (0.0, 0.3)
 
 
 def test_flip_stability_is_one_for_image_maps_and_minus_one_for_a_fixed_ramp(records):

@@ -11,7 +11,11 @@ Per heatmap method, one pass over the validation images gives:
   apart, never as the result);
 - the heatmap's flip stability, mask-free: the mean over images of the Pearson correlation,
   inside the field of view, between H(x) and the heatmap of the mirrored image mirrored back.
-  Heatmaps that follow the image content move with it; the mask-free model choice uses it.
+  Heatmaps that follow the image content move with it;
+- the map's grade separation, mask-free (grades only): the ROC AUC of the map's image score
+  (its FOV maximum at the chosen σ) for photographs with any DR (grade ≥ 1) against grade 0.
+  A map that points at lesions is quiet on photographs without any; the mask-free choice of
+  the default map and of the lesion student's teacher uses it.
 """
 
 import dataclasses
@@ -20,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from drscreen.data.sources import Source
-from drscreen.evaluation import lesions
+from drscreen.evaluation import lesions, screening
 from drscreen.evaluation.runner import HeatmapFunction, RunnerConfig, heatmaps_of
 from drscreen.evaluation.streaming import LesionAccumulator
 
@@ -46,12 +50,16 @@ class MethodValidation:
         The group(s) whose mean FROC chose σ.
     flip_stability:
         Mean Pearson correlation of H(x) and mirror(H(mirror(x))) inside the FOV (mask-free).
+    grade_separation:
+        ROC AUC of the image score at the chosen σ, any DR against grade 0 (mask-free); None
+        without images on both sides.
     """
 
     sigma: float
     froc_by_sigma: dict[float, dict[str, float]]
     froc: float
     flip_stability: float
+    grade_separation: float | None = None
     target: tuple[str, ...] = ALL_LESIONS
 
     def to_dict(self) -> dict:
@@ -60,6 +68,7 @@ class MethodValidation:
             "froc_by_sigma": {f"{s:g}": v for s, v in self.froc_by_sigma.items()},
             "froc": self.froc,
             "flip_stability": self.flip_stability,
+            "grade_separation": self.grade_separation,
             "target": list(self.target),
         }
 
@@ -92,7 +101,9 @@ def study_method(
         for sigma in sigmas
     }
     stability: list[float] = []
+    grades: dict[str, int] = {}
     for batch, _, heatmaps in heatmaps_of(validation, heatmap_fn, config):
+        grades.update(zip(batch["image_id"], batch["grade"].tolist(), strict=True))
         for accumulator in accumulators.values():
             accumulator.add_batch(batch["image_id"], heatmaps, batch["lesion_masks"], batch["mask"])
         mirrored = tf.constant(batch["image"][:, :, ::-1]), tf.constant(batch["mask"][:, :, ::-1])
@@ -111,8 +122,19 @@ def study_method(
         froc_by_sigma=froc_by_sigma,
         froc=froc,
         flip_stability=float(np.mean(stability)),
+        grade_separation=grade_separation(accumulators[best].image_scores(), grades),
         target=tuple(target),
     )
+
+
+def grade_separation(image_scores: dict[str, float], grades: dict[str, int]) -> float | None:
+    """ROC AUC of the image scores, grade ≥ 1 against grade 0 (ungraded images left out);
+    None without images on both sides."""
+    graded = [image_id for image_id in image_scores if grades.get(image_id, -1) >= 0]
+    labels = np.array([grades[image_id] >= 1 for image_id in graded])
+    if labels.all() or not labels.any():
+        return None
+    return screening.roc_auc(labels, np.array([image_scores[i] for i in graded]))
 
 
 def chosen_sigma(

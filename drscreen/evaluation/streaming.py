@@ -200,6 +200,13 @@ class LesionAccumulator:
         for i, image_id in enumerate(image_ids):
             self.add(image_id, heatmaps[i], lesion_masks[i], None if fovs is None else fovs[i])
 
+    def image_scores(self) -> dict[str, float]:
+        """Image id -> image score (the FOV maximum of the map its candidates come from), for
+        every image added with at least one annotated target."""
+        return {
+            image_id: score for entries in self._images.values() for image_id, score, *_ in entries
+        }
+
     def froc(self, target: str) -> lesions.FrocCurve:
         """FROC curve of one lesion type or group."""
         return lesions.froc_curve(self._matches[target])

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from sklearn import metrics
 
 from drscreen.benchmark import validation
 from drscreen.data.lesions import RED_LESIONS
@@ -51,6 +52,23 @@ def test_sigma_search_scores_each_sigma_as_the_lesion_module_does(records):
     best = max(study.froc_by_sigma, key=lambda s: study.froc_by_sigma[s]["all_lesions"])
     assert study.sigma == best and study.target == ("all_lesions",)
     assert study.froc == pytest.approx(study.froc_by_sigma[best]["all_lesions"])
+    maxima = [
+        lesions.smooth_heatmap(heatmaps[i], batch["mask"][i] > 0, best).max()
+        for i in range(len(heatmaps))
+    ]
+    any_dr = batch["grade"] >= 1
+    assert 0 < any_dr.sum() < any_dr.size
+    expected = metrics.roc_auc_score(any_dr, maxima)
+    assert study.grade_separation == pytest.approx(expected, abs=1e-9)
+
+
+def test_grade_separation_by_hand():
+    """Scores 3, 1 on grade >= 1 and 2, 0 on grade 0: 3 of 4 pairs ordered, AUC 0.75; an
+    ungraded image is left out; one side only gives None."""
+    scores = {"a": 3.0, "b": 1.0, "c": 2.0, "d": 0.0, "e": 9.0}
+    grades = {"a": 2, "b": 1, "c": 0, "d": 0, "e": -1}
+    assert validation.grade_separation(scores, grades) == pytest.approx(0.75)
+    assert validation.grade_separation({"a": 1.0, "b": 2.0}, grades) is None
 
 
 def test_sigma_is_chosen_on_the_maps_own_target():

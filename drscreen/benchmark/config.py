@@ -4,6 +4,9 @@ import dataclasses
 
 from drscreen.heatmaps import METHODS
 
+SIGNED_METHODS = ("sensitivity", "guided_backprop", "deconvnet")
+"""Methods whose input-space signal has a sign, so ``form="increase"``/``"decrease"`` apply."""
+
 
 def _field(default, help: str):
     return dataclasses.field(default=default, metadata={"help": help})
@@ -34,11 +37,27 @@ class BenchmarkConfig:
         The synthetic benchmark: images, side in px (the models' input size), lesion-size
         multiplier (lesions stay several pixels wide), seed, difficulty preset.
     methods:
-        Heatmap methods evaluated on every image-supervised model.
+        Heatmap methods evaluated on every image-supervised model (one map for all lesions).
+    typed_methods:
+        Methods of ``methods`` also evaluated as two type-specific maps, the signed halves of
+        their input-space signal (`drscreen.heatmaps.sensitivity.channel_map`: ``decrease``
+        for red lesions, ``increase`` for bright ones).
+    finetune_recipes:
+        Heatmap-aware training flagfiles (the paper's method): each fine-tunes the first
+        recipe's model of the same seed, with its penalty at the λ chosen on the first seed
+        (`finetune_multipliers`).
+    finetune_multipliers:
+        λ searched for each fine-tuning recipe, as multiples of its flagfile's
+        ``--heatmap_weight``; the largest whose validation AUC stays at or above the plain
+        model's validation CI lower bound is kept (mask-free, first seed).
     sigmas:
-        Smoothing (px) searched for each method on the validation split's lesion masks.
-    reference_epochs, reference_width:
-        The pixel-supervised reference detector's training length and base filters.
+        Smoothing (px) searched for each map on the validation split's lesion masks.
+    reference_width, reference_checkpoints:
+        The reference tuning's first width (its width step doubles it) and the epochs after
+        which each configuration is measured (`drscreen.benchmark.tuning`).
+    student:
+        Train the lesion student of the first recipe (`drscreen.training.student`) per seed,
+        its teacher the first recipe's method with the best validation grade separation.
     batch_size:
         Evaluation batch.
     """
@@ -59,9 +78,26 @@ class BenchmarkConfig:
     methods: tuple[str, ...] = _field(
         ("sensitivity", "gradient_input", "guided_backprop", "gradcam"), "Heatmap methods."
     )
+    typed_methods: tuple[str, ...] = _field(
+        ("sensitivity", "guided_backprop"), "Methods also scored as type-specific signed maps."
+    )
+    finetune_recipes: tuple[str, ...] = _field(
+        (
+            "configs/benchmark_heatmap_aware_sparsity.flags",
+            "configs/benchmark_heatmap_aware_total_variation.flags",
+            "configs/benchmark_heatmap_aware_entropy.flags",
+        ),
+        "Heatmap-aware flagfiles fine-tuning the first recipe's model.",
+    )
+    finetune_multipliers: tuple[float, ...] = _field(
+        (0.3, 1.0, 3.0), "λ searched, as multiples of each fine-tuning recipe's own."
+    )
     sigmas: tuple[float, ...] = _field((0.0, 1.0, 2.0, 4.0), "Smoothing searched (px).")
-    reference_epochs: int = _field(15, "Epochs of the pixel-supervised reference.")
-    reference_width: int = _field(16, "Base filters of the pixel-supervised reference.")
+    reference_width: int = _field(16, "First width of the reference tuning.")
+    reference_checkpoints: tuple[int, ...] = _field(
+        (10, 20, 40, 80), "Epochs after which the reference tuning measures a configuration."
+    )
+    student: bool = _field(True, "Train and measure the lesion student.")
     batch_size: int = _field(32, "Evaluation batch.")
 
     def __post_init__(self):
@@ -70,7 +106,7 @@ class BenchmarkConfig:
                 raise ValueError(message)
 
         check(bool(self.recipes), "--recipes must name at least one training flagfile")
-        names = [recipe_name(path) for path in self.recipes]
+        names = [recipe_name(path) for path in self.recipes + self.finetune_recipes]
         check(len(set(names)) == len(names), f"--recipes names a recipe twice: {names}")
         check(
             self.control_recipe in names,
@@ -81,15 +117,27 @@ class BenchmarkConfig:
         unknown = sorted(set(self.methods) - set(METHODS))
         check(not unknown, f"--methods: unknown {unknown}; methods: {', '.join(METHODS)}")
         check(bool(self.methods), "--methods must name at least one method")
+        untyped = sorted(set(self.typed_methods) - set(SIGNED_METHODS))
+        check(not untyped, f"--typed_methods: {untyped} have no signed maps ({SIGNED_METHODS})")
+        missing = sorted(set(self.typed_methods) - set(self.methods))
+        check(not missing, f"--typed_methods: {missing} are not in --methods")
+        check(
+            bool(self.finetune_multipliers) and all(m > 0 for m in self.finetune_multipliers),
+            f"--finetune_multipliers={self.finetune_multipliers} must be positive numbers",
+        )
         check(
             all(sigma >= 0 for sigma in self.sigmas) and bool(self.sigmas),
             f"--sigmas={self.sigmas} must be non-negative numbers",
         )
         check(self.epochs >= 0, f"--epochs={self.epochs} must be >= 0")
-        check(
-            self.reference_epochs >= 1, f"--reference_epochs={self.reference_epochs} must be >= 1"
-        )
         check(self.reference_width >= 1, f"--reference_width={self.reference_width} must be >= 1")
+        checkpoints = self.reference_checkpoints
+        check(
+            bool(checkpoints)
+            and checkpoints[0] >= 1
+            and list(checkpoints) == sorted(set(checkpoints)),
+            f"--reference_checkpoints={checkpoints} must be increasing epochs >= 1",
+        )
         check(self.batch_size >= 1, f"--batch_size={self.batch_size} must be >= 1")
 
 

@@ -140,7 +140,8 @@ class ReferenceTraining:
 
     ``ReferenceTraining(train, size, config, seed).train_to(e)`` trains until ``e`` epochs
     have run in all (the tuning study measures the model between blocks); the model is
-    `model`. The same seed gives the same model whatever the blocks.
+    `model`. Each block is one ``fit``, which starts a new pass over the shuffled data, so the
+    blocks are part of the schedule (`train_reference` takes them).
     """
 
     def __init__(self, train: Source, size: int, config: ReferenceConfig, seed: int):
@@ -171,10 +172,19 @@ class ReferenceTraining:
 
 
 def train_reference(
-    train: Source, size: int, config: ReferenceConfig, seed: int, verbose: int = 2
+    train: Source,
+    size: int,
+    config: ReferenceConfig,
+    seed: int,
+    blocks: tuple[int, ...] = (),
+    verbose: int = 2,
 ) -> keras.Model:
-    """Train a reference on a split's lesion masks for ``config.epochs`` epochs."""
-    return ReferenceTraining(train, size, config, seed).train_to(config.epochs, verbose)
+    """Train a reference on a split's lesion masks for ``config.epochs`` epochs, in the
+    epoch ``blocks`` below that (each block is one ``fit``, as the tuning study trains)."""
+    training = ReferenceTraining(train, size, config, seed)
+    for epochs in [block for block in blocks if block < config.epochs]:
+        training.train_to(epochs, verbose)
+    return training.train_to(config.epochs, verbose)
 
 
 def score_function(model: keras.Model):

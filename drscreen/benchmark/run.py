@@ -3,20 +3,34 @@
 For each seed (one patient split and one initialisation):
 
 1. every recipe is trained by `drscreen.training.run` in ``OUT/seed<S>/<recipe>/`` (all on
-   ``OUT/data``, generated once; the seed's recipes must hold out the same patients);
-2. each trained model: every heatmap method is studied on validation
-   (`drscreen.benchmark.validation`: σ, validation FROC, flip stability), then measured on test
-   by `evaluate_model` with each method's σ -> ``<recipe>.json``;
-3. the Adebayo checks: each trained model with its weights randomised from the top
-   (`drscreen.benchmark.sanity`, the trained model's σ) -> ``<recipe>_randomised.json``, and
-   ``control_recipe`` trained on shuffled grades and measured like the others -> ``control.json``;
-4. the pixel-supervised reference (`drscreen.benchmark.reference`) -> ``reference.json``;
-5. for the first seed, ``OUT/gallery_seed<S>.png``: a few test photographs under every model,
-   method and the reference (`drscreen.benchmark.gallery`), to look at before trusting a figure.
+   ``OUT/data``, generated once; the seed's models must hold out the same patients), and
+   ``control_recipe`` on shuffled grades in ``OUT/seed<S>/control/``;
+2. the paper's heatmap-aware training: each fine-tuning recipe starts from the first recipe's
+   model of the seed, at the λ chosen once on the first seed (``OUT/heatmap_aware_sweep.json``:
+   every λ of `BenchmarkConfig.finetune_multipliers` trained, the largest whose validation AUC
+   stays at or above the plain model's validation CI lower bound kept; grades only);
+3. each image-supervised model: every map (each method's single map and the type-specific
+   halves of `BenchmarkConfig.typed_methods`) is studied on validation
+   (`drscreen.benchmark.validation`: σ, validation FROC, flip stability, grade separation),
+   then measured on test by `evaluate_model` with each map's σ -> ``<model>.json``; every
+   model but the control is also measured with its weights randomised from the top
+   (`drscreen.benchmark.sanity`) -> ``<model>_randomised.json``;
+4. the pixel-supervised reference: tuned on the first seed's validation masks
+   (`drscreen.benchmark.tuning` -> ``OUT/reference_tuning.json``), the chosen configuration
+   trained on every seed's training masks -> ``reference.json``, and the few-shot reference
+   trained on the seed's validation masks only (Choe et al. 2020) -> ``few_shot.json``;
+5. the lesion student (`drscreen.training.student`): pseudo-masks from the first recipe's map
+   with the best validation grade separation (mask-free), a segmentation student trained on
+   them -> ``student.json``; the same from the control's map and shuffled grades ->
+   ``student_control.json`` (a student that still finds lesions there copies the image, not
+   the grades);
+6. for the first seed, ``OUT/gallery_seed<S>.png``: a few test photographs under every model,
+   map and the references (`drscreen.benchmark.gallery`), to look at before trusting a figure.
 
 Every stage's JSON is written atomically when the stage ends and a stage whose JSON exists
 is skipped, so a killed benchmark continues where it stopped (an interrupted training resumes
-from its checkpoint). `drscreen.benchmark.results` turns the JSON into the tables.
+from its checkpoint), and a recipe group can be run alone into the same folder and merged.
+`drscreen.benchmark.results` turns the JSON into the tables.
 """
 
 import dataclasses
@@ -30,7 +44,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from drscreen.benchmark import gallery, reference, sanity, validation
+from drscreen.benchmark import gallery, reference, sanity, tuning, validation
 from drscreen.benchmark.config import BenchmarkConfig
 from drscreen.benchmark.results import write_results
 from drscreen.data.sources import split_source
@@ -48,10 +62,18 @@ from drscreen.evaluation.runner import (
 from drscreen.evaluation.sections import method_summary
 from drscreen.models.runs import RunDirectory, load_model, model_input_size
 from drscreen.training import run as training
+from drscreen.training import student
 from drscreen.training.config import TrainConfig
+from drscreen.training.data import shuffled_grades
 
 CONTROL = "control"
 REFERENCE = "reference"
+FEW_SHOT = "few_shot"
+STUDENT = "student"
+STUDENT_CONTROL = "student_control"
+SIGNED_HALVES = {"decrease": ("red_lesions",), "increase": ("bright_lesions",)}
+"""A type-specific map (``<method>:<half>``) and the lesion group it is meant for: brightening
+a dark lesion lowers the grade, brightening a bright one raises it."""
 
 
 def _log(message: str) -> None:
@@ -105,6 +127,25 @@ def recipe_config(
     )
 
 
+def finetune_config(
+    recipe: TrainConfig,
+    config: BenchmarkConfig,
+    seed: int,
+    model_dir: Path,
+    init_from: Path,
+    heatmap_weight: float,
+) -> TrainConfig:
+    """A heatmap-aware recipe fine-tuning ``init_from`` at λ = ``heatmap_weight``."""
+    base = recipe_config(recipe, config, seed, model_dir, shuffled=False)
+    heatmap = dataclasses.replace(base.heatmap, heatmap_weight=heatmap_weight)
+    return dataclasses.replace(base, init_from=str(init_from), heatmap=heatmap)
+
+
+def finetune_dir(folder: Path, name: str, heatmap_weight: float) -> Path:
+    """Where a fine-tuning recipe at one λ is trained (the sweep's runs are reused)."""
+    return folder / f"{name}_lambda{heatmap_weight:g}"
+
+
 def _trained(train_config: TrainConfig) -> RunDirectory:
     """The run directory of a finished training (trained now unless ``metrics.json`` exists)."""
     run_dir = RunDirectory(train_config.model_dir)
@@ -146,17 +187,38 @@ def _test_summary(metrics: dict) -> dict:
     }
 
 
+def map_target(name: str) -> tuple[str, ...]:
+    """The lesion group(s) a map is meant for: its half's group for ``<method>:<half>``,
+    all lesions otherwise (and for a reference map named after its group)."""
+    if ":" in name:
+        return SIGNED_HALVES[name.rsplit(":", 1)[1]]
+    for group in reference.GROUPS:
+        if name.endswith(group):
+            return (group,)
+    return validation.ALL_LESIONS
+
+
+def image_maps(model: keras.Model, config: BenchmarkConfig) -> dict[str, HeatmapFunction]:
+    """Every map of an image-supervised model: one per method, and the two signed halves of
+    each typed method (``sensitivity:decrease``, ``sensitivity:increase``, ...)."""
+    maps = {method: heatmap_function(model, method) for method in config.methods}
+    for method in config.typed_methods:
+        for half in SIGNED_HALVES:
+            maps[f"{method}:{half}"] = heatmap_function(model, method, form=half)
+    return maps
+
+
 def _studied(
     heatmap_fns: Mapping[str, HeatmapFunction],
     sources: dict,
     base: RunnerConfig,
     sigmas: tuple[float, ...],
 ) -> tuple[dict[str, validation.MethodValidation], RunnerConfig]:
-    """Each map producer's validation study, and ``base`` cutting each one's candidates at
-    its chosen σ (the same search for image models and the reference)."""
+    """Each map producer's validation study (σ on its own target), and ``base`` cutting each
+    one's candidates at its chosen σ (the same search for image models and references)."""
     studies = {
-        method: validation.study_method(sources["validation"], fn, base, sigmas)
-        for method, fn in heatmap_fns.items()
+        name: validation.study_method(sources["validation"], fn, base, sigmas, map_target(name))
+        for name, fn in heatmap_fns.items()
     }
     measured = dataclasses.replace(
         base, method_candidates=validation.candidate_configs(studies, base.candidates)
@@ -165,9 +227,9 @@ def _studied(
 
 
 def measure_image_model(model: keras.Model, sources: dict, config: BenchmarkConfig) -> dict:
-    """Validation study of every method, then `evaluate_model` on test at the chosen σ."""
+    """Validation study of every map, then `evaluate_model` on test at the chosen σ."""
     base = _runner_config(config, model_input_size(model))
-    heatmap_fns = {method: heatmap_function(model, method) for method in config.methods}
+    heatmap_fns = image_maps(model, config)
     studies, measured = _studied(heatmap_fns, sources, base, config.sigmas)
     result = evaluate_model(
         score_function(model),
@@ -204,7 +266,8 @@ def _measure_maps(
 def measure_randomised(
     model: keras.Model, trained: dict, sources: dict, config: BenchmarkConfig, seed: int
 ) -> dict:
-    """Each method on the model randomised from the top, with the trained model's σ."""
+    """Each method's single map on the model randomised from the top, with the trained
+    model's σ."""
     studies = trained["validation"]["methods"]
     base = _runner_config(config, model_input_size(model))
     candidates = {
@@ -220,33 +283,196 @@ def measure_randomised(
     return {"levels": levels}
 
 
-def measure_reference(sources: dict, config: BenchmarkConfig, seed: int, folder: Path) -> dict:
-    """Train (or reload) the reference, choose its σ on validation, measure it on test."""
-    path = folder / "model.keras"
-    if path.is_file():
-        model = keras.saving.load_model(path)
-    else:
-        model = reference.train_reference(
-            sources["train"],
-            config.synth_size,
-            config.reference_width,
-            config.reference_epochs,
-            seed,
-        )
-        folder.mkdir(parents=True, exist_ok=True)
-        model.save(path)
+def measure_maps(
+    score_fn: ScoreFunction,
+    heatmap_fns: Mapping[str, HeatmapFunction],
+    sources: dict,
+    config: BenchmarkConfig,
+) -> dict:
+    """A map producer that is not an image model (a reference, a student): σ studied on
+    validation, lesion figures on test."""
     base = _runner_config(config, config.synth_size)
-    heatmap_fns = reference.heatmap_functions(model)
     studies, measured = _studied(heatmap_fns, sources, base, config.sigmas)
     return {
-        "parameters": int(model.count_params()),
         "validation": {"methods": {m: study.to_dict() for m, study in studies.items()}},
-        "test": {
-            "methods": _measure_maps(
-                reference.score_function(model), heatmap_fns, sources, measured
-            )
-        },
+        "test": {"methods": _measure_maps(score_fn, heatmap_fns, sources, measured)},
     }
+
+
+def _saved_model(path: Path, train: Callable[[], keras.Model]) -> keras.Model:
+    """The model at ``path``, trained and saved there (atomically) when absent."""
+    if path.is_file():
+        return keras.saving.load_model(path)
+    model = train()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f"partial_{path.name}")
+    model.save(partial)
+    os.replace(partial, path)
+    return model
+
+
+def reference_config(config: BenchmarkConfig, sources: dict) -> reference.ReferenceConfig:
+    """The tuned reference configuration: ``OUT/reference_tuning.json``, computed on the first
+    seed's split when absent (its model is that seed's reference)."""
+    path = Path(config.out) / "reference_tuning.json"
+    if not path.is_file():
+        folder = Path(config.out) / f"seed{config.seeds[0]}" / REFERENCE
+        result, model = tuning.tune_reference(
+            sources["train"],
+            sources["validation"],
+            _runner_config(config, config.synth_size),
+            config.sigmas,
+            config.seeds[0],
+            start=tuning.start_config(config.reference_width),
+            checkpoints=config.reference_checkpoints,
+            log=_log,
+        )
+        _saved_model(folder / "model.keras", lambda: model)
+        write_json(path, result.to_dict())
+    return tuning.config_from_dict(json.loads(path.read_text())["chosen"]["config"])
+
+
+def few_shot_config(tuned: reference.ReferenceConfig, sources: dict) -> reference.ReferenceConfig:
+    """The tuned configuration on the validation masks, for as many steps as the full
+    reference takes on the training masks."""
+    ratio = len(sources["train"]) / max(len(sources["validation"]), 1)
+    return dataclasses.replace(tuned, epochs=max(1, round(tuned.epochs * ratio)))
+
+
+def _references(config: BenchmarkConfig, sources: dict, seed: int, folder: Path) -> None:
+    """The tuned reference and the few-shot reference of one seed, each measured."""
+    tuned = reference_config(config, sources)
+    size = config.synth_size
+    for name, train, settings, blocks in (
+        (REFERENCE, sources["train"], tuned, config.reference_checkpoints),
+        (FEW_SHOT, sources["validation"], few_shot_config(tuned, sources), ()),
+    ):
+        _stage(
+            folder / f"{name}.json",
+            lambda name=name, train=train, settings=settings, blocks=blocks: _measure_reference(
+                _saved_model(
+                    folder / name / "model.keras",
+                    lambda: reference.train_reference(train, size, settings, seed, blocks),
+                ),
+                settings,
+                sources,
+                config,
+            ),
+        )
+
+
+def _measure_reference(
+    model: keras.Model, settings: reference.ReferenceConfig, sources: dict, config: BenchmarkConfig
+) -> dict:
+    measured = measure_maps(
+        reference.score_function(model), reference.heatmap_functions(model), sources, config
+    )
+    return {"config": settings.to_dict(), "parameters": int(model.count_params()), **measured}
+
+
+def heatmap_aware_weights(
+    config: BenchmarkConfig, finetunes: Mapping[str, TrainConfig], plain: str
+) -> dict[str, float]:
+    """λ of each fine-tuning recipe: ``OUT/heatmap_aware_sweep.json``, computed on the first
+    seed when absent (every λ of the grid fine-tuned from that seed's plain model)."""
+    path = Path(config.out) / "heatmap_aware_sweep.json"
+    if not path.is_file():
+        seed = config.seeds[0]
+        folder = Path(config.out) / f"seed{seed}"
+        plain_measured = json.loads((folder / f"{plain}.json").read_text())["validation"]
+        floor = plain_measured["auc_ci"][0]
+        sweep: dict = {
+            "rule": (
+                "the largest λ whose validation referable-DR AUC is at or above the plain "
+                "model's validation CI lower bound (grades only); the smallest λ when none is"
+            ),
+            "plain_validation_auc": plain_measured["auc"],
+            "plain_validation_ci_low": floor,
+            "recipes": {},
+        }
+        for name, recipe in finetunes.items():
+            trials = []
+            for multiplier in config.finetune_multipliers:
+                weight = recipe.heatmap.heatmap_weight * multiplier
+                run_dir = _trained(
+                    finetune_config(
+                        recipe,
+                        config,
+                        seed,
+                        finetune_dir(folder, name, weight),
+                        folder / plain / "best.keras",
+                        weight,
+                    )
+                )
+                metrics = json.loads(run_dir.metrics_file.read_text())
+                trials.append(
+                    {"lambda": weight, "validation_auc": metrics["validation"]["referable_dr_auc"]}
+                )
+            kept = [t["lambda"] for t in trials if t["validation_auc"] >= floor]
+            sweep["recipes"][name] = {
+                "penalty": recipe.heatmap.heatmap_penalty,
+                "trials": trials,
+                "chosen": max(kept) if kept else min(t["lambda"] for t in trials),
+                "auc_kept": bool(kept),
+            }
+        write_json(path, sweep)
+    recipes = json.loads(path.read_text())["recipes"]
+    return {name: recipes[name]["chosen"] for name in finetunes}
+
+
+def student_teacher(measured: dict, config: BenchmarkConfig) -> str:
+    """The plain model's method whose validation map best separates any-DR photographs from
+    grade-0 ones (mask-free; the first of `config.methods` on a tie)."""
+    studies = measured["validation"]["methods"]
+    return max(config.methods, key=lambda m: studies[m]["grade_separation"] or 0.0)
+
+
+def student_config(
+    config: BenchmarkConfig, recipe: TrainConfig, method: str, sigma: float
+) -> student.StudentConfig:
+    """The student of the plain recipe, with the benchmark's teacher and σ."""
+    settings = dataclasses.replace(
+        recipe.student, enabled=True, teacher_method=method, sigma=float(sigma)
+    )
+    return dataclasses.replace(settings, epochs=config.epochs or settings.epochs)
+
+
+def _students(
+    config: BenchmarkConfig,
+    recipe: TrainConfig,
+    run_dirs: Mapping[str, RunDirectory],
+    plain: str,
+    sources: dict,
+    seed: int,
+    folder: Path,
+) -> None:
+    """The lesion student of the plain model and of the shuffled-grade control."""
+    measured = json.loads((folder / f"{plain}.json").read_text())
+    method = student_teacher(measured, config)
+    sigma = measured["validation"]["methods"][method]["sigma"]
+    settings = student_config(config, recipe, method, sigma)
+    size = config.synth_size
+    for name, teacher_run, train in (
+        (STUDENT, run_dirs[plain], sources["train"]),
+        (STUDENT_CONTROL, run_dirs[CONTROL], shuffled_grades(sources["train"], seed)),
+    ):
+
+        def measure(teacher_run=teacher_run, train=train, name=name) -> dict:
+            teacher = heatmap_function(load_model(str(teacher_run.path)), method)
+            model = _saved_model(
+                folder / name / "model.keras",
+                lambda: student.train_student(teacher, train, size, settings, seed),
+            )
+            maps = student.heatmap_functions(model)
+            measured_maps = measure_maps(student.score_function(model), maps, sources, config)
+            return {
+                "teacher": method,
+                "sigma": sigma,
+                "config": settings.to_dict(),
+                **measured_maps,
+            }
+
+        _stage(folder / f"{name}.json", measure)
 
 
 def _same_split(run_dirs: list[RunDirectory]) -> Splits:
@@ -257,19 +483,9 @@ def _same_split(run_dirs: list[RunDirectory]) -> Splits:
     return splits[0]
 
 
-def run_seed(config: BenchmarkConfig, recipes: Mapping[str, TrainConfig], seed: int) -> None:
-    """Every stage of one seed (each skipped when its JSON exists)."""
-    folder = Path(config.out) / f"seed{seed}"
-    folder.mkdir(parents=True, exist_ok=True)
-    run_dirs = {
-        name: _trained(recipe_config(recipe, config, seed, folder / name, shuffled=False))
-        for name, recipe in recipes.items()
-    }
-    control_config = recipe_config(
-        recipes[config.control_recipe], config, seed, folder / CONTROL, shuffled=True
-    )
-    run_dirs[CONTROL] = _trained(control_config)
-    sources = _sources(config, _same_split(list(run_dirs.values())))
+def _measure_image_models(
+    run_dirs: Mapping[str, RunDirectory], sources: dict, config: BenchmarkConfig, folder, seed
+) -> None:
     keras.config.set_dtype_policy("float32")
     for name, run_dir in run_dirs.items():
         model = load_model(str(run_dir.path))
@@ -281,17 +497,56 @@ def run_seed(config: BenchmarkConfig, recipes: Mapping[str, TrainConfig], seed: 
                 folder / f"{name}_randomised.json",
                 lambda m=model, t=trained: measure_randomised(m, t, sources, config, seed),
             )
-    _stage(
-        folder / f"{REFERENCE}.json",
-        lambda: measure_reference(sources, config, seed, folder / REFERENCE),
+
+
+def run_seed(
+    config: BenchmarkConfig,
+    recipes: Mapping[str, TrainConfig],
+    finetunes: Mapping[str, TrainConfig],
+    seed: int,
+) -> None:
+    """Every stage of one seed (each skipped when its JSON exists)."""
+    folder = Path(config.out) / f"seed{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    plain = next(iter(recipes))
+    run_dirs = {
+        name: _trained(recipe_config(recipe, config, seed, folder / name, shuffled=False))
+        for name, recipe in recipes.items()
+    }
+    control_config = recipe_config(
+        recipes[config.control_recipe], config, seed, folder / CONTROL, shuffled=True
     )
+    run_dirs[CONTROL] = _trained(control_config)
+    sources = _sources(config, _same_split(list(run_dirs.values())))
+    _measure_image_models(run_dirs, sources, config, folder, seed)
+    if finetunes:
+        weights = heatmap_aware_weights(config, finetunes, plain)
+        tuned = {
+            name: _trained(
+                finetune_config(
+                    recipe,
+                    config,
+                    seed,
+                    finetune_dir(folder, name, weights[name]),
+                    run_dirs[plain].model_file,
+                    weights[name],
+                )
+            )
+            for name, recipe in finetunes.items()
+        }
+        _same_split([run_dirs[plain], *tuned.values()])
+        _measure_image_models(tuned, sources, config, folder, seed)
+        run_dirs = {**run_dirs, **tuned}
+    _references(config, sources, seed, folder)
+    if config.student:
+        _students(config, recipes[plain], run_dirs, plain, sources, seed, folder)
     path = Path(config.out) / f"gallery_seed{seed}.png"
     if seed == config.seeds[0] and not path.is_file():
-        _comparison_gallery(config, run_dirs, sources, folder / REFERENCE / "model.keras", path)
+        _comparison_gallery(config, run_dirs, sources, folder, path)
 
 
 def _comparison_gallery(
-    config: BenchmarkConfig, run_dirs: dict, sources: dict, reference_file: Path, path: Path
+    config: BenchmarkConfig, run_dirs: dict, sources: dict, folder: Path, path: Path
 ) -> None:
     """The first seed's comparison figure: every model and method on a few test images."""
     batch = gallery.gallery_batch(sources["test"], _runner_config(config, config.synth_size), 4)
@@ -304,13 +559,24 @@ def _comparison_gallery(
         label = f"{config.control_recipe} on shuffled grades" if name == CONTROL else name
         for method in config.methods:
             heatmap_fns[f"{label} · {method}"] = heatmap_function(model, method)
-    heatmap_fns.update(reference.heatmap_functions(keras.saving.load_model(reference_file)))
+    for name in (REFERENCE, FEW_SHOT):
+        model = keras.saving.load_model(folder / name / "model.keras")
+        heatmap_fns.update(reference.heatmap_functions(model, prefix=name))
+    for name in (STUDENT, STUDENT_CONTROL):
+        if (folder / name / "model.keras").is_file():
+            model = keras.saving.load_model(folder / name / "model.keras")
+            heatmap_fns.update(
+                {f"{name} · {m}": f for m, f in student.heatmap_functions(model).items()}
+            )
     gallery.plot_comparison(batch, heatmap_fns, str(path))
     _log(f"gallery: {path}")
 
 
 def run_benchmark(
-    config: BenchmarkConfig, recipes: Mapping[str, TrainConfig], command: str
+    config: BenchmarkConfig,
+    recipes: Mapping[str, TrainConfig],
+    command: str,
+    finetunes: Mapping[str, TrainConfig] | None = None,
 ) -> dict:
     """Run (or resume) every seed, then write ``results.json`` and ``results.md``.
 
@@ -321,10 +587,15 @@ def run_benchmark(
         ``config.recipes`` order; the first is the plain baseline.
     command:
         The command line, recorded in the results.
+    finetunes:
+        The same for ``config.finetune_recipes``.
     """
     start = time.perf_counter()
     Path(config.out).mkdir(parents=True, exist_ok=True)
     np.seterr(all="ignore")
+    finetunes = finetunes or {}
     for seed in config.seeds:
-        run_seed(config, recipes, seed)
-    return write_results(config, list(recipes), command, time.perf_counter() - start)
+        run_seed(config, recipes, finetunes, seed)
+    return write_results(
+        config, list(recipes), list(finetunes), command, time.perf_counter() - start
+    )

@@ -3,8 +3,9 @@
 `RunDirectory` owns the file names of a run, so no other module spells them: ``config.json``
 (the resolved training config), ``splits.json`` (the patient split as image ids, read by
 evaluation), ``stages/<i>-<S>px/`` (per progressive stage), ``logs/``, ``best.keras`` (the
-best plain model), ``calibration.json`` (the referable-DR calibration fitted on validation)
-and ``metrics.json``. Training (`drscreen.training.run`) writes them all.
+best plain model), ``lesions.keras`` (the lesion student, when training had one:
+`drscreen.models.lesion_map`), ``calibration.json`` (the referable-DR calibration fitted on
+validation) and ``metrics.json``. Training (`drscreen.training.run`) writes them all.
 
 Shared by every command that takes a model (predict, evaluate, export): a ``.keras`` file is
 loaded as is, a directory is a run and its ``best.keras`` is loaded (with safe_mode=True) and
@@ -24,6 +25,7 @@ import keras
 from drscreen.data.splits import SPLITS_FILE
 from drscreen.layers.chain import chain_layers
 from drscreen.models.calibration import Calibration
+from drscreen.models.lesion_map import check_lesion_model
 from drscreen.models.quality import QualityGate, load_quality_gate
 
 
@@ -37,6 +39,7 @@ class RunDirectory:
     """
 
     MODEL = "best.keras"
+    LESIONS = "lesions.keras"
     CONFIG = "config.json"
     SPLITS = SPLITS_FILE
     CALIBRATION = "calibration.json"
@@ -54,6 +57,11 @@ class RunDirectory:
     def model_file(self) -> Path:
         """``best.keras``: the best plain model of the last stage."""
         return self.path / self.MODEL
+
+    @property
+    def lesions_file(self) -> Path:
+        """``lesions.keras``: the lesion student (only when training had one)."""
+        return self.path / self.LESIONS
 
     @property
     def config_file(self) -> Path:
@@ -106,6 +114,27 @@ class RunDirectory:
             return Calibration.from_dict(values), str(path)
         except ValueError as error:
             raise ValueError(f"calibration {str(path)!r} is invalid: {error}") from error
+
+    def lesion_model(self, input_size: int) -> keras.Model | None:
+        """The run's lesion student (safe_mode=True), None when it has no ``lesions.keras``.
+
+        Raises
+        ------
+        ValueError
+            "cannot read lesion model FILE: reason" when the file is truncated, corrupt or
+            not safely loadable, or when it does not map the screening model's
+            ``input_size`` images to one map of that size.
+        """
+        path = self.lesions_file
+        if not path.is_file():
+            return None
+        _check_archive(str(path), "lesion model")
+        try:
+            student = keras.saving.load_model(path, compile=False, safe_mode=True)
+            check_lesion_model(student, input_size)
+        except (ValueError, TypeError, OSError, KeyError, zipfile.BadZipFile) as error:
+            raise ValueError(f"cannot read lesion model {path}: {error}") from error
+        return student
 
     def write_calibration(self, calibration: Calibration, images: int) -> Path:
         """Write ``calibration.json``: ``calibration`` fitted on ``images`` validation images."""
@@ -164,19 +193,21 @@ def model_input_size(model: keras.Model) -> int:
     return int(shape[1])
 
 
-def _check_archive(path: str) -> None:
-    """Raise ValueError "cannot read model PATH: reason" unless ``path`` is a whole zip
+def _check_archive(path: str, what: str = "model") -> None:
+    """Raise ValueError "cannot read {what} PATH: reason" unless ``path`` is a whole zip
     archive (a ``.keras`` file is one) whose every member passes its CRC check."""
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
         raise ValueError(
-            f"cannot read model {path}: not a complete .keras archive, truncated or corrupt "
+            f"cannot read {what} {path}: not a complete .keras archive, truncated or corrupt "
             f"({error})"
         ) from error
     if damaged is not None:
-        raise ValueError(f"cannot read model {path}: {damaged} in the archive is corrupt (bad CRC)")
+        raise ValueError(
+            f"cannot read {what} {path}: {damaged} in the archive is corrupt (bad CRC)"
+        )
 
 
 def load_model(run_or_model: str) -> keras.Model:
@@ -234,3 +265,18 @@ def run_quality_gate(run_or_model: str) -> tuple[QualityGate, str] | None:
         return None
     path = RunDirectory(run_or_model).quality_file
     return (load_quality_gate(path), str(path)) if path.is_file() else None
+
+
+def run_lesion_model(run_or_model: str, input_size: int) -> keras.Model | None:
+    """The lesion student of a run directory (`RunDirectory.lesion_model`); None for a
+    ``.keras`` file or a run without ``lesions.keras`` (the exports' ``lesions`` output is
+    then the heatmap itself).
+
+    Raises
+    ------
+    ValueError
+        As `RunDirectory.lesion_model`.
+    """
+    if not os.path.isdir(run_or_model):
+        return None
+    return RunDirectory(run_or_model).lesion_model(input_size)

@@ -11,7 +11,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from drscreen.heatmaps import METHODS
 from drscreen.models import MODELS, NORMALIZATIONS
+from drscreen.models.segmentation import min_side
 from drscreen.training.penalties import PENALTIES
 
 DATA_SOURCES = ("synthetic", "tfrecords")
@@ -214,6 +216,71 @@ class HeatmapConfig:
         _check_choice("heatmap_penalty", self.heatmap_penalty, tuple(PENALTIES))
 
 
+@dataclasses.dataclass(frozen=True)
+class StudentConfig:
+    """The lesion student (`drscreen.training.student`), trained after the screening model.
+
+    Attributes
+    ----------
+    student_enabled:
+        Train the student and write ``lesions.keras`` (its map becomes the exports'
+        ``lesions`` output).
+    student_teacher_method:
+        The screening model's heatmap the pseudo-masks are drawn from (a method of
+        `drscreen.heatmaps.METHODS`).
+    student_sigma:
+        Gaussian smoothing (px, at the model's input size) of the teacher map inside the
+        field of view, before the thresholds.
+    student_positive_quantile, student_negative_quantile:
+        Quantiles, over the grade-0 training images, of each image's largest smoothed
+        teacher value: pixels of graded-DR images at or above the first are lesion, below
+        the second background, in between ignored.
+    student_width, student_depth:
+        Of `drscreen.models.segmentation.segmentation_net`.
+    student_epochs, student_batch_size, student_learning_rate:
+        Adam training of each round.
+    student_rounds:
+        1, or 2: a second student trained on pseudo-masks drawn from the first one's map.
+    """
+
+    student_enabled: bool = _field(False, "Train the lesion student after the model.")
+    student_teacher_method: str = _field(
+        "guided_backprop", "Heatmap the student's pseudo-masks come from.", tuple(METHODS)
+    )
+    student_sigma: float = _field(2.0, "Smoothing (px) of the teacher map before thresholds.")
+    student_positive_quantile: float = _field(
+        0.99, "Lesion level: this quantile of grade-0 images' map maxima."
+    )
+    student_negative_quantile: float = _field(
+        0.5, "Background level: this quantile of grade-0 images' map maxima."
+    )
+    student_width: int = _field(16, "Filters of the student's stem.")
+    student_depth: int = _field(2, "Pooled stages of the student.")
+    student_epochs: int = _field(10, "Student epochs per round.")
+    student_batch_size: int = _field(16, "Student batch size.")
+    student_learning_rate: float = _field(1e-3, "Student Adam learning rate.")
+    student_rounds: int = _field(1, "1, or 2 (round 2 learns from round 1's map).")
+
+    def __post_init__(self):
+        _check_choice("student_teacher_method", self.student_teacher_method, tuple(METHODS))
+        _check(self.student_sigma >= 0, f"--student_sigma={self.student_sigma} must be >= 0")
+        _check(
+            0.0 <= self.student_negative_quantile <= self.student_positive_quantile <= 1.0,
+            f"--student_negative_quantile={self.student_negative_quantile} and "
+            f"--student_positive_quantile={self.student_positive_quantile} must satisfy "
+            "0 <= negative <= positive <= 1",
+        )
+        for name in ("student_width", "student_depth", "student_epochs", "student_batch_size"):
+            _check(getattr(self, name) >= 1, f"--{name}={getattr(self, name)} must be >= 1")
+        _check(
+            self.student_learning_rate > 0,
+            f"--student_learning_rate={self.student_learning_rate} must be > 0",
+        )
+        _check(
+            self.student_rounds in (1, 2), f"--student_rounds={self.student_rounds} must be 1 or 2"
+        )
+
+
 _CHANGEABLE_ON_RESUME = ("resume", "verbose")
 
 
@@ -264,6 +331,7 @@ class TrainConfig:
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
     heatmap: HeatmapConfig = HeatmapConfig()
+    student: StudentConfig = StudentConfig()
     epochs: int = _field(250, "Epochs per stage.")
     steps_per_epoch: int = _field(0, "Batches per epoch (0: one pass).")
     init_from: str = _field("", "A .keras model to fine-tune.")
@@ -293,6 +361,13 @@ class TrainConfig:
                 Path(self.data.data_dir).is_dir(),
                 f"--data_dir={self.data.data_dir}: no such directory",
             )
+        if self.student.student_enabled:
+            side = min_side(self.student.student_depth)
+            _check(
+                self.model.image_size % side == 0,
+                f"--student_depth={self.student.student_depth} needs an --image_size that is a "
+                f"multiple of {side}, got {self.model.image_size}",
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain JSON-ready values."""
@@ -310,7 +385,8 @@ class TrainConfig:
 
         A run directory resumes from its checkpoints and skips finished stages, so training
         it with different settings would silently keep the old run's results. Only `resume`
-        and `verbose` may change between the interrupted run and its continuation.
+        and `verbose` may change between the interrupted run and its continuation; a setting
+        the file lacks (added to drscreen since) counts as its default.
 
         Raises
         ------
@@ -322,6 +398,9 @@ class TrainConfig:
             return
         before = flatten_settings(json.loads(path.read_text()))
         now = flatten_settings(json.loads(json.dumps(self.to_dict())))
+        # A setting added to drscreen after the run was written ran at its default then.
+        defaults = flatten_settings(TrainConfig(model_dir=self.model_dir).to_dict())
+        before = {**{name: defaults[name] for name in defaults.keys() - before.keys()}, **before}
         changed = sorted(
             name
             for name in before.keys() | now.keys()
@@ -345,5 +424,6 @@ class TrainConfig:
             model=ModelConfig(**model),
             optimizer=OptimizerConfig(**values.pop("optimizer")),
             heatmap=HeatmapConfig(**values.pop("heatmap")),
+            student=StudentConfig(**values.pop("student", {})),
             **values,
         )

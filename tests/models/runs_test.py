@@ -12,7 +12,14 @@ from drscreen import cli
 from drscreen.export import read_description
 from drscreen.models import build
 from drscreen.models.calibration import Calibration
-from drscreen.models.runs import load_model, resolve_model_path, run_calibration
+from drscreen.models.runs import (
+    RunDirectory,
+    load_model,
+    resolve_model_path,
+    run_calibration,
+    run_lesion_model,
+)
+from drscreen.models.segmentation import segmentation_net
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +153,22 @@ def test_export_flags_override_the_run_calibration(model, tmp_path):
     section = _exported_calibration(tmp_path, tmp_path / "b", "--calibration_scale=0.5")
     assert (section["midpoint"], section["scale"]) == (1.1, 0.5)
     assert section["source"] == f"--calibration_scale, {path}"
+
+
+def test_lesion_model_is_none_without_lesions_keras_and_loads_with_it(tmp_path):
+    """A run without lesions.keras (or a .keras file) has no student; with one it loads."""
+    assert run_lesion_model(str(tmp_path), 64) is None
+    student = segmentation_net(64, 1, width=4)
+    student.save(RunDirectory(tmp_path).lesions_file)
+    assert run_lesion_model(str(tmp_path / "lesions.keras"), 64) is None
+    loaded = run_lesion_model(str(tmp_path), 64)
+    for a, b in zip(loaded.get_weights(), student.get_weights(), strict=True):
+        assert (a == b).all()
+    with pytest.raises(ValueError, match=r"cannot read lesion model .*lesions.keras: .*\(N, 32"):
+        run_lesion_model(str(tmp_path), 32)
+    segmentation_net(64, 2, width=4).save(RunDirectory(tmp_path).lesions_file)
+    with pytest.raises(ValueError, match=r"to \(N, 64, 64, 1\) maps; it maps"):
+        run_lesion_model(str(tmp_path), 64)
+    RunDirectory(tmp_path).lesions_file.write_bytes(b"cut short")
+    with pytest.raises(ValueError, match="^cannot read lesion model .*truncated or corrupt"):
+        run_lesion_model(str(tmp_path), 64)

@@ -4,7 +4,13 @@ import json
 
 import pytest
 
-from drscreen.training.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from drscreen.training.config import (
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    StudentConfig,
+    TrainConfig,
+)
 
 
 @pytest.mark.parametrize(
@@ -25,6 +31,22 @@ from drscreen.training.config import DataConfig, ModelConfig, OptimizerConfig, T
         (lambda: TrainConfig(model_dir="r", epochs=0), "--epochs=0 must be at least 1"),
         (lambda: TrainConfig(model_dir="r", precision="fp8"), "--precision='fp8'"),
         (lambda: TrainConfig(model_dir="r", init_from="missing.keras"), "no such file"),
+        (lambda: StudentConfig(student_teacher_method="cam"), "--student_teacher_method='cam'"),
+        (lambda: StudentConfig(student_sigma=-1.0), "--student_sigma=-1.0 must be >= 0"),
+        (
+            lambda: StudentConfig(student_negative_quantile=0.995),
+            "--student_negative_quantile=0.995 and --student_positive_quantile=0.99 must",
+        ),
+        (lambda: StudentConfig(student_rounds=3), "--student_rounds=3 must be 1 or 2"),
+        (lambda: StudentConfig(student_width=0), "--student_width=0 must be >= 1"),
+        (
+            lambda: TrainConfig(
+                model_dir="r",
+                model=ModelConfig(image_size=100),
+                student=StudentConfig(student_enabled=True, student_depth=2),
+            ),
+            "--student_depth=2 needs an --image_size that is a multiple of 8, got 100",
+        ),
     ],
 )
 def test_bad_values_raise_naming_the_flag(build, message):
@@ -63,3 +85,18 @@ def test_a_run_directory_continues_only_the_same_run(tmp_path):
     )
     with pytest.raises(ValueError, match=r"other settings \(data.batch_size, epochs\)"):
         changed.check_continues(path)
+
+
+def test_a_run_written_before_a_setting_existed_continues_at_its_default(tmp_path):
+    """A config.json without the student section resumes with the student off, not on."""
+    path = TrainConfig(model_dir=str(tmp_path), epochs=3).write(tmp_path / "config.json")
+    values = json.loads(path.read_text())
+    del values["student"]
+    path.write_text(json.dumps(values))
+    TrainConfig(model_dir=str(tmp_path), epochs=3).check_continues(path)
+    assert TrainConfig.from_dict(values) == TrainConfig(model_dir=str(tmp_path), epochs=3)
+    with_student = TrainConfig(
+        model_dir=str(tmp_path), epochs=3, student=StudentConfig(student_enabled=True)
+    )
+    with pytest.raises(ValueError, match=r"other settings \(student.student_enabled\)"):
+        with_student.check_continues(path)

@@ -2,9 +2,10 @@
 
     python scripts/benchmark.py --flagfile=configs/benchmark.flags --out=DIR [--flag=...]
 
-Trains every recipe (training flagfiles, parsed like ``scripts/train.py`` parses them) for
-every seed, the shuffled-grade control and the pixel-supervised reference, measures every
-heatmap method and writes ``DIR/results.json`` and ``DIR/results.md``. Re-running with the
+Trains every recipe and fine-tuning recipe (training flagfiles, parsed like
+``scripts/train.py`` parses them) for every seed, the shuffled-grade control, the references
+and the lesion students, measures every map and writes ``DIR/results.json`` and
+``DIR/results.md``. Re-running with the
 same ``--out`` continues where a killed run stopped. Exit status 1 with a clear message for
 bad flags, recipes or data.
 """
@@ -36,14 +37,17 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     try:
         config = config_from_flags(BenchmarkConfig)
-        recipes = {
-            recipe_name(path): config_from_flagfile(TrainConfig, path, "--model_dir=benchmark")
-            for path in config.recipes
-        }
+        recipes, finetunes = (
+            {
+                recipe_name(path): config_from_flagfile(TrainConfig, path, "--model_dir=benchmark")
+                for path in paths
+            }
+            for paths in (config.recipes, config.finetune_recipes)
+        )
     except ValueError as error:
         raise app.UsageError(str(error)) from None
     try:
-        run_benchmark(config, recipes, shlex.join(["python", *sys.argv]))
+        run_benchmark(config, recipes, shlex.join(["python", *sys.argv]), finetunes)
     except (ValueError, NonFiniteLossError) as error:
         sys.exit(f"benchmark.py: error: {error}")
     print(f"drscreen.benchmark: results in {config.out}/results.md and results.json", flush=True)

@@ -4,6 +4,10 @@ import dataclasses
 
 from drscreen.heatmaps import METHODS
 
+MAX_MAP_STRIDE = 4
+"""Maps coarser than this many input pixels per map pixel (Grad-CAM of a network whose last
+convolution sees the image at 1/16 or 1/32) cannot place a candidate within 2 px of a lesion a
+few pixels wide: neither the default map nor the student's teacher is chosen among them."""
 SIGNED_METHODS = ("sensitivity", "guided_backprop", "deconvnet")
 """Methods whose input-space signal has a sign, so ``form="increase"``/``"decrease"`` apply."""
 

@@ -15,10 +15,12 @@ Each figure is given per seed and as mean ± sd over seeds. A difference between
 than both rows' seed sd.
 
 **The default map, chosen without masks** (rule fixed before the run): among the maps of the
-image-supervised models (not the controls) and the lesion student, keep those whose model's
-mean validation referable-DR AUC reaches the plain model's mean validation CI lower bound
-(the student's score is the plain model's), and take the map with the highest mean
-validation **grade separation** (the AUC of its image score, any DR against grade 0: a map
+image-supervised models (not the controls) and the lesion student, keep those fine enough to
+place a lesion (at most `MAX_MAP_STRIDE` input pixels per map pixel: not the Grad-CAM of a
+net whose last convolution sees 1/32 of the image) whose model's mean validation
+referable-DR AUC reaches the plain model's mean validation CI lower bound (the student's
+score is the plain model's), and take the map with the highest mean validation **grade
+separation** (the AUC of its image score, any DR against grade 0: a map
 that points at lesions is quiet on photographs without any). The **oracle** takes the best
 validation all-lesion FROC, a mask-based choice reported apart, never as the result.
 """
@@ -31,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from drscreen.benchmark.config import BenchmarkConfig
+from drscreen.benchmark.config import MAX_MAP_STRIDE, BenchmarkConfig
 from drscreen.benchmark.sanity import CASCADE
 
 CONTROL = "control"
@@ -78,6 +80,7 @@ def _figures(test_method: dict, study: dict | None, auc: float | None) -> dict:
     row["ms_per_image"] = 1000 * seconds if seconds is not None else None
     if study is not None:
         row["sigma"] = study["sigma"]
+        row["map_stride"] = study.get("map_stride", 1)
         row["grade_separation"] = study.get("grade_separation")
         row["validation_froc"] = study["froc_by_sigma"][f"{study['sigma']:g}"]
     return row
@@ -168,12 +171,23 @@ def collect_rows(
                 rows.setdefault(row, {})[seed] = _reference_row(measured, prefix)
         for stage, row in (("student", STUDENT_ROW), ("student_control", STUDENT_CONTROL_ROW)):
             measured = _read(folder / f"{stage}.json")
-            if measured is not None:
+            if measured is not None and "skipped" not in measured:
                 rows.setdefault(row, {})[seed] = _map_producer_rows(
                     measured, {"all_lesions": "lesions"}
                 )
     _add_reference_share(rows)
     return rows
+
+
+def skipped_stages(config: BenchmarkConfig) -> dict[str, str]:
+    """``seed<S>/<stage>`` -> why that stage measured nothing (a student without pseudo-lesion)."""
+    skipped = {}
+    for seed in config.seeds:
+        for stage in ("student", "student_control"):
+            measured = _read(Path(config.out) / f"seed{seed}" / f"{stage}.json")
+            if measured is not None and "skipped" in measured:
+                skipped[f"seed{seed}/{stage}"] = measured["skipped"]
+    return skipped
 
 
 def _add_reference_share(rows: dict) -> None:
@@ -265,11 +279,15 @@ def select_default(
     if STUDENT_ROW in rows:
         candidates[STUDENT_ROW] = {"validation_auc": plain_auc[0]}
     for row, entry in candidates.items():
+        strides = [v.get("map_stride", 1) for v in rows[row].values()]
+        entry["map_stride"] = max(strides)
         entry["grade_separation"] = _stats(rows[row], "grade_separation")
         entry["validation_froc"] = float(
             np.mean([v["validation_froc"]["all_lesions"] for v in rows[row].values()])
         )
-        entry["eligible"] = entry["validation_auc"] >= plain_auc[1]
+        entry["eligible"] = (
+            entry["validation_auc"] >= plain_auc[1] and entry["map_stride"] <= MAX_MAP_STRIDE
+        )
     eligible = [r for r, e in candidates.items() if e["eligible"] and e["grade_separation"]]
     if not eligible:
         return {}
@@ -293,7 +311,12 @@ def _default_model(default: str) -> str:
 
 
 def goals(
-    rows: dict, config: BenchmarkConfig, recipes: list[str], default: str, chosen_types: dict
+    rows: dict,
+    config: BenchmarkConfig,
+    recipes: list[str],
+    default: str,
+    chosen_types: dict,
+    skipped: dict[str, str] | None = None,
 ) -> dict:
     """The issue's goals for the default row, each with its figures."""
     plain = recipes[0]
@@ -341,6 +364,11 @@ def goals(
         result["passes_shuffled_grades"] = bool(
             drop and drop["mean_difference"] > 0 and drop["exceeds_seed_spread"]
         )
+    elif default == STUDENT_ROW and skipped:
+        notes = {k: v for k, v in skipped.items() if k.endswith("/student_control")}
+        if len(notes) == len(config.seeds):  # no student could learn from shuffled grades
+            result["shuffled_grades_note"] = notes
+            result["passes_shuffled_grades"] = True
     plain_row = f"{plain} · {config.methods[0]}"
     score_row = plain_row if default == STUDENT_ROW else default
     if plain_row in rows and score_row in rows:
@@ -442,6 +470,8 @@ def _markdown(results: dict) -> str:
             False,
         ),
     ]
+    for stage, reason in (results.get("skipped_stages") or {}).items():
+        lines.append(f"- {stage}: not trained: {reason}")
     lines += _tuning_lines(results.get("reference_tuning"))
     lines += _sweep_lines(results.get("heatmap_aware_sweep"))
     lines += _per_seed_lines(rows)
@@ -533,18 +563,21 @@ def _selection_lines(selection: dict) -> list[str]:
         f"Plain model: validation AUC {selection['plain_validation_auc']:.3f}, CI lower bound "
         f"{selection['plain_validation_ci_low']:.3f}.",
         "",
-        "| map | validation AUC | eligible | grade separation | validation FROC all (oracle) |",
-        "|---|---|---|---|---|",
+        "| map | validation AUC | px per map px | eligible | grade separation | "
+        "validation FROC all (oracle) |",
+        "|---|---|---|---|---|---|",
     ]
     for row, entry in selection["candidates"].items():
         lines.append(
-            f"| {row} | {entry['validation_auc']:.3f} | {'yes' if entry['eligible'] else 'no'} "
-            f"| {_cell(entry['grade_separation'])} | {entry['validation_froc']:.3f} |"
+            f"| {row} | {entry['validation_auc']:.3f} | {entry['map_stride']} | "
+            f"{'yes' if entry['eligible'] else 'no'} | {_cell(entry['grade_separation'])} | "
+            f"{entry['validation_froc']:.3f} |"
         )
     lines += [
         "",
-        f"- **Mask-free choice** (AUC at or above the plain model's CI lower bound, then the "
-        f"highest grade separation): **{selection['mask_free']}**",
+        f"- **Mask-free choice** (a map of at most {MAX_MAP_STRIDE} px per map pixel whose AUC "
+        f"reaches the plain model's CI lower bound, then the highest grade separation): "
+        f"**{selection['mask_free']}**",
         f"- Oracle choice (validation lesion masks; not a result): {selection['oracle']}",
     ]
     return lines
@@ -606,6 +639,7 @@ def write_results(
     invocations = previous.get("invocations", 1 if previous else 0) + 1
     wall += previous.get("wall_seconds", 0.0)
     rows = collect_rows(config, recipes, finetunes)
+    skipped = skipped_stages(config)
     selection = select_default(config, rows, recipes, finetunes)
     default = selection.get("mask_free")
     chosen_types = {
@@ -631,7 +665,10 @@ def write_results(
         "reference_tuning": _read(out / "reference_tuning.json"),
         "heatmap_aware_sweep": _read(out / "heatmap_aware_sweep.json"),
         "selection": selection,
-        "goals": goals(rows, config, recipes, default, default_types) if default in rows else {},
+        "skipped_stages": skipped,
+        "goals": goals(rows, config, recipes, default, default_types, skipped)
+        if default in rows
+        else {},
     }
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     (out / "results.md").write_text(_markdown({**results, "rows": rows}))

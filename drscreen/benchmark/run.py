@@ -23,7 +23,8 @@ For each seed (one patient split and one initialisation):
    with the best validation grade separation (mask-free), a segmentation student trained on
    them -> ``student.json``; the same from the control's map and shuffled grades ->
    ``student_control.json`` (a student that still finds lesions there copies the image, not
-   the grades);
+   the grades). A teacher whose map puts no pixel of a graded-DR photograph above the
+   healthy photographs' level gives no pseudo-lesion: the stage records why instead;
 6. for the first seed, ``OUT/gallery_seed<S>.png``: a few test photographs under every model,
    map and the references (`drscreen.benchmark.gallery`), to look at before trusting a figure.
 
@@ -43,9 +44,10 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from drscreen.benchmark import gallery, reference, sanity, tuning, validation
-from drscreen.benchmark.config import BenchmarkConfig
+from drscreen.benchmark.config import MAX_MAP_STRIDE, BenchmarkConfig
 from drscreen.benchmark.results import write_results
 from drscreen.data.sources import split_source
 from drscreen.data.splits import SPLITS, Splits
@@ -60,17 +62,20 @@ from drscreen.evaluation.runner import (
     score_function,
 )
 from drscreen.evaluation.sections import method_summary
+from drscreen.heatmaps.gradcam import default_gradcam_layer
+from drscreen.models.lesion_map import lesion_map
 from drscreen.models.runs import RunDirectory, load_model, model_input_size
 from drscreen.training import run as training
-from drscreen.training import student
-from drscreen.training.config import TrainConfig
+from drscreen.training.config import StudentConfig, TrainConfig
 from drscreen.training.data import shuffled_grades
+from drscreen.training.student import train_student
 
 CONTROL = "control"
 REFERENCE = "reference"
 FEW_SHOT = "few_shot"
 STUDENT = "student"
 STUDENT_CONTROL = "student_control"
+LESIONS = "lesions"
 SIGNED_HALVES = {"decrease": ("red_lesions",), "increase": ("bright_lesions",)}
 """A type-specific map (``<method>:<half>``) and the lesion group it is meant for: brightening
 a dark lesion lowers the grade, brightening a bright one raises it."""
@@ -226,6 +231,14 @@ def _studied(
     return studies, measured
 
 
+def map_stride(model: keras.Model, method: str) -> int:
+    """Input pixels per map pixel: Grad-CAM's feature map is coarser than the image."""
+    if method != "gradcam":
+        return 1
+    features = model.get_layer(default_gradcam_layer(model)).output.shape[1]
+    return max(1, round(model_input_size(model) / features))
+
+
 def measure_image_model(model: keras.Model, sources: dict, config: BenchmarkConfig) -> dict:
     """Validation study of every map, then `evaluate_model` on test at the chosen σ."""
     base = _runner_config(config, model_input_size(model))
@@ -242,7 +255,10 @@ def measure_image_model(model: keras.Model, sources: dict, config: BenchmarkConf
     return {
         "validation": {
             **_validation_auc(result),
-            "methods": {method: study.to_dict() for method, study in studies.items()},
+            "methods": {
+                name: study.to_dict() | {"map_stride": map_stride(model, name.split(":")[0])}
+                for name, study in studies.items()
+            },
         },
         "test": _test_summary(result.metrics),
     }
@@ -334,9 +350,13 @@ def reference_config(config: BenchmarkConfig, sources: dict) -> reference.Refere
 
 def few_shot_config(tuned: reference.ReferenceConfig, sources: dict) -> reference.ReferenceConfig:
     """The tuned configuration on the validation masks, for as many steps as the full
-    reference takes on the training masks."""
-    ratio = len(sources["train"]) / max(len(sources["validation"]), 1)
-    return dataclasses.replace(tuned, epochs=max(1, round(tuned.epochs * ratio)))
+    reference takes on the training masks (batches no larger than the split)."""
+    images = max(len(sources["validation"]), 1)
+    return dataclasses.replace(
+        tuned,
+        epochs=max(1, round(tuned.epochs * len(sources["train"]) / images)),
+        batch_size=min(tuned.batch_size, images),
+    )
 
 
 def _references(config: BenchmarkConfig, sources: dict, seed: int, folder: Path) -> None:
@@ -422,19 +442,40 @@ def heatmap_aware_weights(
 
 def student_teacher(measured: dict, config: BenchmarkConfig) -> str:
     """The plain model's method whose validation map best separates any-DR photographs from
-    grade-0 ones (mask-free; the first of `config.methods` on a tie)."""
+    grade-0 ones (mask-free; the first of `config.methods` on a tie), among the maps fine
+    enough to place a lesion (`MAX_MAP_STRIDE`)."""
     studies = measured["validation"]["methods"]
-    return max(config.methods, key=lambda m: studies[m]["grade_separation"] or 0.0)
+    fine = [m for m in config.methods if studies[m]["map_stride"] <= MAX_MAP_STRIDE]
+    if not fine:
+        raise ValueError(
+            f"no method of --methods={','.join(config.methods)} gives a map finer than "
+            f"{MAX_MAP_STRIDE} px for the lesion student's teacher"
+        )
+    return max(fine, key=lambda m: studies[m]["grade_separation"] or 0.0)
 
 
 def student_config(
     config: BenchmarkConfig, recipe: TrainConfig, method: str, sigma: float
-) -> student.StudentConfig:
+) -> StudentConfig:
     """The student of the plain recipe, with the benchmark's teacher and σ."""
-    settings = dataclasses.replace(
-        recipe.student, enabled=True, teacher_method=method, sigma=float(sigma)
+    return dataclasses.replace(
+        recipe.student,
+        student_enabled=True,
+        student_teacher_method=method,
+        student_sigma=float(sigma),
+        student_epochs=config.epochs or recipe.student.student_epochs,
     )
-    return dataclasses.replace(settings, epochs=config.epochs or settings.epochs)
+
+
+def student_maps(model: keras.Model) -> dict[str, HeatmapFunction]:
+    """The student's lesion map in the runner's form (its grade slot: the map's maximum)."""
+
+    @tf.function(reduce_retracing=True)
+    def maps(images: tf.Tensor, fov_masks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        heatmap = lesion_map(model, images, fov_masks)
+        return tf.reduce_max(heatmap, axis=[1, 2]), heatmap
+
+    return {LESIONS: maps}
 
 
 def _students(
@@ -459,16 +500,20 @@ def _students(
 
         def measure(teacher_run=teacher_run, train=train, name=name) -> dict:
             teacher = heatmap_function(load_model(str(teacher_run.path)), method)
-            model = _saved_model(
-                folder / name / "model.keras",
-                lambda: student.train_student(teacher, train, size, settings, seed),
-            )
-            maps = student.heatmap_functions(model)
-            measured_maps = measure_maps(student.score_function(model), maps, sources, config)
+            try:
+                model = _saved_model(
+                    folder / name / "model.keras",
+                    lambda: train_student(teacher, train, size, settings, seed, verbose=2),
+                )
+            except ValueError as error:  # e.g. no pseudo-positive: the teacher separates nothing
+                _log(f"{name} of seed{seed} not trained: {error}")
+                return {"teacher": method, "sigma": sigma, "skipped": str(error)}
+            maps = student_maps(model)
+            measured_maps = measure_maps(reference.score_function(model), maps, sources, config)
             return {
                 "teacher": method,
                 "sigma": sigma,
-                "config": settings.to_dict(),
+                "config": dataclasses.asdict(settings),
                 **measured_maps,
             }
 
@@ -557,17 +602,19 @@ def _comparison_gallery(
     for name, run_dir in run_dirs.items():
         model = load_model(str(run_dir.path))
         label = f"{config.control_recipe} on shuffled grades" if name == CONTROL else name
-        for method in config.methods:
+        for method in config.methods[:1] if name == CONTROL else config.methods:
             heatmap_fns[f"{label} · {method}"] = heatmap_function(model, method)
-    for name in (REFERENCE, FEW_SHOT):
-        model = keras.saving.load_model(folder / name / "model.keras")
-        heatmap_fns.update(reference.heatmap_functions(model, prefix=name))
+    heatmap_fns.update(
+        reference.heatmap_functions(keras.saving.load_model(folder / REFERENCE / "model.keras"))
+    )
+    few_shot = keras.saving.load_model(folder / FEW_SHOT / "model.keras")
+    heatmap_fns[FEW_SHOT] = reference.heatmap_functions(few_shot, FEW_SHOT)[
+        f"{FEW_SHOT}_{reference.ALL_LESIONS}"
+    ]
     for name in (STUDENT, STUDENT_CONTROL):
         if (folder / name / "model.keras").is_file():
             model = keras.saving.load_model(folder / name / "model.keras")
-            heatmap_fns.update(
-                {f"{name} · {m}": f for m, f in student.heatmap_functions(model).items()}
-            )
+            heatmap_fns[name] = student_maps(model)[LESIONS]
     gallery.plot_comparison(batch, heatmap_fns, str(path))
     _log(f"gallery: {path}")
 

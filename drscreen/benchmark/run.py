@@ -374,6 +374,7 @@ def _references(config: BenchmarkConfig, sources: dict, seed: int, folder: Path)
                     folder / name / "model.keras",
                     lambda: reference.train_reference(train, size, settings, seed, blocks),
                 ),
+                name,
                 settings,
                 sources,
                 config,
@@ -382,11 +383,15 @@ def _references(config: BenchmarkConfig, sources: dict, seed: int, folder: Path)
 
 
 def _measure_reference(
-    model: keras.Model, settings: reference.ReferenceConfig, sources: dict, config: BenchmarkConfig
+    model: keras.Model,
+    name: str,
+    settings: reference.ReferenceConfig,
+    sources: dict,
+    config: BenchmarkConfig,
 ) -> dict:
-    measured = measure_maps(
-        reference.score_function(model), reference.heatmap_functions(model), sources, config
-    )
+    """A reference's maps (``<name>_red_lesions``, ...) measured like every map."""
+    maps = reference.heatmap_functions(model, prefix=name)
+    measured = measure_maps(reference.score_function(model), maps, sources, config)
     return {"config": settings.to_dict(), "parameters": int(model.count_params()), **measured}
 
 

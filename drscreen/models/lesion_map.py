@@ -11,6 +11,9 @@ not train.
 import keras
 import tensorflow as tf
 
+LESIONS = "lesions"
+"""The lesion map's name wherever it appears: the exports' output, the metrics row."""
+
 
 def check_lesion_model(student: keras.Model, input_size: int, name: str = "lesion model") -> None:
     """Refuse a student that does not map (N, S, S, 3) images to one (N, S, S, 1) map.

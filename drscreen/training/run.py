@@ -21,13 +21,19 @@ Run directory (file names owned by `drscreen.models.runs.RunDirectory`; all writ
     stages/<i>-<S>px/    per stage: backup/ (resume state), history.csv, best.keras, done.json
     logs/<i>-<S>px/      TensorBoard: train/validation scalars, heatmaps/ overlays per epoch
     best.keras           the best PLAIN model of the last stage
+    lesions.keras        the lesion student (`drscreen.training.student`), with
+                         --student_enabled: trained after the model on pseudo-masks of its
+                         --student_teacher_method heatmap; written under another name and
+                         renamed, so a killed run leaves none or a whole one (kept on resume)
     calibration.json     referable-DR calibration fitted on the validation split (when it fits)
     metrics.json         the final evaluation of best.keras: `drscreen.evaluation.
                          model_evaluation.evaluate_model` on the test split, thresholds and
-                         calibration from the validation split, plus a ``run`` section
+                         calibration from the validation split (the student's lesion map a
+                         row of its own, ``lesions``), plus a ``run`` section
 """
 
 import json
+import os
 import shutil
 import sys
 import warnings
@@ -38,11 +44,13 @@ import numpy as np
 import tensorflow as tf
 
 from drscreen.data.sources import has_lesion_masks
+from drscreen.evaluation.lesion_student import lesion_function
 from drscreen.evaluation.model_evaluation import evaluate_model
 from drscreen.evaluation.report import json_safe
-from drscreen.evaluation.runner import RunnerConfig, keras_functions
+from drscreen.evaluation.runner import RunnerConfig, heatmap_function, keras_functions
 from drscreen.models import build
 from drscreen.models.calibration import Calibration
+from drscreen.models.lesion_map import LESIONS
 from drscreen.models.runs import RunDirectory
 from drscreen.training import data as run_data
 from drscreen.training.callbacks import BACKUP_METADATA, training_callbacks
@@ -52,6 +60,7 @@ from drscreen.training.heatmap_aware import HeatmapAwareModel
 from drscreen.training.mixed_precision import heatmap_seed_scale, set_precision, wrap_optimizer
 from drscreen.training.progressive import NEW, REINITIALISED, transfer_weights
 from drscreen.training.schedules import learning_rate_schedule
+from drscreen.training.student import train_student
 
 FINAL_HEATMAP_METHOD = "sensitivity"
 """The heatmap whose lesion figures the final metrics report (when the data has masks)."""
@@ -188,15 +197,43 @@ def train_stage(
     return best_path
 
 
+def lesion_student(
+    config: TrainConfig, model: keras.Model, splits: run_data.DataSplits, run: RunDirectory
+) -> keras.Model:
+    """The run's lesion student: ``lesions.keras`` when a previous attempt finished it, else
+    trained (`drscreen.training.student.train_student`, teacher: ``model``'s
+    ``--student_teacher_method`` map) and written whole (saved aside, then renamed)."""
+    size = int(model.input_shape[1])
+    if run.lesions_file.is_file():
+        _log(f"{run.lesions_file} already written; keeping it")
+        return run.lesion_model(size)
+    teacher = heatmap_function(model, config.student.student_teacher_method)
+    student = train_student(
+        teacher, splits.train, size, config.student, config.seed, config.verbose
+    )
+    partial = run.lesions_file.with_name(f".partial-{RunDirectory.LESIONS}")
+    student.save(partial)
+    os.replace(partial, run.lesions_file)
+    _log(f"wrote the lesion student to {run.lesions_file}")
+    return student
+
+
 def final_metrics(
-    model: keras.Model, splits: run_data.DataSplits, batch_size: int, progress: bool
+    model: keras.Model,
+    splits: run_data.DataSplits,
+    batch_size: int,
+    progress: bool,
+    student: keras.Model | None = None,
 ) -> dict:
     """`evaluate_model` of the best model: test split, thresholds and calibration from the
     validation split, and the sensitivity heatmap's lesion figures when the test images have
-    lesion masks (no deletion/insertion curves: they cost many passes)."""
+    lesion masks (no deletion/insertion curves: they cost many passes), with the lesion
+    student's map as a row of its own (`LESIONS`) when there is one."""
     with_masks = has_lesion_masks(splits.test)
     methods = (FINAL_HEATMAP_METHOD,) if with_masks else ()
     score_fn, heatmap_fns = keras_functions(model, methods)
+    if with_masks and student is not None:
+        heatmap_fns[LESIONS] = lesion_function(model, student)
     config = RunnerConfig(
         image_size=int(model.input_shape[1]),
         batch_size=batch_size,
@@ -287,13 +324,17 @@ def run(config: TrainConfig) -> dict:
         previous = keras.saving.load_model(best_path)
     shutil.copyfile(best_path, run_dir.model_file)
     keras.config.set_dtype_policy("float32")
-    metrics = final_metrics(previous, splits, config.data.batch_size, config.verbose > 0)
+    student = None
+    if config.student.student_enabled:
+        student = lesion_student(config, previous, splits, run_dir)
+    metrics = final_metrics(previous, splits, config.data.batch_size, config.verbose > 0, student)
     metrics["run"] = {
         "model_dir": str(run_dir.path),
         "stages": list(config.model.stage_sizes),
         "epochs_per_stage": config.epochs,
         "heatmap_weight": config.heatmap.heatmap_weight,
         "heatmap_penalty": config.heatmap.heatmap_penalty,
+        "lesion_student": RunDirectory.LESIONS if student is not None else None,
         "chief": is_chief(strategy),
     }
     metrics = json_safe(metrics)

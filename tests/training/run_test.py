@@ -14,8 +14,14 @@ from drscreen.data.splits import Splits
 from drscreen.models.calibration import Calibration
 from drscreen.models.runs import RunDirectory
 from drscreen.training import data as run_data
-from drscreen.training.config import DataConfig, HeatmapConfig, ModelConfig, TrainConfig
-from drscreen.training.run import run, write_calibration
+from drscreen.training.config import (
+    DataConfig,
+    HeatmapConfig,
+    ModelConfig,
+    StudentConfig,
+    TrainConfig,
+)
+from drscreen.training.run import lesion_student, run, write_calibration
 
 TINY_DATA = DataConfig(
     synth_n=16,
@@ -154,3 +160,49 @@ def test_a_run_whose_test_split_has_one_class_finishes(tmp_path, capsys):
     assert not run_dir.calibration_file.exists()
     printed = capsys.readouterr().out
     assert "test image-level metrics skipped: the evaluated images are all negative" in printed
+
+
+def test_a_run_with_a_student_writes_lesions_keras_and_its_row(tmp_path, capsys):
+    """--student_enabled: lesions.keras (a whole file, the stale partial of a killed attempt
+    replaced), the student's own row in metrics.json; a resumed run keeps the student. (One
+    step leaves the teacher's maps near-flat: quantile 0 makes the levels reachable.)"""
+    config = TrainConfig(
+        model_dir=str(tmp_path / "run"),
+        data=DataConfig(**{**TINY_DATA.__dict__, "data_dir": str(tmp_path / "synth")}),
+        model=ModelConfig(model="small", image_size=64, width=2),
+        student=StudentConfig(
+            student_enabled=True,
+            student_positive_quantile=0.0,
+            student_negative_quantile=0.0,
+            student_width=2,
+            student_epochs=1,
+            student_batch_size=4,
+        ),
+        epochs=1,
+        steps_per_epoch=1,
+        heatmap_images=0,
+        verbose=0,
+    )
+    run_dir = RunDirectory(tmp_path / "run")
+    run_dir.path.mkdir()
+    stale = run_dir.path / ".partial-lesions.keras"
+    stale.write_bytes(b"half of a student")
+    metrics = run(config)
+    assert not stale.exists()
+    student = run_dir.lesion_model(64)
+    assert student.output_shape == (None, 64, 64, 1)
+    lesions = metrics["methods"]["lesions"]
+    assert 0.0 <= lesions["relevance_mass/all_lesions"] <= 1.0
+    assert (
+        lesions["relevance_mass/all_lesions"]
+        != metrics["methods"]["sensitivity"]["relevance_mass/all_lesions"]
+    )
+    assert metrics["run"]["lesion_student"] == "lesions.keras"
+    written = run_dir.lesions_file.stat().st_mtime_ns
+    capsys.readouterr()
+    splits = run_data.load_splits(config.data, run_dir, config.seed)
+    kept = lesion_student(config, keras.saving.load_model(run_dir.model_file), splits, run_dir)
+    assert run_dir.lesions_file.stat().st_mtime_ns == written
+    assert "lesions.keras already written; keeping it" in capsys.readouterr().err
+    for a, b in zip(kept.get_weights(), student.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -63,7 +63,7 @@ from drscreen.evaluation.runner import (
 )
 from drscreen.evaluation.sections import method_summary
 from drscreen.heatmaps.gradcam import default_gradcam_layer
-from drscreen.models.lesion_map import lesion_map
+from drscreen.models.lesion_map import LESIONS, lesion_map
 from drscreen.models.runs import RunDirectory, load_model, model_input_size
 from drscreen.training import run as training
 from drscreen.training.config import StudentConfig, TrainConfig
@@ -75,7 +75,6 @@ REFERENCE = "reference"
 FEW_SHOT = "few_shot"
 STUDENT = "student"
 STUDENT_CONTROL = "student_control"
-LESIONS = "lesions"
 SIGNED_HALVES = {"decrease": ("red_lesions",), "increase": ("bright_lesions",)}
 """A type-specific map (``<method>:<half>``) and the lesion group it is meant for: brightening
 a dark lesion lowers the grade, brightening a bright one raises it."""

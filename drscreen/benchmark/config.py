@@ -58,7 +58,9 @@ class BenchmarkConfig:
         Smoothing (px) searched for each map on the validation split's lesion masks.
     reference_width, reference_checkpoints:
         The reference tuning's first width (its width step doubles it) and the epochs after
-        which each configuration is measured (`drscreen.benchmark.tuning`).
+        which each configuration of its search is measured; the chosen one then trains
+        through doublings of the last until its validation curve flattens
+        (`drscreen.benchmark.tuning`).
     student:
         Train the lesion student of the first recipe (`drscreen.training.student`) per seed,
         its teacher the first recipe's method with the best validation grade separation.
@@ -99,7 +101,7 @@ class BenchmarkConfig:
     sigmas: tuple[float, ...] = _field((0.0, 1.0, 2.0, 4.0), "Smoothing searched (px).")
     reference_width: int = _field(16, "First width of the reference tuning.")
     reference_checkpoints: tuple[int, ...] = _field(
-        (10, 20, 40, 80), "Epochs after which the reference tuning measures a configuration."
+        (10, 20, 40), "Epochs after which the reference search measures a configuration."
     )
     student: bool = _field(True, "Train and measure the lesion student.")
     batch_size: int = _field(32, "Evaluation batch.")

@@ -496,14 +496,21 @@ def _tuning_lines(tuning: dict | None) -> list[str]:
         curve = ", ".join(f"{e}: {v['froc']:.3f}" for e, v in trial["curve"].items())
         lines.append(f"| {trial['label']} | {curve} | {trial['froc']:.3f} |")
     chosen = tuning["chosen"]
-    lines.append("")
-    lines.append(
-        f"Chosen: **{chosen['label']}, {chosen['config']['epochs']} epochs** (validation FROC "
-        f"{chosen['froc']:.3f}). The few-shot reference trains this configuration on the "
-        "validation masks only, for as many steps. Seeds other than the first use the chosen "
-        "configuration; part of the first seed's validation images are their test images, "
-        "which can only favour the reference (the denominator of every share)."
+    curve = ", ".join(f"{e}: {v['froc']:.3f}" for e, v in chosen["curve"].items())
+    flat = (
+        "it stopped improving"
+        if tuning["flattened"]
+        else "it was still improving at the longest schedule: a lower bound of this budget"
     )
+    lines += [
+        f"| **{chosen['label']}, trained longer** | {curve} | {chosen['froc']:.3f} |",
+        "",
+        f"Chosen: **{chosen['label']}, {chosen['config']['epochs']} epochs** (validation FROC "
+        f"{chosen['froc']:.3f}; {flat}). The few-shot reference trains this configuration on "
+        "the validation masks only, as many passes. Seeds other than the first use the chosen "
+        "configuration; part of the first seed's validation images are their test images, "
+        "which can only favour the reference (the denominator of every share).",
+    ]
     return lines
 
 

@@ -18,7 +18,8 @@ For each seed (one patient split and one initialisation):
 4. the pixel-supervised reference: tuned on the first seed's validation masks
    (`drscreen.benchmark.tuning` -> ``OUT/reference_tuning.json``), the chosen configuration
    trained on every seed's training masks -> ``reference.json``, and the few-shot reference
-   trained on the seed's validation masks only (Choe et al. 2020) -> ``few_shot.json``;
+   trained on the seed's validation masks only, as many passes (Choe et al. 2020) ->
+   ``few_shot.json``;
 5. the lesion student (`drscreen.training.student`): pseudo-masks from the first recipe's map
    with the best validation grade separation (mask-free), a segmentation student trained on
    them -> ``student.json``; the same from the control's map and shuffled grades ->
@@ -326,49 +327,49 @@ def _saved_model(path: Path, train: Callable[[], keras.Model]) -> keras.Model:
     return model
 
 
-def reference_config(config: BenchmarkConfig, sources: dict) -> reference.ReferenceConfig:
-    """The tuned reference configuration: ``OUT/reference_tuning.json``, computed on the first
-    seed's split when absent (its model is that seed's reference)."""
+def reference_config(
+    config: BenchmarkConfig, sources: dict
+) -> tuple[reference.ReferenceConfig, tuple[int, ...]]:
+    """The tuned reference configuration and its training blocks: ``OUT/reference_tuning.json``,
+    computed on the first seed's split when absent (its model is that seed's reference)."""
     path = Path(config.out) / "reference_tuning.json"
     if not path.is_file():
-        folder = Path(config.out) / f"seed{config.seeds[0]}" / REFERENCE
+        folder = Path(config.out) / f"seed{config.seeds[0]}"
         result, model = tuning.tune_reference(
             sources["train"],
             sources["validation"],
             _runner_config(config, config.synth_size),
             config.sigmas,
             config.seeds[0],
+            folder / "reference_tuning",
             start=tuning.start_config(config.reference_width),
             checkpoints=config.reference_checkpoints,
             log=_log,
         )
-        _saved_model(folder / "model.keras", lambda: model)
+        _saved_model(folder / REFERENCE / "model.keras", lambda: model)
         write_json(path, result.to_dict())
-    return tuning.config_from_dict(json.loads(path.read_text())["chosen"]["config"])
+    chosen = json.loads(path.read_text())
+    return tuning.config_from_dict(chosen["chosen"]["config"]), tuple(chosen["blocks"])
 
 
 def few_shot_config(tuned: reference.ReferenceConfig, sources: dict) -> reference.ReferenceConfig:
-    """The tuned configuration on the validation masks, for as many steps as the full
-    reference takes on the training masks (batches no larger than the split)."""
+    """The tuned configuration on the validation masks, as many passes over them as the full
+    reference makes over the training masks (batches no larger than the split)."""
     images = max(len(sources["validation"]), 1)
-    return dataclasses.replace(
-        tuned,
-        epochs=max(1, round(tuned.epochs * len(sources["train"]) / images)),
-        batch_size=min(tuned.batch_size, images),
-    )
+    return dataclasses.replace(tuned, batch_size=min(tuned.batch_size, images))
 
 
 def _references(config: BenchmarkConfig, sources: dict, seed: int, folder: Path) -> None:
     """The tuned reference and the few-shot reference of one seed, each measured."""
-    tuned = reference_config(config, sources)
+    tuned, blocks = reference_config(config, sources)
     size = config.synth_size
-    for name, train, settings, blocks in (
-        (REFERENCE, sources["train"], tuned, config.reference_checkpoints),
-        (FEW_SHOT, sources["validation"], few_shot_config(tuned, sources), ()),
+    for name, train, settings in (
+        (REFERENCE, sources["train"], tuned),
+        (FEW_SHOT, sources["validation"], few_shot_config(tuned, sources)),
     ):
         _stage(
             folder / f"{name}.json",
-            lambda name=name, train=train, settings=settings, blocks=blocks: _measure_reference(
+            lambda name=name, train=train, settings=settings: _measure_reference(
                 _saved_model(
                     folder / name / "model.keras",
                     lambda: reference.train_reference(train, size, settings, seed, blocks),

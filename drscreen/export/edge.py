@@ -14,6 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 import drscreen
 from drscreen.data.fundus import FOV_THRESHOLD, MAX_BACKGROUND, MIN_FOV_FRACTION
 from drscreen.export.signatures import INPUT_NAME, ScreeningFunctions
+from drscreen.models.lesion_map import LESIONS
 
 DESCRIPTION_FORMAT = 1
 
@@ -102,6 +103,9 @@ def edge_description(
                 tensor.update({"range": [0.0, 255.0], "meaning": "RGB fundus image, cropped"})
         for name, tensor in tensors["outputs"].items():
             tensor.update(OUTPUTS.get(name, {}))
+            if name == LESIONS:
+                described = functions.lesions_description()
+                tensor.update(range=described["range"], meaning=described["meaning"])
     calibration = functions.config.calibration
     return {
         "format": DESCRIPTION_FORMAT,
@@ -118,6 +122,7 @@ def edge_description(
             "size": functions.heatmap_size,
             "agreement_with_float32": heatmap_agreement,
         },
+        "lesions": functions.lesions_description(),
         "calibration": {
             "function": "sigmoid((grade - midpoint) / scale)",
             "midpoint": calibration.midpoint,

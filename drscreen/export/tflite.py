@@ -4,11 +4,11 @@ Owns converting the float signatures of an exported SavedModel to TFLite flatbuf
 run on any LiteRT runtime without the Flex delegate (``TFLITE_BUILTINS`` only; the heatmap
 is made of forward ops, see `drscreen.heatmaps.backprop`). Inputs and outputs stay float32
 in every variant, with the names of the SavedModel signatures (``images`` -> ``score``,
-``grade``, ``heatmap``).
+``grade``, ``heatmap``, ``quality``, ``lesions``).
 
 Variants:
 
-- ``float32``: ``predict_float`` (score + heatmap) and ``predict_score``;
+- ``float32``: ``predict_float`` (score, heatmap and lesions) and ``predict_score``;
 - ``float16``: the same, weights stored as float16 (half the size, same maths);
 - ``int8_weights``: the same, convolution, dense and untied-bias weights stored as int8 with
   one scale per channel and every op computing in float32

@@ -17,19 +17,9 @@ from drscreen.evaluation.lesion_student import probable_lesions
 from drscreen.heatmaps.overlay import photograph_panel
 from drscreen.models import build
 from drscreen.models.runs import RunDirectory
-from drscreen.models.segmentation import segmentation_net
+from tests.students import scaled_student
 
 SIZE = 64
-
-
-def _student() -> keras.Model:
-    """A random student scaled so that its maps span [0, 1] and peak above 0.5."""
-    keras.utils.set_random_seed(3)
-    student = segmentation_net(SIZE, 1, width=4)
-    last = student.get_layer("maps")
-    kernel, bias = last.get_weights()
-    last.set_weights([kernel * 8.0, bias])
-    return student
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +38,7 @@ def runs(tmp_path_factory):
     without = RunDirectory(tmp_path_factory.mktemp("without_student"))
     for run in (with_student, without):
         model.save(run.model_file)
-    _student().save(with_student.lesions_file)
+    scaled_student(SIZE).save(with_student.lesions_file)
     return with_student, without
 
 
@@ -62,7 +52,7 @@ def test_predict_draws_the_lesion_probability_and_rings_probable_lesions(runs, d
     """<stem>_lesions.png is the student's FOV-masked map of the crop on a 0-1 scale with its
     peaks >= 0.5 ringed; report.html shows it under the heatmap; no student, no panel."""
     with_student, without = runs
-    student = _student()
+    student = scaled_student(SIZE)
     out = tmp_path / "out"
     _command(
         "predict", f"--model={with_student.path}", f"--images={data_dir}/train", f"--out={out}"

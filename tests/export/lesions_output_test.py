@@ -9,9 +9,6 @@ import itertools
 import json
 import os
 import shutil
-import subprocess
-import sys
-import time
 
 import keras
 import numpy as np
@@ -28,7 +25,8 @@ from drscreen.models.runs import RunDirectory
 from drscreen.models.segmentation import segmentation_net
 from drscreen.serving.client import GrpcClient
 from tests.export.conftest import INPUT_SIZE
-from tests.export.serve_test import REPO, _available, _free_port
+from tests.export.served import drscreen_serve
+from tests.students import scaled_student
 
 FLOAT_VARIANTS = ("float32", "float16", "int8_weights", "dynamic_int8")
 # Largest |lesions - SavedModel's lesions| as a fraction of the spread between images.
@@ -39,14 +37,7 @@ TOLERANCE = {"float32": 1e-4, "int8_weights": 1e-4, "float16": 1e-2, "dynamic_in
 
 @pytest.fixture(scope="module")
 def student() -> keras.Model:
-    """A random student whose last layer is scaled so its maps span [0, 1] and differ
-    between photographs."""
-    keras.utils.set_random_seed(3)
-    net = segmentation_net(INPUT_SIZE, 1, width=4)
-    last = net.get_layer("maps")
-    kernel, bias = last.get_weights()
-    last.set_weights([kernel * 8.0, bias])
-    return net
+    return scaled_student(INPUT_SIZE)
 
 
 @pytest.fixture(scope="module")
@@ -197,31 +188,12 @@ def test_drscreen_serve_returns_the_students_lesions(student_export, photographs
     encoded, images, _ = photographs
     base = tmp_path / "base"
     shutil.copytree(student_export.path, base / "1")
-    grpc_port, rest_port = _free_port(), _free_port()
-    command = [
-        sys.executable, "-m", "drscreen", "serve", f"--model_base_path={base}",
-        f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-        "--file_system_poll_wait_seconds=0",
-    ]  # fmt: skip
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    with open(tmp_path / "server.log", "w+") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=log, cwd=REPO, env=env)
-        try:
-            url = f"http://127.0.0.1:{rest_port}/v1/models/drscreen"
-            deadline = time.monotonic() + 120
-            while not _available(url):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    log.seek(0)
-                    pytest.fail(f"drscreen serve did not become ready:\n{log.read()}")
-                time.sleep(0.3)
-            with GrpcClient(f"127.0.0.1:{grpc_port}", "drscreen") as client:
-                served = {
-                    "serving_default": client.predict(encoded, signature="serving_default"),
-                    "predict_float": client.predict(images, signature="predict_float"),
-                }
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    with drscreen_serve(base, tmp_path / "server.log") as address:
+        with GrpcClient(address, "drscreen") as client:
+            served = {
+                "serving_default": client.predict(encoded, signature="serving_default"),
+                "predict_float": client.predict(images, signature="predict_float"),
+            }
     direct = tf.saved_model.load(student_export.path).signatures
     for signature, inputs in (("serving_default", encoded), ("predict_float", images)):
         expected = direct[signature](images=tf.constant(inputs))["lesions"].numpy()

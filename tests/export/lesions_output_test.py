@@ -148,6 +148,22 @@ def test_without_a_student_the_lesions_are_the_heatmap(exported, photographs):
     np.testing.assert_array_equal(outputs["lesions"], outputs["heatmap"])
 
 
+def test_lesions_stay_at_the_input_size_when_the_heatmap_is_pooled(model, student, photographs):
+    """heatmap_size 32 pools the heatmap only: the lesions (the student's, or without one the
+    heatmap before pooling: its 2x2 means are the pooled heatmap) stay 64 x 64."""
+    _, images, _ = photographs
+    config = SignatureConfig(heatmap_size=32)
+    plain = ScreeningFunctions(model, config).predict(tf.constant(images))
+    assert plain["heatmap"].shape == (3, 32, 32) and plain["lesions"].shape == (3, 64, 64)
+    pooled = plain["lesions"].numpy().reshape(3, 32, 2, 32, 2).mean(axis=(2, 4))
+    np.testing.assert_allclose(pooled, plain["heatmap"].numpy(), rtol=1e-5, atol=1e-9)
+    with_student = ScreeningFunctions(model, config, student).predict(tf.constant(images))
+    expected = _student_maps(student, images, _float_masks(images))
+    np.testing.assert_allclose(
+        with_student["lesions"].numpy(), expected, atol=1e-4 * _spread(expected)
+    )
+
+
 def test_a_student_of_another_size_is_refused(model):
     """A student taking 32 px images cannot serve a 64 px model: refused by its shapes."""
     with pytest.raises(ValueError, match=r"must map \(N, 64, 64, 3\) images"):

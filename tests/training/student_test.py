@@ -236,3 +236,19 @@ def test_too_few_images_are_refused(records):
     config = StudentConfig(student_batch_size=64)
     with pytest.raises(ValueError, match="at least --student_batch_size=64 usable"):
         student.train_student(_dark_spots, records, 64, config, verbose=0)
+
+
+def test_the_same_seed_trains_the_same_student(records):
+    """Weights, shuffling and augmentation follow the seed: equal seeds, equal students; another
+    seed, another one."""
+    config = dataclasses.replace(CONFIG, student_epochs=1)
+    first, again, other = (
+        student.train_student(_dark_spots, records, 64, config, seed=seed, verbose=0)
+        for seed in (4, 4, 5)
+    )
+    for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(first.get_weights(), other.get_weights(), strict=True)
+    )

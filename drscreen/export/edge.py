@@ -93,6 +93,7 @@ def edge_description(
     quantization: str,
     heatmap_agreement: str,
     quality_agreement: str,
+    lesions_agreement: str,
     functions: ScreeningFunctions,
 ) -> dict:
     """The ``drscreen_<variant>.json`` content of one converted TFLite file."""
@@ -122,7 +123,12 @@ def edge_description(
             "size": functions.heatmap_size,
             "agreement_with_float32": heatmap_agreement,
         },
-        "lesions": functions.lesions_description(),
+        "lesions": {
+            **functions.lesions_description(),
+            "agreement_with_float32": lesions_agreement
+            if functions.lesion_model is not None
+            else heatmap_agreement,
+        },
         "calibration": {
             "function": "sigmoid((grade - midpoint) / scale)",
             "midpoint": calibration.midpoint,

@@ -165,6 +165,7 @@ def _write_tflite(
             quantization,
             tflite.VARIANT_HEATMAP_AGREEMENT[variant],
             tflite.VARIANT_QUALITY_AGREEMENT[variant],
+            tflite.VARIANT_LESIONS_AGREEMENT[variant],
             functions,
         )
         edge_name = tflite.description_name(variant)

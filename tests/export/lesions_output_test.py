@@ -127,6 +127,10 @@ def test_descriptions_say_the_lesions_are_the_students_probability(student_expor
             outputs = json.load(file)["signatures"]["predict_float"]["outputs"]
         assert outputs["lesions"]["range"] == [0.0, 1.0]
         assert outputs["lesions"]["shape"] == [-1, INPUT_SIZE, INPUT_SIZE]
+        with open(edge, encoding="utf-8") as file:
+            lesions = json.load(file)["lesions"]
+        assert lesions["map"] == "lesion student"
+        assert lesions["agreement_with_float32"] == tflite.VARIANT_LESIONS_AGREEMENT[variant]
 
 
 def test_without_a_student_the_lesions_are_the_heatmap(exported, photographs):

@@ -8,6 +8,8 @@ Writes ``OUT/<N>/`` (the next free version unless ``--version`` names a new one)
 directory's ``calibration.json`` when it has one, else the default; explicit
 ``--calibration_midpoint``/``--calibration_scale`` override either. The gradability gate
 behind the ``quality`` output is the run's ``quality.json``, else drscreen's default gate.
+The ``lesions`` output is the run's lesion student (``lesions.keras``) when it has one, else
+the heatmap.
 """
 
 from absl import app, flags
@@ -20,7 +22,13 @@ from drscreen.heatmaps import METHODS
 from drscreen.models import DEFAULT_MIDPOINT, DEFAULT_SCALE
 from drscreen.models.calibration import Calibration, resolve_calibration
 from drscreen.models.quality import resolve_quality_gate
-from drscreen.models.runs import load_model, run_calibration, run_quality_gate
+from drscreen.models.runs import (
+    load_model,
+    model_input_size,
+    run_calibration,
+    run_lesion_model,
+    run_quality_gate,
+)
 
 _MODEL = flags.DEFINE_string(
     "model", None, "A training run directory (its best.keras) or a .keras model file."
@@ -93,7 +101,8 @@ def main(argv: list[str]) -> None:
             quality_source=gate_source,
         )
         model = load_model(_MODEL.value)
-        export(model, _OUT.value, config, source=_MODEL.value)
+        student = run_lesion_model(_MODEL.value, model_input_size(model))
+        export(model, _OUT.value, config, source=_MODEL.value, lesion_model=student)
     except (ValueError, FileNotFoundError) as error:
         raise app.UsageError(str(error)) from error
     except FileExistsError as error:

@@ -9,6 +9,9 @@ through `drscreen.evaluation.model_evaluation.evaluate_model` with its own valid
 Writes ``metrics.json``, ``report.md``, ``predictions.csv`` (one row per evaluated image) and
 the figures into the output folder: ROC, calibration, FROC, the referral curves, the heatmap
 gallery at the model's crop and each gallery case on its photograph (``gallery/case_NN.png``).
+A run with a lesion student (``lesions.keras``) has its map evaluated as a row of its own
+(``lesions``, `drscreen.evaluation.lesion_student`) with a gallery of its own
+(``lesions_gallery.png``, ``gallery/lesions_case_NN.png``).
 """
 
 import csv
@@ -22,6 +25,7 @@ from drscreen.data.readers import DATASET_NAMES
 from drscreen.data.sources import Source, has_lesion_masks, is_prepared, split_source
 from drscreen.data.splits import ALL, SPLITS, SPLITS_FILE, Splits
 from drscreen.evaluation import comparison, figures, gallery, report
+from drscreen.evaluation.lesion_student import lesion_function
 from drscreen.evaluation.model_evaluation import ModelEvaluation, evaluate_model
 from drscreen.evaluation.runner import RunnerConfig, keras_functions
 from drscreen.evaluation.triage import triage_sections, triage_stream
@@ -29,12 +33,14 @@ from drscreen.heatmaps import METHODS
 from drscreen.heatmaps.overlay import save_image
 from drscreen.heatmaps.tta import VIEW_SETS
 from drscreen.models.calibration import resolve_calibration
+from drscreen.models.lesion_map import LESIONS
 from drscreen.models.quality import resolve_quality_gate
 from drscreen.models.runs import (
     RunDirectory,
     load_model,
     model_input_size,
     run_calibration,
+    run_lesion_model,
     run_quality_gate,
 )
 
@@ -287,27 +293,43 @@ def _figures(
             )
         )
     if config.gallery:
-        cases, on_photographs, target = gallery.gallery_cases(
-            evaluated,
-            result.evaluated,
-            primary,
-            heatmap_fns[primary],
-            runner_config,
-            config.gallery,
+        drawn.update(_gallery(config, evaluated, result, runner_config, heatmap_fns, primary))
+        if LESIONS in heatmap_fns:
+            drawn.update(_gallery(config, evaluated, result, runner_config, heatmap_fns, LESIONS))
+    return drawn
+
+
+def _gallery(config, evaluated, result, runner_config, heatmap_fns, method: str) -> dict:
+    """The gallery of one method's maps, and its cases on their photographs."""
+    probability = method == LESIONS
+    cases, on_photographs, target = gallery.gallery_cases(
+        evaluated,
+        result.evaluated,
+        method,
+        heatmap_fns[method],
+        runner_config,
+        config.gallery,
+        probability,
+    )
+    chosen_by = (
+        f"cases chosen on {target.replace('_', ' ')}, outlined in magenta"
+        if target is not None
+        else "cases chosen by the referable-DR prediction ŷ"
+    )
+    if probability:
+        prefix, what, case_label = f"{LESIONS}_", "lesion-student maps", "Lesion-student case"
+    else:
+        prefix, what, case_label = "", f"{method} heatmaps", "Case"
+    ringed = "probable lesions (≥ 0.5) ringed" if probability else "candidates ringed"
+    drawn = {}
+    if cases:
+        drawn[f"Gallery of {what} ({chosen_by})"] = figures.plot_gallery(
+            cases, os.path.join(config.out, f"{prefix}gallery.png")
         )
-        chosen_by = (
-            f"cases chosen on {target.replace('_', ' ')}, outlined in magenta"
-            if target is not None
-            else "cases chosen by the referable-DR prediction ŷ"
-        )
-        if cases:
-            drawn[f"Gallery of {primary} heatmaps ({chosen_by})"] = figures.plot_gallery(
-                cases, os.path.join(config.out, "gallery.png")
-            )
-        for number, case in enumerate(on_photographs, start=1):
-            path = os.path.join(config.out, GALLERY_PHOTOGRAPHS, f"case_{number:02d}.png")
-            save_image(path, case.panel)
-            drawn[f"Case {number} on its photograph, candidates ringed: {case.title}"] = path
+    for number, case in enumerate(on_photographs, start=1):
+        path = os.path.join(config.out, GALLERY_PHOTOGRAPHS, f"{prefix}case_{number:02d}.png")
+        save_image(path, case.panel)
+        drawn[f"{case_label} {number} on its photograph, {ringed}: {case.title}"] = path
     return drawn
 
 
@@ -360,6 +382,9 @@ def evaluate(config: EvaluationConfig) -> dict:
         progress=config.progress,
     )
     score_fn, heatmap_fns = keras_functions(model, config.methods)
+    student = run_lesion_model(config.model, image_size)
+    if student is not None:
+        heatmap_fns[LESIONS] = lesion_function(model, student)
     result = evaluate_model(
         score_fn,
         evaluated,
@@ -400,6 +425,10 @@ def evaluate(config: EvaluationConfig) -> dict:
         **description,
         "per-image predictions": PREDICTIONS_FILE,
     }
+    if student is not None:
+        context["lesion map"] = (
+            f"the lesion student {RunDirectory(config.model).lesions_file} (row {LESIONS!r})"
+        )
     if config.heatmap_aware_model:
         context["heatmap-aware model"] = config.heatmap_aware_model
     if "skipped" in metrics["screening"]:

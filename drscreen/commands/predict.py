@@ -11,9 +11,12 @@ per-patient referral report, `drscreen.commands.referral_report`), ``<stem>_heat
 panels of the view-averaged heatmap (the photograph at its own resolution, brought to
 `MIN_READABLE_SIDE`-`READABLE_SIDE` px, beside the heatmap mapped back onto it, with a colour
 scale and the strongest lesion candidates ringed unless the photograph cannot be graded:
-`drscreen.heatmaps.overlay.photograph_panel`, `candidates_to_mark`) and, when some
-images cannot be used, ``failures.csv`` (image, reason). Bad images (those `load_rgb`
-refuses, and crops without a field of view) never stop the others.
+`drscreen.heatmaps.overlay.photograph_panel`, `candidates_to_mark`), for a run with a lesion
+student (``lesions.keras``) ``<stem>_lesions.png`` panels of its lesion probability (the
+exports' ``lesions`` output of the plain image, on a fixed 0-1 scale, its peaks of at least
+0.5 ringed: `drscreen.evaluation.lesion_student.probable_lesions`) and, when some images
+cannot be used, ``failures.csv`` (image, reason). Bad images (those `load_rgb` refuses, and
+crops without a field of view) never stop the others.
 """
 
 import csv
@@ -33,14 +36,22 @@ from drscreen.data.fundus import (
 )
 from drscreen.data.gradability import gradability_features
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_rgb
+from drscreen.evaluation.lesion_student import probable_lesions
 from drscreen.evaluation.lesions import candidates_to_mark
 from drscreen.evaluation.referral import tta_spread
 from drscreen.heatmaps.api import METHODS
 from drscreen.heatmaps.overlay import photograph_panel, save_image
 from drscreen.heatmaps.tta import VIEW_SETS, tta_compute
 from drscreen.models.calibration import Calibration, resolve_calibration
+from drscreen.models.lesion_map import lesion_map
 from drscreen.models.quality import resolve_quality_gate
-from drscreen.models.runs import load_model, model_input_size, run_calibration, run_quality_gate
+from drscreen.models.runs import (
+    load_model,
+    model_input_size,
+    run_calibration,
+    run_lesion_model,
+    run_quality_gate,
+)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 PREDICTIONS_FILE = "predictions.csv"
@@ -119,6 +130,8 @@ class Prediction:
     patient: str
     eye: str
     decision: str
+    lesions_path: str = ""
+    """The lesion-map panel; "" for a model without a lesion student."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,12 +158,13 @@ def list_images(images: str) -> list[str]:
     return paths
 
 
-def _overlay_name(path: str, taken: set[str]) -> str:
-    """``<stem>_heatmap.png``, or ``<file name>_heatmap.png`` when two images share a stem."""
+def _overlay_names(path: str, taken: set[str]) -> tuple[str, str]:
+    """``<stem>_heatmap.png`` and ``<stem>_lesions.png`` (the file name instead of the stem
+    when two images share a stem)."""
     stem = os.path.splitext(os.path.basename(path))[0]
     name = stem if stem not in taken else os.path.basename(path)
     taken.add(name)
-    return f"{name}_heatmap.png"
+    return f"{name}_heatmap.png", f"{name}_lesions.png"
 
 
 def _write_csv(path: str, header: tuple[str, ...], rows: list[tuple]) -> None:
@@ -182,6 +196,7 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
     rule = referral_report.operating_point(config.model_path, config.referral_sensitivity)
     listed = referral_report.read_patients(config.patients_csv) if config.patients_csv else {}
     views = VIEW_SETS[config.tta]
+    student = run_lesion_model(config.model_path, size)
 
     def screen(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         view_grades, heatmaps = tta_compute(model, images, config.method, masks, views)
@@ -194,6 +209,12 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
             tf.TensorSpec((None, size, size), tf.float32),
         ],
     )
+    lesion_fn = None
+    if student is not None:
+        lesion_fn = tf.function(
+            lambda images, masks: lesion_map(student, images, masks),
+            input_signature=heatmap_fn.input_signature,
+        )
     predictions: list[Prediction] = []
     failures: list[tuple[str, str]] = []
     overlay_names: set[str] = set()
@@ -218,8 +239,12 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
             view_grades, heatmaps, quality = heatmap_fn(np.stack(images), np.stack(masks))
             view_probabilities = calibration.probability(view_grades.numpy())
             uncertainty = tta_spread(view_probabilities)
+            lesion_maps = (
+                None if lesion_fn is None else lesion_fn(np.stack(images), np.stack(masks))
+            )
             for index, path in enumerate(batch_paths):
-                overlay_path = os.path.join(config.out_dir, _overlay_name(path, overlay_names))
+                heatmap_name, lesions_name = _overlay_names(path, overlay_names)
+                overlay_path = os.path.join(config.out_dir, heatmap_name)
                 heatmap = heatmaps[index].numpy()
                 gradable = not bool(gate.ungradable(float(quality[index])))
                 # no lesion is pointed at on a photograph that cannot be graded
@@ -228,6 +253,16 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
                     photographs[index], heatmap, boxes[index], masks[index], candidates=marks
                 )
                 save_image(overlay_path, panel)
+                lesions_path = ""
+                if lesion_maps is not None:
+                    lesions_path = os.path.join(config.out_dir, lesions_name)
+                    lesions = lesion_maps[index].numpy()
+                    rings = probable_lesions(lesions, masks[index] > 0.5) if gradable else None
+                    lesion_panel = photograph_panel(
+                        photographs[index], lesions, boxes[index], masks[index],
+                        candidates=rings, top=1.0,
+                    )  # fmt: skip
+                    save_image(lesions_path, lesion_panel)
                 grade = float(view_grades[index, 0])
                 probability = float(view_probabilities[index, 0])
                 patient, eye = listed.get(
@@ -245,6 +280,7 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
                         patient=patient,
                         eye=eye,
                         decision=referral_report.eye_decision(gradable, grade, probability, rule),
+                        lesions_path=lesions_path,
                     )
                 )
         done = min(start + config.batch_size, len(paths))
@@ -290,6 +326,7 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
                 p.uncertainty,
                 p.quality,
                 p.overlay_path,
+                p.lesions_path,
             )
             for p in predictions
         ]

@@ -8,7 +8,8 @@ operating point: the validation threshold of the requested sensitivity in the ru
 ``metrics.json``; without one, a referable probability of at least 0.5) or **do not refer**.
 A patient is referred when an eye is, cannot be graded when no eye is referred and one
 cannot be graded, and is not referred otherwise. ``report.html`` is one self-contained page
-(overlays embedded) listing every patient, sortable by decision.
+(overlays embedded, the lesion student's panel under the heatmap's when the model has one)
+listing every patient, sortable by decision.
 """
 
 import base64
@@ -53,6 +54,8 @@ class EyeResult:
     uncertainty: float
     quality: float
     overlay_path: str
+    lesions_path: str = ""
+    """The lesion-map panel, "" without a lesion student."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +176,8 @@ Click a column to sort.</p>
 <table id="patients"><thead><tr>
 <th data-key="order">decision</th><th data-key="patient">patient</th>
 <th data-key="probability">referable probability</th><th data-key="uncertainty">uncertainty</th>
-<th data-key="quality">quality</th><th>eyes (photograph | heatmap)</th></tr></thead>
+<th data-key="quality">quality</th><th>eyes (photograph | heatmap; lesion probability when
+the model has a lesion student)</th></tr></thead>
 <tbody>
 {rows}
 </tbody></table>
@@ -195,11 +199,20 @@ document.querySelectorAll("th[data-key]").forEach(function (header) {{
 """
 
 
+def _images(eye: EyeResult) -> str:
+    """The eye's heatmap panel, and its lesion-map panel when it has one."""
+    name = html.escape(Path(eye.image).name)
+    shown = f'<img alt="{name}" src="{_embedded(eye.overlay_path)}">'
+    if eye.lesions_path:
+        shown += f'<br><img alt="{name}, lesions" src="{_embedded(eye.lesions_path)}">'
+    return shown
+
+
 def _row(patient: PatientResult) -> str:
     eyes = "".join(
         f"<div><b>{html.escape(eye.eye or 'eye unknown')}</b>: {html.escape(eye.decision)}, "
         f"probability {eye.referable_probability:.3f}, quality {eye.quality:.3f}<br>"
-        f'<img alt="{html.escape(Path(eye.image).name)}" src="{_embedded(eye.overlay_path)}"></div>'
+        f"{_images(eye)}</div>"
         for eye in patient.eyes
     )
     css = patient.decision.replace(" ", "-")

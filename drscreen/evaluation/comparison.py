@@ -1,22 +1,24 @@
 """The heatmap-method comparison table: one row per method, the paper's columns.
 
 Rows, in this order when present: the sensitivity heatmap of the plain-trained model, the
-sensitivity heatmap of a heatmap-aware-trained model, then the competing methods on the
-plain model (gradient × input, guided backprop, deconvnet, LRP-ε, Grad-CAM, integrated
-gradients, SmoothGrad). Columns are `drscreen.evaluation.report.COMPARISON_COLUMNS`: FROC
-score per lesion group, sensitivity at 1 FP/image, lesion-type image AUC, relevance mass on
-red and on all lesions, pointing game, deletion/insertion AUC and time per image. Owns
-ordering and naming only.
+sensitivity heatmap of a heatmap-aware-trained model, the run's lesion student's map, then
+the competing methods on the plain model (gradient × input, guided backprop, deconvnet,
+LRP-ε, Grad-CAM, integrated gradients, SmoothGrad). Columns are
+`drscreen.evaluation.report.COMPARISON_COLUMNS`: FROC score per lesion group, sensitivity at
+1 FP/image, lesion-type image AUC, relevance mass on red and on all lesions, pointing game,
+deletion/insertion AUC and time per image. Owns ordering and naming only.
 """
 
 from collections.abc import Mapping
 
 from drscreen.evaluation import report
+from drscreen.models.lesion_map import LESIONS
 
 HEATMAP_AWARE = "sensitivity_heatmap_aware"
 ROW_ORDER = (
     "sensitivity",
     HEATMAP_AWARE,
+    LESIONS,
     "gradient_input",
     "guided_backprop",
     "deconvnet",
@@ -28,6 +30,7 @@ ROW_ORDER = (
 ROW_LABELS = {
     "sensitivity": "Sensitivity (Quellec et al.), plain-trained model",
     HEATMAP_AWARE: "Sensitivity, heatmap-aware-trained model",
+    LESIONS: "Lesion student (lesions.keras), trained on pseudo-masks of a heatmap",
     "gradient_input": "Gradient × input",
     "guided_backprop": "Guided backprop",
     "deconvnet": "Deconvnet",

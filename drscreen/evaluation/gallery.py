@@ -7,6 +7,8 @@ again, so the stream never keeps heatmaps. Each case also comes as a panel on it
 photograph (`drscreen.heatmaps.overlay.photograph_panel`, as ``drscreen predict`` draws it:
 the heatmap mapped back at the photograph's resolution, candidates ringed, the lesion mask
 outlined); a ``drscreen prepare`` folder holds only the crops, so there the crop stands in.
+A probability map (the lesion student's) is drawn on a fixed 0-1 scale with its probable
+lesions ringed (`drscreen.evaluation.lesion_student.probable_lesions`).
 """
 
 import dataclasses
@@ -18,6 +20,7 @@ from drscreen.data.image_io import ImageError, load_rgb
 from drscreen.data.lesions import LESION_TYPES, REFERABLE_GRADE
 from drscreen.data.sources import Source, only_images
 from drscreen.evaluation import figures, heatmap_quality, streaming
+from drscreen.evaluation.lesion_student import probable_lesions
 from drscreen.evaluation.lesions import candidates_to_mark
 from drscreen.evaluation.runner import HeatmapFunction, RunnerConfig, RunResult, heatmaps_of
 from drscreen.heatmaps.overlay import photograph_panel
@@ -107,16 +110,20 @@ def _photograph_and_box(
     return image, (0, 0, side), note
 
 
-def _photograph_case(batch: dict, index: int, heatmap: np.ndarray, mask, title: str):
+def _photograph_case(
+    batch: dict, index: int, heatmap: np.ndarray, mask, title: str, probability: bool
+):
     paths = batch.get("path")
     path = None if paths is None else paths[index]
     if isinstance(path, bytes):
         path = path.decode()
     photograph, box, note = _photograph_and_box(path, batch["image"][index])
     fov = batch["mask"][index] > 0.5
-    panel = photograph_panel(
-        photograph, heatmap, box, fov, candidates_to_mark(heatmap, fov), lesion_mask=mask
-    )
+    if probability:
+        marks, top = probable_lesions(heatmap, fov), 1.0
+    else:
+        marks, top = candidates_to_mark(heatmap, fov), None
+    panel = photograph_panel(photograph, heatmap, box, fov, marks, lesion_mask=mask, top=top)
     return PhotographCase(panel, f"{title}; shown on {note}" if note else title)
 
 
@@ -127,13 +134,15 @@ def gallery_cases(
     heatmap_fn: HeatmapFunction,
     config: RunnerConfig,
     cases: int,
+    probability: bool = False,
 ) -> tuple[list[figures.GalleryCase], list[PhotographCase], str | None]:
     """Best/worst cases, false positives and misses, their heatmaps computed again.
 
     With lesion masks the cases are chosen by `LesionAccumulator.gallery_ids` on the first
     lesion group or type with lesions (returned last, its masks outlined); otherwise by
     the referable-DR prediction (last value None). The same cases come twice: at the model's
-    crop (for `figures.plot_gallery`) and on their photographs.
+    crop (for `figures.plot_gallery`) and on their photographs. ``probability``: the maps are
+    probabilities (the lesion student's), drawn on a 0-1 scale, probable lesions ringed.
     """
     picks, target = _gallery_picks(run_result, method, cases)
     if not picks:
@@ -158,7 +167,7 @@ def gallery_cases(
                 batch["image"][i], heatmaps[i], mask, ", ".join(details)
             )
             on_photographs[image_id] = _photograph_case(
-                batch, i, heatmaps[i], mask, ", ".join(details)
+                batch, i, heatmaps[i], mask, ", ".join(details), probability
             )
     return (
         [

@@ -14,6 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 import drscreen
 from drscreen.data.fundus import FOV_THRESHOLD, MAX_BACKGROUND, MIN_FOV_FRACTION
 from drscreen.export.signatures import INPUT_NAME, ScreeningFunctions
+from drscreen.models.lesion_map import LESIONS
 
 DESCRIPTION_FORMAT = 1
 
@@ -92,6 +93,7 @@ def edge_description(
     quantization: str,
     heatmap_agreement: str,
     quality_agreement: str,
+    lesions_agreement: str,
     functions: ScreeningFunctions,
 ) -> dict:
     """The ``drscreen_<variant>.json`` content of one converted TFLite file."""
@@ -102,6 +104,9 @@ def edge_description(
                 tensor.update({"range": [0.0, 255.0], "meaning": "RGB fundus image, cropped"})
         for name, tensor in tensors["outputs"].items():
             tensor.update(OUTPUTS.get(name, {}))
+            if name == LESIONS:
+                described = functions.lesions_description()
+                tensor.update(range=described["range"], meaning=described["meaning"])
     calibration = functions.config.calibration
     return {
         "format": DESCRIPTION_FORMAT,
@@ -117,6 +122,12 @@ def edge_description(
             "method": functions.config.heatmap_method,
             "size": functions.heatmap_size,
             "agreement_with_float32": heatmap_agreement,
+        },
+        "lesions": {
+            **functions.lesions_description(),
+            "agreement_with_float32": lesions_agreement
+            if functions.lesion_model is not None
+            else heatmap_agreement,
         },
         "calibration": {
             "function": "sigmoid((grade - midpoint) / scale)",

@@ -118,6 +118,7 @@ def _description(functions: ScreeningFunctions, config: ExportConfig, source: st
             "pooling": "average" if functions.heatmap_size < functions.input_size else "none",
             "field_of_view_masked": True,
         },
+        "lesions": functions.lesions_description(),
         "calibration": {
             "function": "sigmoid((grade - midpoint) / scale)",
             "midpoint": signature.calibration.midpoint,
@@ -164,6 +165,7 @@ def _write_tflite(
             quantization,
             tflite.VARIANT_HEATMAP_AGREEMENT[variant],
             tflite.VARIANT_QUALITY_AGREEMENT[variant],
+            tflite.VARIANT_LESIONS_AGREEMENT[variant],
             functions,
         )
         edge_name = tflite.description_name(variant)
@@ -197,7 +199,11 @@ def _write_onnx(staging: str, functions: ScreeningFunctions, config: ExportConfi
 
 
 def export(
-    model: keras.Model, export_base: str, config: ExportConfig, source: str = ""
+    model: keras.Model,
+    export_base: str,
+    config: ExportConfig,
+    source: str = "",
+    lesion_model: keras.Model | None = None,
 ) -> ExportResult:
     """Export ``model`` to ``export_base/<version>/`` in ``config.formats``.
 
@@ -205,6 +211,9 @@ def export(
     ----------
     model:
         A drscreen screening model (see `drscreen.models.runs.load_model`).
+    lesion_model:
+        The run's lesion student (`drscreen.models.runs.run_lesion_model`), whose map
+        becomes the ``lesions`` output; None returns the heatmap there.
     export_base:
         The directory of versions (created if missing); TF Serving's ``--model_base_path``.
     config:
@@ -217,11 +226,12 @@ def export(
     FileExistsError
         If ``config.version`` exists already.
     ValueError
-        If the model is not exportable or the heatmap size does not divide its input.
+        If the model is not exportable, the heatmap size does not divide its input, or the
+        lesion model does not take the model's input.
     RuntimeError
         If a conversion fails; nothing is left behind under ``export_base``.
     """
-    functions = ScreeningFunctions(model, config.signature)
+    functions = ScreeningFunctions(model, config.signature, lesion_model)
     version = saved_model.resolve_version(export_base, config.version)
     os.makedirs(export_base, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".staging-{version}-", dir=export_base)

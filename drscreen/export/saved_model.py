@@ -70,6 +70,8 @@ def write_saved_model(functions: ScreeningFunctions, path: str) -> None:
     """
     archive = keras.export.ExportArchive()
     archive.track(functions.model)
+    if functions.lesion_model is not None:
+        archive.track(functions.lesion_model)
     for name, (function, input_signature) in functions.endpoints().items():
         archive.add_endpoint(name, function, input_signature=input_signature)
     archive.write_out(path, verbose=False)

@@ -1,11 +1,11 @@
-"""The exported functions: fundus images in, referable-DR score, grade and heatmap out.
+"""The exported functions: fundus images in, referable-DR score, grade, heatmap, lesions out.
 
 Owns the three endpoints every export format shares (the contract of `drscreen serve`):
 
 - ``serving_default``: tf.string ``images`` (N,) of encoded JPEG/PNG/GIF/BMP -> decode with
   the checks of the commands (`drscreen.data.decode`: pixel limit before decoding, EXIF
   orientation, colour, size, field of view), crop to the field of view and resize (the
-  training code) -> ``score``, ``grade``, ``heatmap``, ``quality``;
+  training code) -> ``score``, ``grade``, ``heatmap``, ``quality``, ``lesions``;
 - ``predict_float``: float32 ``images`` (N, S, S, 3) in [0, 255] -> the same outputs; no
   in-graph decode, so it converts to TFLite and ONNX;
 - ``predict_score``: float32 ``images`` -> ``score``, ``grade`` and ``quality`` (one forward
@@ -16,7 +16,11 @@ grade), ``heatmap`` the field-of-view-masked heatmap of `drscreen.heatmaps.compu
 average-pooled to ``heatmap_size`` when that is smaller than the input, and ``quality`` the
 gradability gate's probability that the photograph is gradable (`drscreen.models.quality`,
 from the `drscreen.data.gradability` features of the same crop and mask; ungradable at or
-below the gate's threshold, which the export description states). Must not write files.
+below the gate's threshold, which the export description states). ``lesions`` (N, S, S),
+at the input size, is the map that points at lesions: the run's lesion student's
+field-of-view-masked probability (`drscreen.models.lesion_map`) when it has one
+(``lesions.keras``), otherwise the heatmap itself (before any pooling); the export
+description's ``lesions`` section says which. Must not write files.
 """
 
 import dataclasses
@@ -31,6 +35,7 @@ from drscreen.data.image_io import DEFAULT_MAX_PIXELS, MIN_IMAGE_SIDE
 from drscreen.heatmaps import METHODS, compute
 from drscreen.layers import portable
 from drscreen.models.calibration import Calibration
+from drscreen.models.lesion_map import LESIONS, check_lesion_model, lesion_map
 from drscreen.models.quality import QualityGate, default_quality_gate
 from drscreen.models.runs import model_input_size
 
@@ -39,7 +44,7 @@ SERVING_DEFAULT = "serving_default"
 PREDICT_FLOAT = "predict_float"
 PREDICT_SCORE = "predict_score"
 SIGNATURES = (SERVING_DEFAULT, PREDICT_FLOAT, PREDICT_SCORE)
-HEATMAP_OUTPUTS = ("score", "grade", "heatmap", "quality")
+HEATMAP_OUTPUTS = ("score", "grade", "heatmap", "quality", LESIONS)
 SCORE_OUTPUTS = ("score", "grade", "quality")
 
 
@@ -106,13 +111,40 @@ class ScreeningFunctions:
         A drscreen chain model (float32 RGB (N, S, S, 3) in [0, 255] -> grade (N, 1)).
     config:
         Heatmap method and size, and the score calibration.
+    lesion_model:
+        The run's lesion student (`drscreen.models.runs.run_lesion_model`), or None: the
+        ``lesions`` output is then the heatmap.
     """
 
-    def __init__(self, model: keras.Model, config: SignatureConfig):
+    def __init__(
+        self, model: keras.Model, config: SignatureConfig, lesion_model: keras.Model | None = None
+    ):
         self.model = model
         self.config = config
         self.input_size = model_input_size(model)
         self.heatmap_size = resolved_heatmap_size(config, self.input_size)
+        if lesion_model is not None:
+            check_lesion_model(lesion_model, self.input_size)
+        self.lesion_model = lesion_model
+
+    def lesions_description(self) -> dict:
+        """What the ``lesions`` output holds, for the export descriptions."""
+        size = [self.input_size, self.input_size]
+        if self.lesion_model is None:
+            return {
+                "map": "heatmap",
+                "meaning": f"the {self.config.heatmap_method} heatmap at the input size (this "
+                "model has no lesion student), zero outside the field of view",
+                "range": [0.0, None],
+                "size": size,
+            }
+        return {
+            "map": "lesion student",
+            "meaning": "probability that each pixel belongs to a lesion (the lesion student "
+            "trained on pseudo-masks of the heatmap), zero outside the field of view",
+            "range": [0.0, 1.0],
+            "size": size,
+        }
 
     def float_spec(self) -> tf.TensorSpec:
         """Input of ``predict_float`` and ``predict_score``."""
@@ -137,7 +169,8 @@ class ScreeningFunctions:
     def predict(
         self, images: tf.Tensor, fov_masks: tf.Tensor | None = None
     ) -> dict[str, tf.Tensor]:
-        """``score``, ``grade``, ``quality`` (N,) and ``heatmap`` (N, h, h) of float images.
+        """``score``, ``grade``, ``quality`` (N,), ``heatmap`` (N, h, h) and ``lesions``
+        (N, S, S) of float images.
 
         ``fov_masks`` (N, S, S) default to the masks derived from the images themselves.
         Built from portable ops (`drscreen.layers.portable`): every export traces it.
@@ -147,6 +180,10 @@ class ScreeningFunctions:
             grade, heatmap = compute(
                 self.model, images, method=self.config.heatmap_method, fov_masks=masks
             )
+        if self.lesion_model is None:
+            lesions = heatmap
+        else:
+            lesions = lesion_map(self.lesion_model, images, masks)
         factor = self.input_size // self.heatmap_size
         if factor > 1:
             heatmap = tf.nn.avg_pool2d(heatmap[..., tf.newaxis], factor, factor, "VALID")[..., 0]
@@ -155,6 +192,7 @@ class ScreeningFunctions:
             "grade": grade,
             "heatmap": heatmap,
             "quality": self.quality(images, masks),
+            LESIONS: lesions,
         }
 
     def preprocess(self, encoded: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -4,11 +4,11 @@ Owns converting the float signatures of an exported SavedModel to TFLite flatbuf
 run on any LiteRT runtime without the Flex delegate (``TFLITE_BUILTINS`` only; the heatmap
 is made of forward ops, see `drscreen.heatmaps.backprop`). Inputs and outputs stay float32
 in every variant, with the names of the SavedModel signatures (``images`` -> ``score``,
-``grade``, ``heatmap``).
+``grade``, ``heatmap``, ``quality``, ``lesions``).
 
 Variants:
 
-- ``float32``: ``predict_float`` (score + heatmap) and ``predict_score``;
+- ``float32``: ``predict_float`` (score, heatmap and lesions) and ``predict_score``;
 - ``float16``: the same, weights stored as float16 (half the size, same maths);
 - ``int8_weights``: the same, convolution, dense and untied-bias weights stored as int8 with
   one scale per channel and every op computing in float32
@@ -85,6 +85,19 @@ VARIANT_QUALITY_AGREEMENT = {
     "by up to 0.45; gate photographs with another variant",
 }
 """How each variant's ``quality`` compares with float32 (`tests/export/tflite_test.py`)."""
+VARIANT_LESIONS_AGREEMENT = {
+    "float32": "the SavedModel's lesions (|difference| about 1e-6)",
+    "float16": "close to float32 (|difference| up to 1e-3 in probability on a trained student)",
+    "int8_weights": "the SavedModel's lesions for a student whose kernels are all under "
+    f"{MIN_ELEMENTS:,} elements (the default width 16: |difference| about 1e-6); a wider "
+    "student's large kernels are rounded",
+    "dynamic_int8": "approximate: |difference| up to 0.05 in probability (per-image r >= 0.997) "
+    "on a trained student; prefer float16 or int8_weights where the map matters",
+    "int8": "no lesions (score signature only)",
+}
+"""How each variant's ``lesions`` compares with float32, measured on the quickstart run's
+trained lesion student (128 px, 16 photographs; a student-less model's lesions are its
+heatmap, which `VARIANT_HEATMAP_AGREEMENT` describes)."""
 
 
 def file_name(variant: str) -> str:

@@ -35,9 +35,13 @@ _SCALE_WIDTH = 72
 
 
 def normalize_heatmap(
-    heatmap: np.ndarray, fov_mask: np.ndarray | None = None, percentile: float = DEFAULT_PERCENTILE
+    heatmap: np.ndarray,
+    fov_mask: np.ndarray | None = None,
+    percentile: float = DEFAULT_PERCENTILE,
+    top: float | None = None,
 ) -> np.ndarray:
-    """|heatmap| / (its ``percentile``-th percentile inside the FOV), clipped to [0, 1].
+    """|heatmap| / (its ``percentile``-th percentile inside the FOV), clipped to [0, 1];
+    divided by ``top`` instead when given (a fixed scale, e.g. 1 for a probability map).
 
     Pixels outside ``fov_mask`` are 0. An all-zero heatmap stays all zero.
     """
@@ -48,6 +52,8 @@ def normalize_heatmap(
             f"fov_mask shape {inside.shape} does not match heatmap shape {values.shape}"
         )
     values = np.where(inside, values, 0.0)
+    if top is not None:
+        return np.clip(values / top, 0.0, 1.0)
     positive = values[inside & (values > 0)]
     if positive.size == 0:
         return np.zeros(values.shape, np.float64)
@@ -177,9 +183,10 @@ def _strength_on(
     box: tuple[int, int, int],
     fov_mask: np.ndarray | None,
     percentile: float,
+    top: float | None = None,
 ) -> np.ndarray:
     """The normalised heatmap placed on the (already scaled) photograph's pixels."""
-    strength = normalize_heatmap(heatmap, fov_mask, percentile).astype(np.float32)
+    strength = normalize_heatmap(heatmap, fov_mask, percentile, top).astype(np.float32)
     return _onto_photograph(strength, box, photograph.shape[:2], cv2.INTER_LINEAR)
 
 
@@ -215,7 +222,9 @@ def _mark(
     return marked
 
 
-def _colour_scale(height: int, colormap: str) -> np.ndarray:
+def _colour_scale(
+    height: int, colormap: str, labels: tuple[str, str] = ("high", "low")
+) -> np.ndarray:
     """A vertical colour bar, high at the top, labelled, on white: uint8 (height, W, 3)."""
     scale = np.full((height, _SCALE_WIDTH, 3), 255, np.uint8)
     margin = min(24, height // 4)
@@ -223,8 +232,8 @@ def _colour_scale(height: int, colormap: str) -> np.ndarray:
     bar = (matplotlib.colormaps[colormap](values)[:, :3] * 255).astype(np.uint8)
     scale[margin : margin + values.size, 8:28] = bar[:, np.newaxis, :]
     font, ink = cv2.FONT_HERSHEY_SIMPLEX, (0, 0, 0)
-    cv2.putText(scale, "high", (30, margin + 12), font, 0.45, ink, 1, cv2.LINE_AA)
-    cv2.putText(scale, "low", (30, margin + values.size - 2), font, 0.45, ink, 1, cv2.LINE_AA)
+    cv2.putText(scale, labels[0], (30, margin + 12), font, 0.45, ink, 1, cv2.LINE_AA)
+    cv2.putText(scale, labels[1], (30, margin + values.size - 2), font, 0.45, ink, 1, cv2.LINE_AA)
     return scale
 
 
@@ -240,12 +249,14 @@ def photograph_panel(
     colormap: str = DEFAULT_COLORMAP,
     max_side: int = READABLE_SIDE,
     min_side: int = MIN_READABLE_SIDE,
+    top: float | None = None,
 ) -> np.ndarray:
     """The plain photograph | the heatmap over it | a colour scale, side by side (uint8 RGB).
 
     See `heatmap_on_photograph` for the arguments; ``alpha``, ``percentile`` and
-    ``colormap`` as in `heatmap_overlay`. ``candidates`` (K, 2) are (row, column) positions
-    in the (S, S) crop, ringed in `CANDIDATE_COLOUR` and numbered 1..K on the overlay;
+    ``colormap`` as in `heatmap_overlay`, ``top`` as in `normalize_heatmap` (the scale is
+    then labelled 0 to ``top``). ``candidates`` (K, 2) are (row, column) positions in the
+    (S, S) crop, ringed in `CANDIDATE_COLOUR` and numbered 1..K on the overlay;
     ``lesion_mask`` (S, S) is outlined there in `LESION_COLOUR`.
     """
     if not 0.0 <= alpha <= 1.0:
@@ -258,11 +269,13 @@ def photograph_panel(
                 f"heatmap's {heatmap.shape}"
             )
     photo, box = _scaled(np.asarray(photograph), box, max_side, min_side)  # resized once
-    strength = _strength_on(photo, heatmap, box, fov_mask, percentile)
+    strength = _strength_on(photo, heatmap, box, fov_mask, percentile, top)
     overlay = _blend(photo, strength, alpha, colormap)
     overlay = _mark(overlay, box, heatmap.shape[0], candidates, lesion_mask)
     gap = np.full((photo.shape[0], _GAP, 3), 255, np.uint8)
-    return np.hstack([photo, gap, overlay, gap, _colour_scale(photo.shape[0], colormap)])
+    labels = ("high", "low") if top is None else (f"{top:g}", "0")
+    scale = _colour_scale(photo.shape[0], colormap, labels)
+    return np.hstack([photo, gap, overlay, gap, scale])
 
 
 def save_image(path: str, image: np.ndarray) -> None:

@@ -25,7 +25,8 @@ def test_lesion_function_returns_the_models_grades_and_the_masked_student_map():
 
 
 def test_probable_lesions_are_peaks_of_at_least_one_half_strongest_first():
-    """Peaks 0.9, 0.6, 0.5 are ringed in that order; 0.45 and one outside the FOV are not."""
+    """Peaks 0.9, 0.6, 0.5 are ringed in that order; 0.45 and one outside the FOV are not; a
+    saturated 5x5 blob is one ring, at its centre."""
     probability = np.full((20, 20), 0.1, np.float32)
     for (row, column), value in {
         (3, 3): 0.6,
@@ -39,5 +40,8 @@ def test_probable_lesions_are_peaks_of_at_least_one_half_strongest_first():
     fov[17:, 17:] = False
     marks = probable_lesions(probability, fov)
     np.testing.assert_array_equal(marks, [[10, 10], [3, 3], [4, 15]])
+    blob = np.full((96, 96), 0.05, np.float32)
+    blob[40:45, 60:65] = 0.99
+    np.testing.assert_array_equal(probable_lesions(blob), [[42, 62]])
     assert probable_lesions(np.full((8, 8), 0.3, np.float32)).shape == (0, 2)
     assert len(probable_lesions(probability, fov, count=2)) == 2

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from sklearn.metrics import roc_auc_score
 from sklearn.utils.class_weight import compute_class_weight
 
 from drscreen.data.readers import read_dataset
@@ -188,26 +189,39 @@ def _weighted_loss(model, images, targets, weights) -> float:
     )
 
 
-def test_student_learns_its_pseudo_masks_and_is_zero_outside_the_fov(records):
-    """Training lowers the class-balanced loss on the training pseudo-masks; the lesion map
-    is a probability, 0 outside the FOV, and differs between images."""
+def test_student_learns_its_pseudo_masks_and_is_zero_outside_the_fov(records, monkeypatch):
+    """Training lowers the class-balanced loss on the training pseudo-masks; the prior
+    adjustment then lowers the unbalanced one (its probability is at the masks' lesion
+    rate); the lesion map ranks lesion above healthy pixels, is a probability, 0 outside the
+    FOV, and differs between images."""
     images, fov, grades, maps = student.teacher_inputs(_dark_spots, records, 64)
     assert images.shape == (24, 64, 64, 3) and maps.shape == fov.shape == (24, 64, 64)
     targets, weights = student.pseudo_masks(maps, fov, grades, CONFIG)
-    weights = student.balanced_weights(targets, weights)
+    balanced = student.balanced_weights(targets, weights)
     keras.utils.set_random_seed(0)
     untrained = segmentation_net(64, 1, CONFIG.student_width, CONFIG.student_depth)
+    trained = []
+    adjust = student.adjust_to_prior
+
+    def keeping_the_trained_student(model, *masks):
+        trained.append(keras.models.clone_model(model))
+        trained[-1].set_weights(model.get_weights())
+        adjust(model, *masks)
+
+    monkeypatch.setattr(student, "adjust_to_prior", keeping_the_trained_student)
     model = student.train_student(_dark_spots, records, 64, CONFIG, seed=0, verbose=0)
-    before = _weighted_loss(untrained, images, targets, weights)
-    after = _weighted_loss(model, images, targets, weights)
-    assert after < 0.8 * before
+    before = _weighted_loss(untrained, images, targets, balanced)
+    assert _weighted_loss(trained[0], images, targets, balanced) < 0.8 * before
+    unbalanced = _weighted_loss(trained[0], images, targets, weights)
+    assert _weighted_loss(model, images, targets, weights) < 0.5 * unbalanced
     lesions = lesion_map(model, tf.constant(images), tf.constant(fov)).numpy()
     assert lesions.min() >= 0 and lesions.max() <= 1
     assert not lesions[fov == 0].any()
-    assert np.abs(lesions[0] - lesions[1]).max() > 0.05
-    lesion_pixels = lesions[targets > 0].mean()
-    healthy_pixels = lesions[(grades == 0)[:, None, None] & (fov > 0)].mean()
-    assert lesion_pixels > healthy_pixels + 0.2
+    assert np.abs(lesions[0] - lesions[1]).max() > 0.1 * lesions.max() > 0
+    healthy = (grades == 0)[:, None, None] & (fov > 0)
+    scores = np.concatenate([lesions[targets > 0], lesions[healthy]])
+    truth = np.concatenate([np.ones((targets > 0).sum()), np.zeros(healthy.sum())])
+    assert roc_auc_score(truth, scores) > 0.9
 
 
 def test_round_two_learns_from_round_one(records, monkeypatch):
@@ -236,3 +250,35 @@ def test_too_few_images_are_refused(records):
     config = StudentConfig(student_batch_size=64)
     with pytest.raises(ValueError, match="at least --student_batch_size=64 usable"):
         student.train_student(_dark_spots, records, 64, config, verbose=0)
+
+
+def test_the_same_seed_trains_the_same_student(records):
+    """Weights, shuffling and augmentation follow the seed: equal seeds, equal students; another
+    seed, another one."""
+    config = dataclasses.replace(CONFIG, student_epochs=1)
+    first, again, other = (
+        student.train_student(_dark_spots, records, 64, config, seed=seed, verbose=0)
+        for seed in (4, 4, 5)
+    )
+    for a, b in zip(first.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(first.get_weights(), other.get_weights(), strict=True)
+    )
+
+
+def test_adjust_to_prior_shifts_the_logit_by_the_labelled_class_ratio():
+    """Targets 1 on 2 of 8 labelled pixels (2 more ignored): logit' = logit - log(6 / 2)."""
+    keras.utils.set_random_seed(0)
+    model = segmentation_net(16, 1, width=2, depth=1)
+    images = np.random.default_rng(1).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
+    before = model.predict(images, verbose=0)
+    targets = np.zeros((1, 2, 5), np.float32)
+    targets[0, 0, :2] = 1
+    weights = np.ones_like(targets)
+    weights[0, 1, 3:] = 0
+    student.adjust_to_prior(model, targets, weights)
+    after = model.predict(images, verbose=0)
+    logit = np.log(before / (1 - before))
+    np.testing.assert_allclose(after, 1 / (1 + np.exp(-(logit - np.log(3.0)))), atol=1e-5)

@@ -26,7 +26,7 @@ def test_onnx_matches_tensorflow(exported, photographs):
     expected = tf.saved_model.load(exported.path).signatures["predict_float"](
         images=tf.constant(images)
     )
-    assert sorted(outputs) == ["grade", "heatmap", "quality", "score"]
+    assert sorted(outputs) == ["grade", "heatmap", "lesions", "quality", "score"]
     for name in outputs:
         reference = expected[name].numpy()
         scale = max(1.0, float(np.abs(reference).max()))

@@ -64,6 +64,6 @@ def test_drscreen_serve_returns_the_saved_model_outputs(exported, photographs, t
             process.terminate()
             process.wait(timeout=30)
     for served, expected in ((served_bytes, expected_bytes), (served_float, expected_float)):
-        assert sorted(served) == ["grade", "heatmap", "quality", "score"]
+        assert sorted(served) == ["grade", "heatmap", "lesions", "quality", "score"]
         for name, value in expected.items():
             np.testing.assert_allclose(served[name], value.numpy(), rtol=1e-5, atol=1e-7)

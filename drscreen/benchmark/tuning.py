@@ -38,7 +38,7 @@ from drscreen.evaluation.runner import RunnerConfig
 
 CHECKPOINTS = (10, 20, 40)
 MIN_GAIN = 0.005
-MAX_EPOCHS = 640
+MAX_EPOCHS = 320
 
 
 def schedule(checkpoints: tuple[int, ...], epochs: int = MAX_EPOCHS) -> tuple[int, ...]:

@@ -12,6 +12,7 @@ from drscreen.evaluation.runner import RunnerConfig
 
 def test_schedule_doubles_the_last_checkpoint_up_to_the_limit():
     assert tuning.schedule((10, 20, 40), 640) == (10, 20, 40, 80, 160, 320, 640)
+    assert tuning.schedule((10, 20, 40)) == (10, 20, 40, 80, 160, 320)
     assert tuning.schedule((10, 20, 40), 100) == (10, 20, 40, 80)
     assert tuning.schedule((10, 20, 40), 30) == (10, 20)
 

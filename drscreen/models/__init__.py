@@ -14,11 +14,12 @@ from drscreen.models.calibration import DEFAULT_MIDPOINT, DEFAULT_SCALE, referab
 from drscreen.models.oO import net_a, net_b
 from drscreen.models.small import small_net
 from drscreen.models.stack import NORMALIZATIONS
-from drscreen.models.zoo import MODELS, build
+from drscreen.models.zoo import EVIDENCE_MODELS, MODELS, build
 
 __all__ = [
     "DEFAULT_MIDPOINT",
     "DEFAULT_SCALE",
+    "EVIDENCE_MODELS",
     "MODELS",
     "NORMALIZATIONS",
     "build",

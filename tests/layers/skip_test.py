@@ -5,7 +5,8 @@ precision, config and `.keras` round trips) on each, plus references the battery
 room for: upsampling against TensorFlow's nearest resize, ties and dropout inside nested
 composites, guided back-propagation and deconvnet against a hand-written TensorFlow replica
 with custom-gradient activations, LRP-epsilon against gradient x input (equal for bias-free
-ReLU networks), and the engine's refusals.
+ReLU networks), and the engine's refusals. TFLite and ONNX: the ``unet`` chain of
+``export_test.py``.
 """
 
 import keras

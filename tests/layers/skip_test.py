@@ -266,3 +266,12 @@ def test_lrp_through_nested_skips_is_gradient_times_input_without_biases():
     np.testing.assert_allclose(
         tf.reduce_sum(relevance, axis=[1, 2, 3]).numpy(), outputs.numpy()[:, 0], rtol=1e-4
     )
+
+
+def test_up_sampling_bad_arguments_are_refused():
+    """A factor below 2 or not an integer, and an input without a static width, name the fault."""
+    for size in (1, 2.5):
+        with pytest.raises(ValueError, match="size must be an integer >= 2"):
+            layers.UpSampling2D(size)
+    with pytest.raises(ValueError, match="static width and channel count"):
+        layers.UpSampling2D()(keras.Input((None, None, 3)))

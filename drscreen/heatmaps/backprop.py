@@ -8,45 +8,12 @@ back-propagation, Quellec et al. 2017). Works eagerly and inside `tf.function`, 
 unknown batch size. Must not know about datasets, training loops or heatmap post-processing.
 """
 
-import dataclasses
-
 import keras
 import tensorflow as tf
 
 from drscreen.layers.base import BackpropLayer
-from drscreen.layers.chain import chain_layers
+from drscreen.layers.chain import Trace, chain_layers, trace_backward, trace_forward
 from drscreen.layers.rules import GRADIENT, BackwardRule
-
-
-@dataclasses.dataclass(frozen=True)
-class Trace:
-    """What a forward pass leaves for the backward pass.
-
-    Attributes
-    ----------
-    layers:
-        The chain, input to output.
-    inputs, outputs:
-        Each layer's input and output tensor, aligned with ``layers``.
-    saved:
-        What each layer's `BackpropLayer.forward` returned besides its output (dropout masks;
-        ``None`` for most layers). Empty means ``None`` everywhere.
-    """
-
-    layers: tuple[BackpropLayer, ...]
-    inputs: tuple[tf.Tensor, ...]
-    outputs: tuple[tf.Tensor, ...]
-    saved: tuple[tf.Tensor | None, ...] = ()
-
-    def output_of(self, name: str) -> tf.Tensor:
-        """The forward output of the layer called ``name`` (e.g. the Grad-CAM feature map)."""
-        return self.outputs[self._index(name)]
-
-    def _index(self, name: str) -> int:
-        names = [layer.name for layer in self.layers]
-        if name not in names:
-            raise ValueError(f"no layer named {name!r} in the chain; layers are {names}")
-        return names.index(name)
 
 
 def validate_images(
@@ -107,15 +74,8 @@ def forward(
     -------
     The model's output (e.g. ``(N, 1)``) and the `Trace` of the pass.
     """
-    layers = chain_layers(model)
     x = validate_images(images, *_input_spec(model))
-    inputs, outputs, saved = [], [], []
-    for layer in layers:
-        inputs.append(x)
-        x, extra = layer.forward(x, training=training)
-        outputs.append(x)
-        saved.append(extra)
-    return x, Trace(tuple(layers), tuple(inputs), tuple(outputs), tuple(saved))
+    return trace_forward(chain_layers(model), x, training)
 
 
 def backward(
@@ -131,20 +91,14 @@ def backward(
     images' dtype; with ``stop_at`` it is taken with respect to the OUTPUT of the layer of
     that name instead (Grad-CAM), in its compute dtype.
     """
-    if stop_at is not None:
-        stop_index = trace._index(stop_at)
+    stop_index = None if stop_at is None else trace.index(stop_at)
     output = trace.outputs[-1]
     signal = tf.cast(tf.convert_to_tensor(seed), output.dtype)
     if not signal.shape.is_compatible_with(output.shape):
         raise ValueError(f"seed has shape {signal.shape}, the model output {output.shape}")
-    saved = trace.saved or (None,) * len(trace.layers)
-    for index in reversed(range(len(trace.layers))):
-        if stop_at is not None and index == stop_index:
-            return signal
-        layer = trace.layers[index]
-        signal = layer.backward(
-            trace.inputs[index], trace.outputs[index], signal, rule, training, saved[index]
-        )
+    signal = trace_backward(trace, signal, rule, training, stop_index)
+    if stop_index is not None:
+        return signal
     return tf.cast(signal, trace.inputs[0].dtype)
 
 

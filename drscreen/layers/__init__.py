@@ -43,6 +43,9 @@ compute in ``compute_dtype``, so ``mixed_float16`` works):
   bias_initializer=Constant(0.05), kernel_regularizer=None)``, ``Maxout(pieces=2)``
   (consecutive units), ``Dropout(rate, seed=None)``.
 - ``BatchNormalization(momentum=0.99, epsilon=1e-3)`` (backward at inference only).
+- ``UpSampling2D(size=2)`` (nearest; backward: size x size sum pooling by reshapes) and
+  ``SkipConcat(inner)``: ``concat([x, inner(x)], channels)`` around an inner chain of these
+  layers (nested composites allowed), a U-Net's skip connection (`skip`).
 
 Each layer: ``forward(x, training) -> (y, saved)`` and
 ``backward(inputs, outputs, upstream, rule=GRADIENT, training=False, saved=None)``, built from
@@ -59,7 +62,10 @@ with the fused ops as its gradient), tested equal.
 
 Chains (`drscreen.layers.chain`): models are chains (``keras.Sequential`` or a chain
 functional model of these layers); ``chain_layers(model)`` is their layer sequence, input to
-output, and refuses any other model by name.
+output, and refuses any other model by name. ``trace_forward(layers, x, training)`` runs a
+chain keeping its ``Trace``; ``trace_backward(trace, upstream, rule, training, stop_index)``
+walks it back (the engine and `SkipConcat` share them; a composite's ``saved`` is its inner
+``Trace``).
 
 Engine (`drscreen.heatmaps.backprop`)::
 
@@ -107,6 +113,7 @@ from drscreen.layers.rules import (
     BackwardRule,
     lrp_epsilon,
 )
+from drscreen.layers.skip import SkipConcat, UpSampling2D
 
 __all__ = [
     "DECONVNET",
@@ -132,7 +139,9 @@ __all__ = [
     "MaxPooling2D",
     "RMSPooling2D",
     "Sigmoid",
+    "SkipConcat",
     "SquaredReLU",
+    "UpSampling2D",
     "chain_layers",
     "is_portable",
     "lrp_epsilon",

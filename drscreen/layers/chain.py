@@ -1,13 +1,113 @@
-"""Models as chains of drscreen layers: the layer sequence the backward engine walks.
+"""Models as chains of drscreen layers: the layer sequence, and the walk through it.
 
 `chain_layers(model)` flattens a `keras.Sequential` or a single-chain functional model (nested
 chain models included) into its `BackpropLayer`s, input to output, and refuses anything else
 by name: a layer without a backward rule has no exact, exportable heatmap.
+
+`trace_forward` runs a chain keeping each layer's input, output and saved extra (a `Trace`),
+`trace_backward` propagates a signal back through it. The backward engine
+(`drscreen.heatmaps.backprop`) walks a model's chain with them, and a composite layer
+(`drscreen.layers.skip.SkipConcat`) its inner chain, so both walk alike.
 """
 
+import dataclasses
+from collections.abc import Sequence
+
 import keras
+import tensorflow as tf
 
 from drscreen.layers.base import BackpropLayer
+from drscreen.layers.rules import GRADIENT, BackwardRule
+
+
+@dataclasses.dataclass(frozen=True)
+class Trace:
+    """What a forward pass through a chain leaves for the backward pass.
+
+    Attributes
+    ----------
+    layers:
+        The chain, input to output.
+    inputs, outputs:
+        Each layer's input and output tensor, aligned with ``layers``.
+    saved:
+        What each layer's `BackpropLayer.forward` returned besides its output (dropout masks,
+        a composite layer's inner `Trace`; ``None`` for most layers). Empty means ``None``
+        everywhere.
+    """
+
+    layers: tuple[BackpropLayer, ...]
+    inputs: tuple[tf.Tensor, ...]
+    outputs: tuple[tf.Tensor, ...]
+    saved: tuple = ()
+
+    def output_of(self, name: str) -> tf.Tensor:
+        """The forward output of the layer called ``name`` (e.g. the Grad-CAM feature map)."""
+        return self.outputs[self.index(name)]
+
+    def index(self, name: str) -> int:
+        """The position of the layer called ``name`` in the chain.
+
+        Raises
+        ------
+        ValueError
+            Naming the chain's layers; for a layer inside a composite layer, naming that
+            composite (its inner outputs are not part of this chain's trace).
+        """
+        names = [layer.name for layer in self.layers]
+        if name in names:
+            return names.index(name)
+        for layer in self.layers:
+            if name in nested_layer_names(layer):
+                raise ValueError(
+                    f"layer {name!r} is inside the composite layer {layer.name!r}; the "
+                    f"chain's trace holds its top-level layers only: {names}"
+                )
+        raise ValueError(f"no layer named {name!r} in the chain; layers are {names}")
+
+
+def nested_layer_names(layer: BackpropLayer) -> tuple[str, ...]:
+    """The names of the layers inside a composite layer (its ``inner`` chain), at any depth."""
+    names = []
+    for inner in getattr(layer, "inner", ()):
+        names += [inner.name, *nested_layer_names(inner)]
+    return tuple(names)
+
+
+def trace_forward(
+    layers: Sequence[BackpropLayer], x: tf.Tensor, training: bool = False
+) -> tuple[tf.Tensor, Trace]:
+    """Run ``layers`` in order on ``x``; return the last output and the `Trace` of the pass."""
+    inputs, outputs, saved = [], [], []
+    for layer in layers:
+        inputs.append(x)
+        x, extra = layer.forward(x, training=training)
+        outputs.append(x)
+        saved.append(extra)
+    return x, Trace(tuple(layers), tuple(inputs), tuple(outputs), tuple(saved))
+
+
+def trace_backward(
+    trace: Trace,
+    upstream: tf.Tensor,
+    rule: BackwardRule = GRADIENT,
+    training: bool = False,
+    stop_index: int | None = None,
+) -> tf.Tensor:
+    """Propagate ``upstream`` (on the last output) back through the traced chain.
+
+    Returns the signal on the chain's input or, with ``stop_index``, on the output of the
+    layer at that position, in the compute dtype of the layers it went through.
+    """
+    saved = trace.saved or (None,) * len(trace.layers)
+    signal = upstream
+    for index in reversed(range(len(trace.layers))):
+        if index == stop_index:
+            return signal
+        signal = trace.layers[index].backward(
+            trace.inputs[index], trace.outputs[index], signal, rule, training, saved[index]
+        )
+    return signal
 
 
 def _functional_chain(model: keras.Model) -> list[keras.layers.Layer]:

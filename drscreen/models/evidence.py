@@ -23,15 +23,70 @@ count does not depend on the input size: about 70k at width 16.
 """
 
 import keras
+import tensorflow as tf
 
 from drscreen import layers
 from drscreen.models.stack import Conv, MaxPool, Step, build_body, input_normalization
 
 DEFAULT_WIDTH = 16
 DEFAULT_INPUT_SIZE = 192
+EVIDENCE_LAYER = "evidence"
+"""The 1 x 1 evidence convolution (its output ``e``, one value per position)."""
+EVIDENCE_MAP_LAYER = "evidence_act"
+"""``relu(e)²``: the evidence map, whose mean times the grade weight is the grade."""
+GRADE_LAYER = "grade"
 EVIDENCE_BIAS = 0.5
 """Initial bias of the evidence convolution: every position starts with evidence, so every
 position starts with a gradient (a negative start would leave ``relu(e)²`` dead)."""
+
+
+def evidence_head(
+    kernel_regularizer: keras.regularizers.Regularizer | None = None,
+) -> list[keras.layers.Layer]:
+    """The evidence head: a 1 x 1 convolution to one evidence value ``e`` per position
+    (``evidence``, bias `EVIDENCE_BIAS`), ``relu(e)²`` (``evidence_act``, the evidence map),
+    its global average (``global_pool``) and a bias-free dense unit ``k`` (``grade``)."""
+    return [
+        layers.Conv2D(
+            1,
+            1,
+            bias_initializer=keras.initializers.Constant(EVIDENCE_BIAS),
+            kernel_regularizer=kernel_regularizer,
+            name=EVIDENCE_LAYER,
+        ),
+        layers.SquaredReLU(name=EVIDENCE_MAP_LAYER),
+        layers.GlobalAveragePooling2D(name="global_pool"),
+        layers.Dense(
+            1,
+            use_bias=False,
+            kernel_initializer="ones",
+            kernel_regularizer=kernel_regularizer,
+            name=GRADE_LAYER,
+        ),
+    ]
+
+
+def evidence_sparsity(evidence: tf.Tensor, grade_kernel: tf.Tensor) -> tf.Tensor:
+    """The L1 norm of the evidence amplitudes ``sqrt(|k|) · relu(e)``, averaged over positions
+    and images: the sparsity term of training (``--evidence_l1``; after Donteu Djoumessi et al.).
+
+    A position's share of the grade is ``c = k · relu(e)² / N`` and this is the mean of
+    ``sqrt(N c)``: at a fixed grade it is largest for evidence spread evenly (``sqrt(grade)``)
+    and shrinks as the square root of the share of positions holding it, so penalising it
+    concentrates the evidence. Neither simpler choice works: an L1 on the map ``relu(e)²``
+    itself is its mean, the grade divided by ``k`` (no sparsity at all, only a push to grow
+    ``k``), and an L1 on ``relu(e)`` alone is escaped by growing ``k`` while shrinking ``e``;
+    this one is unchanged by that exchange.
+
+    Parameters
+    ----------
+    evidence:
+        The evidence layer's output ``e`` (N, H, W, 1), before the squared ReLU.
+    grade_kernel:
+        The grade unit's weight ``k`` (1, 1).
+    """
+    scale = tf.sqrt(tf.abs(tf.cast(tf.reshape(grade_kernel, []), tf.float32)))
+    return scale * tf.reduce_mean(tf.nn.relu(tf.cast(evidence, tf.float32)))
 
 
 def evidence_steps(width: int = DEFAULT_WIDTH) -> tuple[Step, ...]:
@@ -71,21 +126,6 @@ def evidence_net(
         keras.Input((input_size, input_size, 3), name="images"),
         *input_normalization(normalization),
         *build_body(evidence_steps(width), input_size, "evidence", False, kernel_regularizer),
-        layers.Conv2D(
-            1,
-            1,
-            bias_initializer=keras.initializers.Constant(EVIDENCE_BIAS),
-            kernel_regularizer=kernel_regularizer,
-            name="evidence",
-        ),
-        layers.SquaredReLU(name="evidence_act"),
-        layers.GlobalAveragePooling2D(name="global_pool"),
-        layers.Dense(
-            1,
-            use_bias=False,
-            kernel_initializer="ones",
-            kernel_regularizer=kernel_regularizer,
-            name="grade",
-        ),
+        *evidence_head(kernel_regularizer),
     ]
     return keras.Sequential(stack, name="evidence")

@@ -7,13 +7,17 @@ import keras
 from drscreen.models.evidence import evidence_net
 from drscreen.models.oO import net_a, net_b
 from drscreen.models.small import small_net
+from drscreen.models.unet_evidence import unet_evidence_net
 
 MODELS: dict[str, Callable[..., keras.Sequential]] = {
     "small": small_net,
     "oO_netA": net_a,
     "oO_netB": net_b,
     "evidence": evidence_net,
+    "unet_evidence": unet_evidence_net,
 }
+EVIDENCE_MODELS = ("evidence", "unet_evidence")
+"""The networks whose grade is the mean of an evidence map (`evidence.evidence_head`)."""
 
 
 def build(
@@ -28,7 +32,7 @@ def build(
     Parameters
     ----------
     name:
-        ``"small"``, ``"oO_netA"``, ``"oO_netB"`` or ``"evidence"``.
+        ``"small"``, ``"oO_netA"``, ``"oO_netB"``, ``"evidence"`` or ``"unet_evidence"``.
     input_size, width:
         Override the network's default input side and first-stage width.
     normalization:

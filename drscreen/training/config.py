@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from drscreen.heatmaps import METHODS
-from drscreen.models import MODELS, NORMALIZATIONS
+from drscreen.models import EVIDENCE_MODELS, MODELS, NORMALIZATIONS
 from drscreen.models.segmentation import min_side
 from drscreen.training.penalties import PENALTIES
 
@@ -130,6 +130,11 @@ class ModelConfig:
     normalization:
         In-model input normalisation (``drscreen.models.NORMALIZATIONS``): ``"oO"``, o_O's
         per-channel z-score; ``"graham"``, Graham's local-average subtraction (every stage).
+    evidence_l1:
+        Weight of the sparsity term on the evidence map added to the training loss
+        (`drscreen.models.evidence.evidence_sparsity`), for the networks of
+        ``drscreen.models.EVIDENCE_MODELS``; 0: off. A term of training only: the saved and
+        exported model is the same network either way.
     """
 
     model: str = _field("small", "A network of drscreen.models.build.", tuple(MODELS))
@@ -139,10 +144,17 @@ class ModelConfig:
         (), "Stage sizes, e.g. 112,224,448; empty: one stage."
     )
     normalization: str = _field("oO", "In-model input normalisation.", NORMALIZATIONS)
+    evidence_l1: float = _field(0.0, "Weight of the evidence map's L1 sparsity term (0: off).")
 
     def __post_init__(self):
         _check_choice("model", self.model, tuple(MODELS))
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
+        _check(self.evidence_l1 >= 0, f"--evidence_l1={self.evidence_l1} must be >= 0")
+        _check(
+            self.evidence_l1 == 0 or self.model in EVIDENCE_MODELS,
+            f"--evidence_l1 needs a network with an evidence map ({', '.join(EVIDENCE_MODELS)}); "
+            f"--model={self.model} has none",
+        )
         _check(self.image_size >= 16, f"--image_size={self.image_size} must be at least 16")
         _check(self.width >= 0, f"--width={self.width} must be >= 0 (0: model default)")
         sizes = self.progressive_sizes
@@ -398,14 +410,13 @@ class TrainConfig:
             return
         before = flatten_settings(json.loads(path.read_text()))
         now = flatten_settings(json.loads(json.dumps(self.to_dict())))
-        # A setting added to drscreen after the run was written ran at its default then.
-        defaults = flatten_settings(TrainConfig(model_dir=self.model_dir).to_dict())
-        before = {**{name: defaults[name] for name in defaults.keys() - before.keys()}, **before}
+        # A setting added since that run began is absent from its file: it ran with the default.
+        defaults = flatten_settings(json.loads(json.dumps(TrainConfig(self.model_dir).to_dict())))
         changed = sorted(
             name
             for name in before.keys() | now.keys()
             if name.split(".")[-1] not in _CHANGEABLE_ON_RESUME
-            and before.get(name) != now.get(name)
+            and before.get(name, defaults.get(name)) != now.get(name)
         )
         _check(
             not changed,

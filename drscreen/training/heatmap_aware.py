@@ -3,13 +3,15 @@
 `HeatmapAwareModel` wraps a plain drscreen model (a chain of `drscreen.layers`) and trains it
 with the objective
 
-    loss = MSE(grade, ŷ) + λ · penalty(H ⊙ FOV) + l2 · Σ kernel²
+    loss = MSE(grade, ŷ) + λ · penalty(H ⊙ FOV) + l1 · sparsity(evidence) + l2 · Σ kernel²
 
 where H = Σ_c |∂ŷ/∂I| is the sensitivity heatmap, computed *inside* the gradient tape by the
 engine (`drscreen.heatmaps.backprop.forward` storing the trace, `backward` to the pixels), so
 the gradient of the loss with respect to the weights flows through the forward pass and
 through the backward pass (double back-propagation, Quellec et al. 2017). With λ = 0 the
-step is the plain o_O step (no heatmap is computed).
+step is the plain o_O step (no heatmap is computed). For the evidence networks, ``l1``
+weighs `drscreen.models.evidence.evidence_sparsity` of the evidence layer's output, read off
+the same forward pass.
 
 The L2 term is coupled (added to the loss, as o_O's Lasagne code did) and covers the
 variables named ``kernel`` (convolution and dense weights), not biases. The loss is divided by
@@ -23,6 +25,7 @@ import tensorflow as tf
 from drscreen.data.fundus import field_of_view_mask
 from drscreen.data.lesions import REFERABLE_GRADE
 from drscreen.heatmaps import backprop
+from drscreen.models.evidence import EVIDENCE_LAYER, GRADE_LAYER, evidence_sparsity
 from drscreen.training.penalties import get_penalty
 
 
@@ -39,6 +42,9 @@ class HeatmapAwareModel(keras.Model):
         Name of a penalty of `drscreen.training.penalties`.
     l2:
         Coefficient of the sum of squared kernels added to the loss.
+    evidence_l1:
+        Weight of the evidence sparsity term; > 0 needs a model with the evidence head
+        (`drscreen.models.evidence.evidence_head`).
     seed_scale:
         Factor on the seed of the inner backward pass, undone on the float32 heatmap
         (`drscreen.training.mixed_precision.heatmap_seed_scale`).
@@ -51,14 +57,23 @@ class HeatmapAwareModel(keras.Model):
         penalty: str = "sparsity",
         l2: float = 0.0,
         seed_scale: float = 1.0,
+        evidence_l1: float = 0.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if evidence_l1 > 0:
+            names = {layer.name for layer in model.layers}
+            if not {EVIDENCE_LAYER, GRADE_LAYER} <= names:
+                raise ValueError(
+                    f"evidence_l1 needs a model with layers {EVIDENCE_LAYER!r} and "
+                    f"{GRADE_LAYER!r} (the evidence head); {model.name!r} has none"
+                )
         self.model = model
         self.heatmap_weight = heatmap_weight
         self.penalty = penalty
         self.l2 = l2
         self.seed_scale = seed_scale
+        self.evidence_l1 = evidence_l1
         self._penalty_fn = get_penalty(penalty)
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.task_loss_tracker = keras.metrics.Mean(name="task_loss")
@@ -97,26 +112,40 @@ class HeatmapAwareModel(keras.Model):
     def heatmaps(self, images: tf.Tensor, training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         """(grade predictions (N,) float32, float32 heatmaps Σ_c |∂ŷ/∂I| (N, H, W))."""
         outputs, trace = backprop.forward(self.model, images, training=training)
+        return tf.cast(outputs[:, 0], tf.float32), self._heatmaps(outputs, trace, training)
+
+    def _heatmaps(self, outputs: tf.Tensor, trace: backprop.Trace, training: bool) -> tf.Tensor:
         seed = tf.ones_like(outputs) * tf.cast(self.seed_scale, outputs.dtype)
         gradient = backprop.backward(trace, seed, training=training)
         heatmaps = tf.reduce_sum(tf.abs(tf.cast(gradient, tf.float32)), axis=-1)
-        return tf.cast(outputs[:, 0], tf.float32), heatmaps / self.seed_scale
+        return heatmaps / self.seed_scale
 
     def objective(self, images: tf.Tensor, grades: tf.Tensor, training: bool) -> dict:
         """The loss and its terms for one batch (differentiable w.r.t. the weights)."""
         grades = tf.cast(tf.reshape(grades, [-1]), tf.float32)
+        if self.heatmap_weight > 0 or self.evidence_l1 > 0:
+            outputs, trace = backprop.forward(self.model, images, training=training)
+        else:
+            outputs, trace = self.model(images, training=training), None
+        predictions = tf.cast(outputs[:, 0], tf.float32)
+        penalty = tf.constant(0.0)
         if self.heatmap_weight > 0:
-            predictions, heatmaps = self.heatmaps(images, training=training)
+            heatmaps = self._heatmaps(outputs, trace, training)
             fov = tf.stop_gradient(tf.cast(field_of_view_mask(images), tf.float32))
             penalty = self._penalty_fn(heatmaps, tf.reshape(fov, tf.shape(heatmaps)))
-        else:
-            outputs = self.model(images, training=training)
-            predictions = tf.cast(outputs[:, 0], tf.float32)
-            penalty = tf.constant(0.0)
+        sparsity = tf.constant(0.0)
+        if self.evidence_l1 > 0:
+            grade_kernel = self.model.get_layer(GRADE_LAYER).kernel
+            sparsity = evidence_sparsity(trace.output_of(EVIDENCE_LAYER), grade_kernel)
         task_loss = tf.reduce_mean(tf.square(predictions - grades))
         kernels = [v for v in self.model.trainable_variables if v.name == "kernel"]
         weight_decay = tf.add_n([tf.reduce_sum(tf.square(tf.cast(k, tf.float32))) for k in kernels])
-        loss = task_loss + self.heatmap_weight * penalty + self.l2 * weight_decay
+        loss = (
+            task_loss
+            + self.heatmap_weight * penalty
+            + self.evidence_l1 * sparsity
+            + self.l2 * weight_decay
+        )
         return {
             "loss": loss,
             "task_loss": task_loss,

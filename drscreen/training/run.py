@@ -157,6 +157,7 @@ def train_stage(
             penalty=config.heatmap.heatmap_penalty,
             l2=config.optimizer.l2,
             seed_scale=heatmap_seed_scale(policy),
+            evidence_l1=config.model.evidence_l1,
         )
         rate = learning_rate_schedule(
             config.optimizer.schedule, config.optimizer.learning_rate, config.epochs, steps

@@ -1,7 +1,8 @@
 """Score + backward chains containing every layer type export to TFLite built-ins and ONNX.
 
 The converted models run (ai_edge_litert, onnxruntime) and match TensorFlow, with an
-unknown batch size, for the gradient and the LRP-epsilon rules. The chains are traced inside
+unknown batch size, for the gradient, guided and LRP-epsilon rules, also through nested skip
+connections (a U-Net chain). The chains are traced inside
 `drscreen.layers.portable()`, as drscreen's export traces its signatures.
 """
 
@@ -60,7 +61,42 @@ def _chain_with_global_max() -> keras.Sequential:
     )
 
 
-CHAINS = {"flat_head": _chain_with_flat_head, "global_max": _chain_with_global_max}
+def _unet() -> keras.Sequential:
+    """Two nested skips (`SkipConcat`, `UpSampling2D`) and the evidence head."""
+    return keras.Sequential(
+        [
+            keras.Input(SHAPE),
+            layers.InputNormalization(),
+            layers.SkipConcat(
+                [
+                    layers.Conv2D(4, 3, strides=2),
+                    layers.LeakyReLU(),
+                    layers.SkipConcat(
+                        [
+                            layers.MaxPooling2D(3, 2, padding="same"),
+                            layers.Conv2D(6, 3),
+                            layers.LeakyReLU(0.0),
+                            layers.UpSampling2D(),
+                        ]
+                    ),
+                    layers.Conv2D(4, 3),
+                    layers.LeakyReLU(),
+                    layers.UpSampling2D(),
+                ]
+            ),
+            layers.Conv2D(1, 1),
+            layers.SquaredReLU(),
+            layers.GlobalAveragePooling2D(),
+            layers.Dense(1, use_bias=False),
+        ]
+    )
+
+
+CHAINS = {
+    "flat_head": _chain_with_flat_head,
+    "global_max": _chain_with_global_max,
+    "unet": _unet,
+}
 
 
 def _score_and_heatmaps(model: keras.Model) -> tf.types.experimental.ConcreteFunction:
@@ -71,6 +107,7 @@ def _score_and_heatmaps(model: keras.Model) -> tf.types.experimental.ConcreteFun
         return {
             "score": output,
             "gradient": backward(trace, seed),
+            "guided": backward(trace, seed, layers.GUIDED),
             "lrp": backward(trace, seed, layers.lrp_epsilon(0.01)),
         }
 

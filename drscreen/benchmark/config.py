@@ -61,6 +61,9 @@ class BenchmarkConfig:
         which each configuration of its search is measured; the chosen one then trains
         through doublings of the last until its validation curve flattens
         (`drscreen.benchmark.tuning`).
+    references:
+        Train and measure the references (the tuning study runs once, on the first seed):
+        ``--noreferences`` for a recipe group run beside a full run into the same folder.
     student:
         Train the lesion student of the first recipe (`drscreen.training.student`) per seed,
         its teacher the first recipe's method with the best validation grade separation.
@@ -103,6 +106,7 @@ class BenchmarkConfig:
     reference_checkpoints: tuple[int, ...] = _field(
         (10, 20, 40), "Epochs after which the reference search measures a configuration."
     )
+    references: bool = _field(True, "Train and measure the pixel-supervised references.")
     student: bool = _field(True, "Train and measure the lesion student.")
     batch_size: int = _field(32, "Evaluation batch.")
 

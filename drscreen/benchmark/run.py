@@ -587,35 +587,53 @@ def run_seed(
         _same_split([run_dirs[plain], *tuned.values()])
         _measure_image_models(tuned, sources, config, folder, seed)
         run_dirs = {**run_dirs, **tuned}
-    _references(config, sources, seed, folder)
+    if config.references:
+        _references(config, sources, seed, folder)
     if config.student:
         _students(config, recipes[plain], run_dirs, plain, sources, seed, folder)
-    path = Path(config.out) / f"gallery_seed{seed}.png"
-    if seed == config.seeds[0] and not path.is_file():
-        _comparison_gallery(config, run_dirs, sources, folder, path)
+    if seed == config.seeds[0]:  # redrawn by every run, so it shows every model measured
+        _comparison_gallery(config, sources, folder, Path(config.out) / f"gallery_seed{seed}.png")
 
 
-def _comparison_gallery(
-    config: BenchmarkConfig, run_dirs: dict, sources: dict, folder: Path, path: Path
-) -> None:
-    """The first seed's comparison figure: every model and method on a few test images."""
+def _measured_run(config: BenchmarkConfig, folder: Path, name: str) -> Path | None:
+    """The run directory of the image model measured as ``<name>.json`` in a seed's folder (a
+    fine-tuning recipe's at its chosen λ); None for a stage that is not an image model."""
+    if (folder / name / "best.keras").is_file():
+        return folder / name
+    sweep = Path(config.out) / "heatmap_aware_sweep.json"
+    recipes = json.loads(sweep.read_text())["recipes"] if sweep.is_file() else {}
+    if name in recipes:
+        return finetune_dir(folder, name, recipes[name]["chosen"])
+    return None
+
+
+def _comparison_gallery(config: BenchmarkConfig, sources: dict, folder: Path, path: Path) -> None:
+    """The first seed's comparison figure: every model measured in ``folder`` (this run's or
+    an earlier one's) and each of its methods on a few test images, the references and the
+    students."""
     batch = gallery.gallery_batch(sources["test"], _runner_config(config, config.synth_size), 4)
     if batch is None:
         _log("no test image with both red and bright lesions: no gallery")
         return
     heatmap_fns = {}
-    for name, run_dir in run_dirs.items():
-        model = load_model(str(run_dir.path))
+    runs = {path.stem: _measured_run(config, folder, path.stem) for path in folder.glob("*.json")}
+    measured = sorted(
+        (name for name, run_dir in runs.items() if run_dir is not None),
+        key=lambda name: (name == CONTROL, name),
+    )
+    for name in measured:
+        model = load_model(str(runs[name]))
         label = f"{config.control_recipe} on shuffled grades" if name == CONTROL else name
         for method in config.methods[:1] if name == CONTROL else config.methods:
             heatmap_fns[f"{label} · {method}"] = heatmap_function(model, method)
-    heatmap_fns.update(
-        reference.heatmap_functions(keras.saving.load_model(folder / REFERENCE / "model.keras"))
-    )
-    few_shot = keras.saving.load_model(folder / FEW_SHOT / "model.keras")
-    heatmap_fns[FEW_SHOT] = reference.heatmap_functions(few_shot, FEW_SHOT)[
-        f"{FEW_SHOT}_{reference.ALL_LESIONS}"
-    ]
+    if (folder / REFERENCE / "model.keras").is_file():
+        model = keras.saving.load_model(folder / REFERENCE / "model.keras")
+        heatmap_fns.update(reference.heatmap_functions(model))
+    if (folder / FEW_SHOT / "model.keras").is_file():
+        few_shot = keras.saving.load_model(folder / FEW_SHOT / "model.keras")
+        heatmap_fns[FEW_SHOT] = reference.heatmap_functions(few_shot, FEW_SHOT)[
+            f"{FEW_SHOT}_{reference.ALL_LESIONS}"
+        ]
     for name in (STUDENT, STUDENT_CONTROL):
         if (folder / name / "model.keras").is_file():
             model = keras.saving.load_model(folder / name / "model.keras")

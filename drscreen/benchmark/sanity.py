@@ -12,15 +12,31 @@ import math
 import keras
 import numpy as np
 
+from drscreen.layers import SkipConcat
+
 CASCADE = {"top half": 0.5, "all": 1.0}
 """Randomisation levels reported: share of the weighted layers re-drawn, from the top (the top
 layer alone can be a single scale, e.g. the evidence net's pooling weight, which moves no
 candidate)."""
 
 
+def _flattened(layers_: list[keras.layers.Layer]) -> list[keras.layers.Layer]:
+    """Layers in forward order, a skip connection's inner chain in place of the skip (so a
+    U-Net's body counts layer by layer, not as one layer)."""
+    flat = []
+    for layer in layers_:
+        if isinstance(layer, SkipConcat):
+            flat += _flattened(layer.inner)
+        else:
+            flat.append(layer)
+    return flat
+
+
 def _weighted_layers(model: keras.Model) -> list[keras.layers.Layer]:
     return [
-        layer for layer in model.layers if any(w.path.endswith("kernel") for w in layer.weights)
+        layer
+        for layer in _flattened(model.layers)
+        if any(w.path.endswith("kernel") for w in layer.weights)
     ]
 
 

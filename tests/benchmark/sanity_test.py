@@ -53,3 +53,21 @@ def test_everything_is_redrawn_and_the_copy_still_predicts():
     again = sanity.randomised_copy(model, 1.0, seed=2)  # seeded
     for a, b in zip(copy.weights, again.weights, strict=True):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_a_unet_is_randomised_layer_by_layer_inside_its_skips():
+    """The U-Net evidence net's body sits inside skip connections: the cascade counts its
+    convolutions one by one in forward order, so the top half re-draws the decoder's last
+    convolutions and the head and keeps the encoder (not only the head, as counting each skip
+    as one layer would)."""
+    keras.utils.set_random_seed(0)
+    model = models.build("unet_evidence", input_size=32, width=4)
+    copy = sanity.randomised_copy(model, 0.5, seed=1)
+    names = [layer.name for layer in sanity._weighted_layers(model)]
+    assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "evidence", "grade"]
+    def kernels(network):
+        return {layer.name: layer.kernel.numpy() for layer in sanity._weighted_layers(network)}
+
+    originals, drawn = kernels(model), kernels(copy)
+    changed = {name for name in originals if not np.array_equal(originals[name], drawn[name])}
+    assert changed == {"conv5", "conv6", "evidence", "grade"}

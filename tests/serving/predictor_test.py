@@ -16,7 +16,8 @@ from drscreen.serving.model_store import (
     ModelStore,
     read_input_range,
 )
-from drscreen.serving.predictor import Predictor
+from drscreen.serving.predictor import Prediction, Predictor
+from drscreen.serving.tensors import proto_tensor, to_tensor_proto
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["unbatched", "batched"])
@@ -34,9 +35,15 @@ def _png(seed: int) -> bytes:
     return cv2.imencode(".png", pixels)[1].tobytes()
 
 
+def _predict(predictor: Predictor, signature: str, images: np.ndarray) -> Prediction:
+    """Predict as the gRPC front end does: from the TensorProto of ``images``."""
+    inputs = {"images": proto_tensor(to_tensor_proto(images), "images")}
+    return predictor.predict(predictor.resolve("drscreen", None), signature, inputs)
+
+
 def _rejection(predictor, signature: str, images) -> str:
     with pytest.raises(ServingError) as raised:
-        predictor.predict("drscreen", None, signature, {"images": images})
+        _predict(predictor, signature, images)
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     return raised.value.message
 
@@ -46,7 +53,7 @@ def test_a_failed_batch_names_the_element_that_failed(predictor):
     images = np.array([_png(0), _png(1), b"not an image", _png(3)], dtype=object)
     message = _rejection(predictor, "serving_default", images)
     assert "rejected element 2 of 4" in message and "Unknown image file format" in message
-    good = predictor.predict("drscreen", None, "serving_default", {"images": images[[0, 1, 3]]})
+    good = _predict(predictor, "serving_default", images[[0, 1, 3]])
     assert good.outputs["score"].shape == (3,)
 
 
@@ -63,7 +70,7 @@ def test_float_images_outside_the_declared_range_are_rejected(predictor, value, 
         message = _rejection(predictor, signature, images)
         assert f"element 1: {problem}" in message and "must lie in [0, 255]" in message
     images[1, 4, 5, 2] = 255.0
-    assert predictor.predict("drscreen", None, "predict_float", {"images": images}).outputs
+    assert _predict(predictor, "predict_float", images).outputs
 
 
 def test_input_range_comes_from_the_export_description(exports, tmp_path):

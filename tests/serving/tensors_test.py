@@ -19,6 +19,12 @@ from drscreen.serving.tensors import (
 STRING = np.dtype(object)
 
 
+def _parse(body: dict, dtypes: dict) -> tuple[dict[str, np.ndarray], bool]:
+    """parse_predict_inputs, with every declared tensor materialised."""
+    declared, row_format = parse_predict_inputs(body, dtypes)
+    return {name: tensor.materialise() for name, tensor in declared.items()}, row_format
+
+
 def test_tensor_proto_round_trips_floats_and_bytes():
     """Float arrays and object arrays of bytes survive encode → decode unchanged."""
     floats = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
@@ -30,7 +36,7 @@ def test_tensor_proto_round_trips_floats_and_bytes():
 def test_row_format_with_b64_instances_of_a_single_input():
     """`instances` of {"b64": ...} decode to the bytes of the single input."""
     body = {"instances": [{"b64": base64.b64encode(b"\x00\x01").decode()}, "text"]}
-    inputs, row_format = parse_predict_inputs(body, {"images": STRING})
+    inputs, row_format = _parse(body, {"images": STRING})
     assert row_format
     assert inputs["images"].tolist() == [b"\x00\x01", b"text"]
 
@@ -38,7 +44,7 @@ def test_row_format_with_b64_instances_of_a_single_input():
 def test_row_format_with_named_inputs_stacks_instances():
     """Objects of named inputs stack along a new batch dimension."""
     body = {"instances": [{"a": [1, 2], "b": 3}, {"a": [4, 5], "b": 6}]}
-    inputs, _ = parse_predict_inputs(body, {"a": np.float32, "b": np.int64})
+    inputs, _ = _parse(body, {"a": np.float32, "b": np.int64})
     np.testing.assert_array_equal(inputs["a"], np.array([[1, 2], [4, 5]], np.float32))
     assert inputs["a"].dtype == np.float32
     np.testing.assert_array_equal(inputs["b"], [3, 6])
@@ -46,9 +52,9 @@ def test_row_format_with_named_inputs_stacks_instances():
 
 def test_columnar_format_single_and_named():
     """`inputs` holds one batched value, or an object of them."""
-    single, row_format = parse_predict_inputs({"inputs": [[1.5]]}, {"x": np.float32})
+    single, row_format = _parse({"inputs": [[1.5]]}, {"x": np.float32})
     assert not row_format and single["x"].shape == (1, 1)
-    named, _ = parse_predict_inputs({"inputs": {"x": [2.0]}}, {"x": np.float32})
+    named, _ = _parse({"inputs": {"x": [2.0]}}, {"x": np.float32})
     np.testing.assert_array_equal(named["x"], [2.0])
 
 
@@ -71,7 +77,7 @@ def test_columnar_format_single_and_named():
 def test_malformed_bodies_are_invalid_argument(body, message):
     """Each malformed body raises INVALID_ARGUMENT with a message naming the problem."""
     with pytest.raises(ServingError) as raised:
-        parse_predict_inputs(body, {"x": np.float32})
+        _parse(body, {"x": np.float32})
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert message in raised.value.message
 

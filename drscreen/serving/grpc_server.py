@@ -60,7 +60,9 @@ def predict_response(
     model = predictor.resolve(spec.name, _version_of(spec))
     inputs = {name: proto_tensor(proto, name) for name, proto in request.inputs.items()}
     signature_name = spec.signature_name or DEFAULT_SIGNATURE
-    prediction = predictor.predict(model, signature_name, inputs, tuple(request.output_filter))
+    prediction = predictor.predict(
+        model, signature_name, inputs, tuple(request.output_filter), request.ByteSize()
+    )
     response = predict_pb2.PredictResponse()
     response.model_spec.name = spec.name
     response.model_spec.version.value = prediction.version

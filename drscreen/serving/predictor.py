@@ -11,7 +11,9 @@ batch element that failed.
 Memory and CPU are bounded by compute slots: decoding a request (a REST body from its parse to
 its arrays, a TensorProto's values) and each run of a signature (which decodes the
 photographs) hold one, so however many clients send large requests at once, at most
-``compute_slots`` are being decoded or run. Knows nothing about wire formats.
+``compute_slots`` are being decoded or run; requests over 8 MiB are decoded at most
+``compute_slots - 1`` at a time, so they never queue the small ones behind them. Knows nothing
+about wire formats.
 """
 
 import contextlib
@@ -32,6 +34,7 @@ from drscreen.serving.model_store import InputRange, ModelStore, ModelVersion, V
 from drscreen.serving.tensors import DeclaredTensor
 
 PREDICT_METHOD = "tensorflow/serving/predict"
+LARGE_REQUEST_BYTES = 8 * 2**20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +76,9 @@ class Predictor:
         self.store = store
         self.max_batch_size = max_batch_size
         self._batcher = Batcher(batching) if batching is not None else None
-        self._slots = threading.BoundedSemaphore(compute_slots or default_compute_slots())
+        slots = compute_slots or default_compute_slots()
+        self._slots = threading.BoundedSemaphore(slots)
+        self._large_slots = threading.BoundedSemaphore(max(1, slots - 1))
 
     def close(self, timeout: float | None = None) -> None:
         """Finish queued batches (waiting up to ``timeout`` seconds) and stop the batch
@@ -82,13 +87,17 @@ class Predictor:
             self._batcher.close(timeout)
 
     @contextlib.contextmanager
-    def compute_slot(self) -> Iterator[None]:
+    def compute_slot(self, request_bytes: int = 0) -> Iterator[None]:
         """Hold one compute slot (waiting for one to be free) for the duration of the block.
 
-        A `ServingError` leaving the block loses its traceback first: the frames of a failed
-        decode hold its parsed body or arrays, which must be freed before the slot is.
+        A request of more than `LARGE_REQUEST_BYTES` also takes one of ``compute_slots - 1``
+        large slots first, so large requests never hold every slot: small ones are not queued
+        behind a 64 MB body's parse. A `ServingError` leaving the block loses its traceback
+        first: the frames of a failed decode hold its parsed body or arrays, which must be
+        freed before the slot is.
         """
-        with self._slots:
+        large = request_bytes > LARGE_REQUEST_BYTES
+        with self._large_slots if large else contextlib.nullcontext(), self._slots:
             try:
                 yield
             except ServingError as error:
@@ -134,15 +143,17 @@ class Predictor:
         signature_name: str,
         inputs: Mapping[str, DeclaredTensor],
         output_filter: tuple[str, ...] = (),
+        request_bytes: int = 0,
     ) -> Prediction:
-        """`decode` the inputs (holding a compute slot), then `run` them.
+        """`decode` the inputs (holding a compute slot for a request of ``request_bytes``),
+        then `run` them.
 
         Raises
         ------
         ServingError
             As `decode` and `run`.
         """
-        with self.compute_slot():
+        with self.compute_slot(request_bytes):
             decoded = self.decode(model, signature_name, inputs, output_filter)
         return self.run(decoded)
 

@@ -122,7 +122,8 @@ class RestApp:
                 grpc.StatusCode.UNIMPLEMENTED, f"'{tail[1:]}' is not implemented; use ':predict'"
             )
         _check_content_type(environ.get("CONTENT_TYPE", ""))
-        with self.predictor.compute_slot():
+        request_bytes = int(environ.get("CONTENT_LENGTH") or 0)
+        with self.predictor.compute_slot(request_bytes):
             decoded, row_format = self._decode(name, version, environ)
         prediction = self.predictor.run(decoded)
         return 200, format_predict_response(prediction.outputs, row_format)

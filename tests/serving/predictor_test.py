@@ -1,6 +1,7 @@
 """The shared request path: value checks of float images and naming the element that failed."""
 
 import os
+import threading
 
 import cv2
 import grpc
@@ -16,7 +17,7 @@ from drscreen.serving.model_store import (
     ModelStore,
     read_input_range,
 )
-from drscreen.serving.predictor import Prediction, Predictor
+from drscreen.serving.predictor import LARGE_REQUEST_BYTES, Prediction, Predictor
 from drscreen.serving.tensors import proto_tensor, to_tensor_proto
 
 
@@ -81,3 +82,37 @@ def test_input_range_comes_from_the_export_description(exports, tmp_path):
     (tmp_path / EXPORT_DESCRIPTION_FILE).write_text('{"input": {"name": "images"}}')
     with pytest.raises(ValueError, match="no valid input name and range"):
         read_input_range(str(tmp_path))
+
+
+def test_large_requests_never_hold_every_compute_slot(exports):
+    """With two slots, a request over 8 MiB decoding makes a second large one wait, while a
+    small one still gets the other slot at once."""
+    store = ModelStore("drscreen", exports, poll_wait_seconds=0)
+    store.start()
+    predictor = Predictor(store, None, compute_slots=2)
+    large = LARGE_REQUEST_BYTES + 1
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_a_large_slot() -> None:
+        with predictor.compute_slot(large):
+            holding.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold_a_large_slot)
+    holder.start()
+    try:
+        assert holding.wait(30)
+        entered = []
+        second_large = threading.Thread(
+            target=lambda: entered.append(predictor.compute_slot(large).__enter__())
+        )
+        second_large.start()
+        second_large.join(0.3)
+        assert not entered  # waits for the large slot
+        with predictor.compute_slot(1024):
+            pass  # a small request is not queued behind the large ones
+    finally:
+        release.set()
+        holder.join()
+    second_large.join(30)
+    assert entered == [None]

@@ -32,7 +32,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from tests.serving.served_process import start_served
+from bench.server_load import declared_request
+from tests.serving.served_process import copy_version, start_served
 
 RECEIVE_TIMEOUT_SECONDS = 1.5
 MAX_BATCH = 16
@@ -40,16 +41,10 @@ MAX_CONNECTIONS = 8
 PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 
 
-def _copy_version(exports: str, source: int, base: str, version: int) -> None:
-    staging = os.path.join(base, f".copy-{version}")
-    shutil.copytree(os.path.join(exports, str(source)), staging)
-    os.rename(staging, os.path.join(base, str(version)))
-
-
 @pytest.fixture(scope="module")
 def server(exports, tmp_path_factory):
     base = str(tmp_path_factory.mktemp("base"))
-    _copy_version(exports, 1, base, 1)
+    copy_version(exports, 1, base, 1)
     flags = [
         "--file_system_poll_wait_seconds=0.2", "--compute_slots=1", "--grpc_max_threads=2",
         f"--grpc_receive_timeout_in_ms={int(RECEIVE_TIMEOUT_SECONDS * 1000)}",
@@ -72,19 +67,6 @@ def _request(images, signature: str = "") -> predict_pb2.PredictRequest:
     request.model_spec.name = "drscreen"
     request.model_spec.signature_name = signature
     request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
-    return request
-
-
-def _declared_request(dtype: int, shape: list[int], **values) -> predict_pb2.PredictRequest:
-    """A request whose ``images`` declares ``dtype`` and ``shape`` but carries ``values``."""
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = "drscreen"
-    tensor = request.inputs["images"]
-    tensor.dtype = dtype
-    for size in shape:
-        tensor.tensor_shape.dim.add().size = size
-    for field, entries in values.items():
-        getattr(tensor, field).extend(entries)
     return request
 
 
@@ -117,9 +99,9 @@ def _post(server, path: str, body: bytes, content_type: str = "application/json"
 def test_shape_bombs_are_refused_before_any_memory_is_spent(server):
     """A 52-byte request declaring [64, 1024, 1024, 3] floats (805 MB once padded), four at
     once, and strings declaring [1000] with one value: INVALID_ARGUMENT, peak RSS + < 100 MB."""
-    bomb = _declared_request(types_pb2.DT_FLOAT, [64, 1024, 1024, 3], float_val=[0.0])
+    bomb = declared_request(types_pb2.DT_FLOAT, [64, 1024, 1024, 3], float_val=[0.0])
     assert len(bomb.SerializeToString()) == 52
-    strings = _declared_request(types_pb2.DT_STRING, [1000], string_val=[b"x" * 1000])
+    strings = declared_request(types_pb2.DT_STRING, [1000], string_val=[b"x" * 1000])
     before = server.rss_mib()
     server.reset_peak_rss()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
@@ -137,19 +119,19 @@ def test_shape_bombs_are_refused_before_any_memory_is_spent(server):
     ("request_of", "message"),
     [
         (
-            lambda: _declared_request(types_pb2.DT_STRING, [-5], string_val=[b"x"]),
+            lambda: declared_request(types_pb2.DT_STRING, [-5], string_val=[b"x"]),
             "shape [-5] has a negative dimension",
         ),
         (
-            lambda: _declared_request(types_pb2.DT_STRING, [2], string_val=[b"x"] * 3),
+            lambda: declared_request(types_pb2.DT_STRING, [2], string_val=[b"x"] * 3),
             "shape [2] holds 2 values but the tensor carries 3 string_val",
         ),
         (
-            lambda: _declared_request(types_pb2.DT_FLOAT, [1, 16, 16, 3], int_val=[0] * 768),
+            lambda: declared_request(types_pb2.DT_FLOAT, [1, 16, 16, 3], int_val=[0] * 768),
             "carries 0 float_val",
         ),
-        (lambda: _declared_request(12345, [1], int_val=[0]), "unknown dtype enum 12345"),
-        (lambda: _declared_request(types_pb2.DT_RESOURCE, [1]), "resource is not supported"),
+        (lambda: declared_request(12345, [1], int_val=[0]), "unknown dtype enum 12345"),
+        (lambda: declared_request(types_pb2.DT_RESOURCE, [1]), "resource is not supported"),
         (lambda: _request(_pngs(MAX_BATCH + 1, seed=1)), f"takes at most {MAX_BATCH} per"),
     ],
     ids=["negative dimension", "too many values", "wrong value field", "unknown dtype",
@@ -358,7 +340,7 @@ def test_replaced_version_is_served_with_its_new_weights(server, exports):
 
     np.testing.assert_allclose(grades(), expected[1], rtol=1e-6)
     shutil.rmtree(os.path.join(server.base, "1"))
-    _copy_version(exports, 2, server.base, 1)
+    copy_version(exports, 2, server.base, 1)
     start = time.monotonic()
     while (served := grades()) is None or np.allclose(served, expected[1]):
         assert time.monotonic() - start < 10
@@ -369,7 +351,7 @@ def test_replaced_version_is_served_with_its_new_weights(server, exports):
     while grades() is not None:
         assert time.monotonic() - start < 10
         time.sleep(0.05)
-    _copy_version(exports, 1, server.base, 1)
+    copy_version(exports, 1, server.base, 1)
     start = time.monotonic()
     while grades() is None:
         assert time.monotonic() - start < 10

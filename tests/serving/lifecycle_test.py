@@ -1,13 +1,12 @@
 """The server's life cycle in this process: a signal during the start-up load ends it."""
 
 import os
-import shutil
 import signal
 import threading
 import time
 
 from drscreen.serving.server import ServerConfig, serve
-from tests.serving.served_process import free_port
+from tests.serving.served_process import copy_version, free_port, truncate_variables
 
 
 def _signal_once_handled(signum: int, original, after_seconds: float) -> threading.Thread:
@@ -31,11 +30,8 @@ def _signal_once_handled(signum: int, original, after_seconds: float) -> threadi
 def test_sigterm_interrupts_the_start_up_load_retries(exports, tmp_path):
     """serve() on a truncated version alone, retried every 10 s: SIGTERM ends it within 3 s
     (it waited out every retry before), and the previous handler is back."""
-    base = str(tmp_path / "base")
-    shutil.copytree(os.path.join(exports, "1"), os.path.join(base, "1"))
-    data = os.path.join(base, "1", "variables", "variables.data-00000-of-00001")
-    with open(data, "r+b") as file:
-        file.truncate(os.path.getsize(data) // 2)
+    base = str(tmp_path)
+    truncate_variables(copy_version(exports, 1, base, 1))
     config = ServerConfig(
         "drscreen", base, port=free_port(), rest_api_port=free_port(),
         max_num_load_retries=1, load_retry_interval_micros=10_000_000,

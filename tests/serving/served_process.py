@@ -1,7 +1,9 @@
-"""`drscreen serve` in a subprocess for end-to-end tests: free ports, a log, readiness, memory."""
+"""`drscreen serve` in a subprocess for end-to-end tests: versions, free ports, a log,
+readiness, memory."""
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,6 +12,8 @@ import urllib.request
 
 import grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+from bench.served import peak_rss_mib, reset_peak_rss, rss_mib
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -42,16 +46,15 @@ class ServedProcess:
 
     def rss_mib(self) -> float:
         """Resident memory of the server now."""
-        return _status_mib(self.process.pid, "VmRSS")
+        return rss_mib(self.process.pid)
 
     def reset_peak_rss(self) -> None:
-        """Start measuring the peak resident memory from now (Linux's clear_refs)."""
-        with open(f"/proc/{self.process.pid}/clear_refs", "w") as file:
-            file.write("5")
+        """Start measuring the peak resident memory from now."""
+        reset_peak_rss(self.process.pid)
 
     def peak_rss_mib(self) -> float:
         """Peak resident memory since `reset_peak_rss`."""
-        return _status_mib(self.process.pid, "VmHWM")
+        return peak_rss_mib(self.process.pid)
 
     def close(self) -> None:
         self.channel.close()
@@ -61,12 +64,21 @@ class ServedProcess:
         self.log.close()
 
 
-def _status_mib(pid: int, field: str) -> float:
-    with open(f"/proc/{pid}/status") as file:
-        for line in file:
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} for pid {pid}")
+def copy_version(exports: str, source: int, base: str, version: int) -> str:
+    """Copy export ``source`` to ``base/<version>`` atomically (copy aside, then rename)."""
+    staging = os.path.join(base, f".copy-{version}")
+    shutil.copytree(os.path.join(exports, str(source)), staging)
+    target = os.path.join(base, str(version))
+    os.rename(staging, target)
+    return target
+
+
+def truncate_variables(path: str) -> None:
+    """Cut the variables file of the version at ``path`` in half, as a copy caught midway
+    leaves it (`tf.saved_model.load` then raises IndexError)."""
+    data = os.path.join(path, "variables", "variables.data-00000-of-00001")
+    with open(data, "r+b") as file:
+        file.truncate(os.path.getsize(data) // 2)
 
 
 def start_served(base: str, log_path: str, flags: list[str], timeout: float = 90) -> ServedProcess:

@@ -8,7 +8,6 @@ import base64
 import concurrent.futures
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,7 +30,7 @@ from tensorflow_serving.apis import (
 from bench.server_load import run_load
 from drscreen.serving.client import GrpcClient, RestClient
 from drscreen.serving.errors import ServingError
-from tests.serving.served_process import REPO, start_served
+from tests.serving.served_process import REPO, copy_version, start_served
 
 MAX_REQUEST_BYTES = 256 * 1024
 REST_TIMEOUT_SECONDS = 3
@@ -53,16 +52,10 @@ def _http(request: urllib.request.Request) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def _copy_version(exports: str, base: str, version: int) -> None:
-    staging = os.path.join(base, f".copy-{version}")
-    shutil.copytree(os.path.join(exports, str(version)), staging)
-    os.rename(staging, os.path.join(base, str(version)))
-
-
 @pytest.fixture(scope="module")
 def server(exports, tmp_path_factory):
     base = str(tmp_path_factory.mktemp("base"))
-    _copy_version(exports, base, 1)
+    copy_version(exports, 1, base, 1)
     batching_file = os.path.join(base, "..", "batching.txt")
     with open(batching_file, "w") as file:
         file.write("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 20000 }\n")
@@ -483,7 +476,7 @@ def test_query_example_writes_overlays(server, tmp_path):
 
 def test_new_version_is_picked_up_while_running(server, direct, exports):
     """Adding base/2 makes the server answer with version 2 and retire version 1."""
-    _copy_version(exports, server.base, 2)
+    copy_version(exports, 2, server.base, 2)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         states = {

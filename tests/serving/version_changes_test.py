@@ -17,25 +17,10 @@ import tensorflow as tf
 from drscreen.serving import model_store
 from drscreen.serving.errors import ServingError
 from drscreen.serving.model_store import ModelStore, VersionStatus
+from tests.serving.served_process import copy_version, truncate_variables
 
 POLL_SECONDS = 0.05
 IMAGES = np.random.default_rng(0).uniform(0, 255, (2, 16, 16, 3)).astype(np.float32)
-
-
-def _copy(exports: str, source: int, base: str, version: int) -> str:
-    """Copy export ``source`` to ``base/<version>`` atomically (copy aside, then rename)."""
-    staging = os.path.join(base, f".copy-{version}")
-    shutil.copytree(os.path.join(exports, str(source)), staging)
-    target = os.path.join(base, str(version))
-    os.rename(staging, target)
-    return target
-
-
-def _truncate_variables(path: str) -> None:
-    """Cut the variables file of ``path`` in half, as a copy caught midway leaves it."""
-    data = os.path.join(path, "variables", "variables.data-00000-of-00001")
-    with open(data, "r+b") as file:
-        file.truncate(os.path.getsize(data) // 2)
 
 
 def _grades(function) -> np.ndarray:
@@ -82,12 +67,12 @@ def test_the_fixture_exports_differ(reference):
 def test_version_replaced_in_place_is_served_with_its_new_weights(exports, tmp_path, reference):
     """rm -rf base/1 and a new export numbered 1 between two polls: the new weights serve."""
     base = str(tmp_path)
-    _copy(exports, 1, base, 1)
+    copy_version(exports, 1, base, 1)
     store = ModelStore("drscreen", base, poll_wait_seconds=0)
     store.start()
     np.testing.assert_allclose(_served_grades(store), reference[1], rtol=1e-6)
     shutil.rmtree(os.path.join(base, "1"))
-    _copy(exports, 2, base, 1)
+    copy_version(exports, 2, base, 1)
     store.poll_once()
     np.testing.assert_allclose(_served_grades(store), reference[2], rtol=1e-6)
     assert store.statuses() == [VersionStatus(1, "AVAILABLE")]
@@ -98,13 +83,13 @@ def test_replaced_version_is_picked_up_by_the_poll_thread_within_the_interval(
 ):
     """With a 0.2 s poll, the replaced version serves within one interval plus its load."""
     base = str(tmp_path)
-    _copy(exports, 1, base, 1)
+    copy_version(exports, 1, base, 1)
     store = ModelStore("drscreen", base, poll_wait_seconds=0.2)
     store.start()
     try:
         served = store.get(None)
         shutil.rmtree(os.path.join(base, "1"))
-        _copy(exports, 2, base, 1)
+        copy_version(exports, 2, base, 1)
         seconds = _wait_for(lambda: _served(store) not in (None, served))
         np.testing.assert_allclose(_served_grades(store), reference[2], rtol=1e-6)
         assert seconds < 0.2 + 5.0
@@ -115,7 +100,7 @@ def test_replaced_version_is_picked_up_by_the_poll_thread_within_the_interval(
 def test_removed_version_is_unloaded(exports, tmp_path):
     """Deleting the served version's directory unloads it: NOT_FOUND, status END."""
     base = str(tmp_path)
-    _copy(exports, 1, base, 1)
+    copy_version(exports, 1, base, 1)
     store = ModelStore("drscreen", base, poll_wait_seconds=0)
     store.start()
     shutil.rmtree(os.path.join(base, "1"))
@@ -128,8 +113,8 @@ def test_removed_version_is_unloaded(exports, tmp_path):
 def test_removing_the_newest_version_serves_the_one_below(exports, tmp_path, reference):
     """With 1 and 2 on disk and 2 removed, version 1 is loaded (latest policy on what is left)."""
     base = str(tmp_path)
-    _copy(exports, 1, base, 1)
-    _copy(exports, 2, base, 2)
+    copy_version(exports, 1, base, 1)
+    copy_version(exports, 2, base, 2)
     store = ModelStore("drscreen", base, poll_wait_seconds=0)
     store.start()
     assert store.get(None).version == 2
@@ -143,7 +128,7 @@ def test_truncated_version_alone_at_start_is_reported_and_later_fixed(exports, t
     """A truncated variables file (tf raises IndexError) is logged, END with the reason; copying
     the version again loads it."""
     base = str(tmp_path)
-    _truncate_variables(_copy(exports, 1, base, 1))
+    truncate_variables(copy_version(exports, 1, base, 1))
     store = ModelStore(
         "drscreen", base, poll_wait_seconds=0, max_num_load_retries=1,
         load_retry_interval_seconds=0.01,
@@ -156,7 +141,7 @@ def test_truncated_version_alone_at_start_is_reported_and_later_fixed(exports, t
     store.poll_once()  # same files: not retried
     assert "attempt 2 of 2" in store.statuses(1)[0].error
     shutil.rmtree(os.path.join(base, "1"))
-    _copy(exports, 1, base, 1)
+    copy_version(exports, 1, base, 1)
     store.poll_once()
     assert store.get(None).version == 1 and store.statuses(1)[0].state == "AVAILABLE"
 
@@ -165,16 +150,16 @@ def test_truncated_version_does_not_stop_a_newer_good_one(exports, tmp_path, ref
     """Version 2 truncated (retried every minute), then a good version 3 appears: the poller
     abandons 2's retries and serves 3 within seconds."""
     base = str(tmp_path)
-    _copy(exports, 1, base, 1)
+    copy_version(exports, 1, base, 1)
     store = ModelStore(
         "drscreen", base, poll_wait_seconds=POLL_SECONDS, load_retry_interval_seconds=60.0
     )
     store.start()
     try:
-        _truncate_variables(_copy(exports, 1, base, 2))
+        truncate_variables(copy_version(exports, 1, base, 2))
         _wait_for(lambda: "attempt 1 of 6" in store.statuses()[0].error)
         assert store.get(None).version == 1
-        _copy(exports, 2, base, 3)
+        copy_version(exports, 2, base, 3)
         assert _wait_for(lambda: store.get(None).version == 3) < 10.0
         np.testing.assert_allclose(_served_grades(store), reference[2], rtol=1e-6)
         states = {status.version: status for status in store.statuses()}
@@ -187,7 +172,7 @@ def test_truncated_version_does_not_stop_a_newer_good_one(exports, tmp_path, ref
 def test_poll_thread_survives_a_failing_poll(exports, tmp_path, monkeypatch):
     """An exception while polling (here listing the base path) is logged; polling goes on."""
     base = str(tmp_path)
-    _copy(exports, 1, base, 1)
+    copy_version(exports, 1, base, 1)
     store = ModelStore("drscreen", base, poll_wait_seconds=POLL_SECONDS)
     store.start()
     real_list_versions = model_store.list_versions
@@ -202,7 +187,7 @@ def test_poll_thread_survives_a_failing_poll(exports, tmp_path, monkeypatch):
     monkeypatch.setattr(model_store, "list_versions", failing_once)
     try:
         _wait_for(lambda: failures)
-        _copy(exports, 2, base, 2)
+        copy_version(exports, 2, base, 2)
         _wait_for(lambda: store.get(None).version == 2)
     finally:
         store.stop()

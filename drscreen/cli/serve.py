@@ -8,6 +8,7 @@ Flag names follow TensorFlow Serving's ``tensorflow_model_server`` where it has 
 
 import gc
 import os
+import sys
 
 from absl import app, flags
 
@@ -108,7 +109,10 @@ def main(argv: list[str]) -> None:
         )
     except ValueError as error:
         raise app.UsageError(str(error)) from error
-    serve(config)
+    try:
+        serve(config)
+    except RuntimeError as error:  # a port that cannot be bound
+        sys.exit(f"drscreen serve: {error}")
     # The shutdown is over; collecting TensorFlow's objects at interpreter exit would take
     # seconds more (3-5 s on 2 cores) beyond the grace period, for memory the OS frees anyway.
     gc.freeze()

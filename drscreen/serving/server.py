@@ -160,7 +160,7 @@ class ModelServer:
         self.store.start()
         if self._stop_requested.is_set():
             return
-        self._grpc = GrpcServer(
+        grpc_server = GrpcServer(
             self.predictor,
             config.host,
             config.port,
@@ -168,7 +168,8 @@ class ModelServer:
             config.max_request_bytes,
             config.grpc_receive_timeout_in_ms / 1000,
         )
-        self._grpc.start()
+        grpc_server.start()
+        self._grpc = grpc_server
         if config.rest_api_port:
             self._rest = RestServer(
                 config.host,

@@ -123,13 +123,14 @@ class RestApp:
             )
         _check_content_type(environ.get("CONTENT_TYPE", ""))
         request_bytes = int(environ.get("CONTENT_LENGTH") or 0)
-        with self.predictor.compute_slot(request_bytes):
-            decoded, row_format = self._decode(name, version, environ)
+        decoded, row_format = self.predictor.decode_in_slot(
+            request_bytes, lambda: self._decode(name, version, environ)
+        )
         prediction = self.predictor.run(decoded)
         return 200, format_predict_response(prediction.outputs, row_format)
 
     def _decode(self, name: str, version: int | None, environ: dict):
-        """The request's arrays: the parsed body is freed when this returns, in the slot."""
+        """The request's arrays (the parsed body is freed when this returns)."""
         body = _read_json(environ)
         signature_name = request_signature_name(body)
         predictor = self.predictor

@@ -2,6 +2,7 @@
 
 import os
 import threading
+import weakref
 
 import cv2
 import grpc
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from drscreen.export.saved_model import DESCRIPTION_FILE
+from drscreen.serving import predictor as predictor_module
 from drscreen.serving.batching import BatchingConfig
 from drscreen.serving.errors import ServingError
 from drscreen.serving.model_store import (
@@ -91,28 +93,53 @@ def test_large_requests_never_hold_every_compute_slot(exports):
     store.start()
     predictor = Predictor(store, None, compute_slots=2)
     large = LARGE_REQUEST_BYTES + 1
-    holding, release = threading.Event(), threading.Event()
+    holding, release, decoded = threading.Event(), threading.Event(), []
 
-    def hold_a_large_slot() -> None:
-        with predictor.compute_slot(large):
-            holding.set()
-            release.wait(30)
+    def hold() -> None:
+        holding.set()
+        release.wait(30)
 
-    holder = threading.Thread(target=hold_a_large_slot)
+    holder = threading.Thread(target=predictor.decode_in_slot, args=(large, hold))
+    second = threading.Thread(
+        target=predictor.decode_in_slot, args=(large, lambda: decoded.append("large"))
+    )
     holder.start()
     try:
         assert holding.wait(30)
-        entered = []
-        second_large = threading.Thread(
-            target=lambda: entered.append(predictor.compute_slot(large).__enter__())
-        )
-        second_large.start()
-        second_large.join(0.3)
-        assert not entered  # waits for the large slot
-        with predictor.compute_slot(1024):
-            pass  # a small request is not queued behind the large ones
+        second.start()
+        second.join(0.3)
+        assert decoded == []  # waits for the large slot
+        assert predictor.decode_in_slot(1024, lambda: "small") == "small"
     finally:
         release.set()
         holder.join()
-    second_large.join(30)
-    assert entered == [None]
+    second.join(30)
+    assert decoded == ["large"]
+
+
+def test_a_refused_large_request_is_freed_before_memory_is_returned(exports, monkeypatch):
+    """What a refused decode held (its parsed body) is gone when the server hands memory back
+    to the system after a large request (the refusal's traceback kept it alive)."""
+    store = ModelStore("drscreen", exports, poll_wait_seconds=0)
+    store.start()
+    predictor = Predictor(store, None, compute_slots=1)
+    alive, alive_when_returned = weakref.WeakSet(), []
+    monkeypatch.setattr(
+        predictor_module, "_return_free_memory", lambda: alive_when_returned.append(len(alive))
+    )
+
+    def refuse() -> None:
+        body = _Body()
+        alive.add(body)
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"refused {len(alive)}")
+
+    with pytest.raises(ServingError, match="refused 1") as raised:
+        predictor.decode_in_slot(LARGE_REQUEST_BYTES + 1, refuse)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert alive_when_returned == [0]
+    predictor.decode_in_slot(1024, lambda: None)
+    assert alive_when_returned == [0]  # only after large requests
+
+
+class _Body:
+    """Stands in for a parsed request body (weakly referenceable)."""

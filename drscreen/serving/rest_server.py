@@ -214,13 +214,17 @@ def _read_json(environ: dict) -> Any:
     """The request body as JSON (waitress has read it in full, within the size limit)."""
     length = int(environ.get("CONTENT_LENGTH") or 0)
     raw = environ["wsgi.input"].read(length)
-    if not raw.strip():
+    if not raw or raw.isspace():
         raise ServingError(
             grpc.StatusCode.INVALID_ARGUMENT, "JSON Parse error: The document is empty"
         )
     try:
+        text = raw.decode("utf-8")
+        del raw  # the bytes are not needed while the text is parsed (64 MB less at the peak)
         with _garbage_collection_paused():
-            return json.loads(raw, parse_float=_number_parser(float), parse_int=_number_parser(int))
+            return json.loads(
+                text, parse_float=_number_parser(float), parse_int=_number_parser(int)
+            )
     except ValueError as error:  # bad JSON or UTF-8; an integer of over 4,300 digits
         raise ServingError(
             grpc.StatusCode.INVALID_ARGUMENT, f"JSON Parse error: {error}"

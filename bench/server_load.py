@@ -22,7 +22,10 @@
 3. Slow clients: with ``--slow_connections`` idle connections and as many that promised a
    body they never send, ``--slow_probe_requests`` valid REST requests one after another;
    reports their slowest answer (the REST server answers them from its 8 workers meanwhile).
-4. Decompression bomb: a real 12000 × 12000 JPEG sent over gRPC, refused from its header;
+4. Large photographs: 12 concurrent gRPC requests of one 6000 × 6000 PNG each (legal, under
+   the 40 MP limit); the answers, the time, and the server's RSS before, at its peak and 5 s
+   after.
+5. Decompression bomb: a real 12000 × 12000 JPEG sent over gRPC, refused from its header;
    reports its size, the answer and the server's RSS before and after.
 
 Without ``--model_base_path`` it exports and serves an untrained `small` network at 192 px
@@ -435,6 +438,39 @@ def slowest_answer_beside_slow_clients(
             sock.close()
 
 
+@dataclasses.dataclass
+class MemoryUse:
+    """The server's RSS around one burst of requests, and what they were answered."""
+
+    answers: list[int]
+    seconds: float
+    rss_before: float
+    rss_peak: float
+    rss_after: float
+
+
+def large_photographs(target: str, process_id: int, count: int, side: int) -> MemoryUse:
+    """``count`` concurrent gRPC requests of one ``side`` x ``side`` PNG each (legal: under
+    the 40 MP limit); RSS before, at its peak and 5 s after."""
+    image = np.zeros((side, side, 3), np.uint8)
+    cv2.circle(image, (side // 2, side // 2), side // 2 - 1, (40, 90, 200), -1)
+    png = cv2.imencode(".png", image)[1].tobytes()
+    rss_before = rss_mib(process_id)
+    reset_peak_rss(process_id)
+    start = time.monotonic()
+
+    def send(_: int) -> int:
+        with GrpcClient(target, "drscreen", timeout_seconds=600) as client:
+            return _grpc_predict(client, png)
+
+    with concurrent.futures.ThreadPoolExecutor(count) as pool:
+        answers = list(pool.map(send, range(count)))
+    seconds = time.monotonic() - start
+    rss_peak = peak_rss_mib(process_id)
+    time.sleep(5.0)
+    return MemoryUse(answers, seconds, rss_before, rss_peak, rss_mib(process_id))
+
+
 def bomb_jpeg(side: int = 12000) -> bytes:
     """A ``side`` × ``side`` JPEG of a flat orange disc on black: a few MB on disk."""
     image = np.zeros((side, side, 3), np.uint8)
@@ -487,6 +523,8 @@ def main(argv: list[str]) -> None:
         slowest = slowest_answer_beside_slow_clients(
             rest_address, photograph, _SLOW_CONNECTIONS.value, _SLOW_PROBE_REQUESTS.value
         )
+        print("large photographs", file=sys.stderr)
+        photographs = large_photographs(target, process.pid, count=12, side=6000)
         print("decompression bomb", file=sys.stderr)
         bomb = bomb_jpeg()
         rss_before_bomb = rss_mib(process.pid)
@@ -520,6 +558,10 @@ def main(argv: list[str]) -> None:
               f" {row.outcome} |")  # fmt: skip
     print(f"slow clients    : slowest of {_SLOW_PROBE_REQUESTS.value} valid REST requests beside "
           f"{2 * _SLOW_CONNECTIONS.value} slow connections: {slowest * 1000:.0f} ms")  # fmt: skip
+    print(f"large photos    : 12 concurrent requests of a 6000x6000 PNG answered"
+          f" {sorted(set(photographs.answers))} in {photographs.seconds:.1f} s; RSS"
+          f" {photographs.rss_before:.0f} -> peak {photographs.rss_peak:.0f} -> 5 s after"
+          f" {photographs.rss_after:.0f} MiB")  # fmt: skip
     print(f"bomb            : 12000x12000 JPEG of {len(bomb) / 1e6:.1f} MB answered {bomb_status};"
           f" RSS {rss_before_bomb:.0f} -> {rss_after_bomb:.0f} MiB")  # fmt: skip
     print(f"SIGTERM         : exit code {exit_code} after {exit_seconds:.1f} s")

@@ -10,10 +10,15 @@ import gc
 import os
 import sys
 
-from absl import app, flags
+# Before TensorFlow loads: its oneDNN allocator pools the buffers of large photographs and
+# never hands them back (12 concurrent 6000 x 6000 PNGs left the server 1.9 GB larger for
+# good); with the system allocator they are returned, at no measured cost in latency.
+os.environ.setdefault("TF_ONEDNN_USE_SYSTEM_ALLOCATOR", "1")
 
-from drscreen.serving.batching import BatchingConfig, parse_batching_parameters
-from drscreen.serving.server import ServerConfig, serve
+from absl import app, flags  # noqa: E402
+
+from drscreen.serving.batching import BatchingConfig, parse_batching_parameters  # noqa: E402
+from drscreen.serving.server import ServerConfig, serve  # noqa: E402
 
 _MODEL_BASE_PATH = flags.DEFINE_string(
     "model_base_path", None, "Directory of integer version subdirectories (SavedModels)."

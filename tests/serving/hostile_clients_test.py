@@ -191,9 +191,10 @@ def test_never_sending_grpc_streams_leave_predict_and_status_answered(server):
 
 
 def test_status_and_metadata_never_wait_behind_predictions(server):
-    """With both gRPC prediction workers busy on slow requests, status and metadata answer
-    in under a second."""
+    """With both gRPC prediction workers busy on slow requests (4000 x 4000 PNGs), status and
+    metadata answer in under a second; once answered, the photographs' memory is returned."""
     slow_images = [_flat_png(4000)] * 3
+    before = server.rss_mib()
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
         slow = [
             pool.submit(server.predictions.Predict, _request(slow_images), timeout=120)
@@ -212,6 +213,8 @@ def test_status_and_metadata_never_wait_behind_predictions(server):
         assert not all(call.done() for call in slow)
         for call in slow:
             assert _scores(call.result()).shape == (3,)
+    time.sleep(0.5)
+    assert server.rss_mib() - before < 100  # a decoded photograph alone is 192 MB as floats
 
 
 def _flat_png(side: int) -> bytes:

@@ -117,13 +117,15 @@ def test_large_requests_never_hold_every_compute_slot(exports):
     assert decoded == ["large"]
 
 
-def test_a_refused_large_request_is_freed_before_memory_is_returned(exports, monkeypatch):
+def test_a_refused_request_is_freed_before_memory_is_returned(exports, monkeypatch):
     """What a refused decode held (its parsed body) is gone when the server hands memory back
-    to the system after a large request (the refusal's traceback kept it alive)."""
+    to the system, which it does only when the decode grew the process by over 64 MiB."""
     store = ModelStore("drscreen", exports, poll_wait_seconds=0)
     store.start()
     predictor = Predictor(store, None, compute_slots=1)
+    resident = iter([0, 65 * 2**20, 0, 63 * 2**20])  # two decodes: before and after each
     alive, alive_when_returned = weakref.WeakSet(), []
+    monkeypatch.setattr(predictor_module, "_resident_bytes", lambda: next(resident))
     monkeypatch.setattr(
         predictor_module, "_return_free_memory", lambda: alive_when_returned.append(len(alive))
     )
@@ -134,11 +136,11 @@ def test_a_refused_large_request_is_freed_before_memory_is_returned(exports, mon
         raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"refused {len(alive)}")
 
     with pytest.raises(ServingError, match="refused 1") as raised:
-        predictor.decode_in_slot(LARGE_REQUEST_BYTES + 1, refuse)
+        predictor.decode_in_slot(1024, refuse)
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert alive_when_returned == [0]
-    predictor.decode_in_slot(1024, lambda: None)
-    assert alive_when_returned == [0]  # only after large requests
+    predictor.decode_in_slot(1024, lambda: None)  # grew 63 MiB: kept for reuse
+    assert alive_when_returned == [0]
 
 
 class _Body:

@@ -12,17 +12,17 @@ Memory and CPU are bounded by compute slots: decoding a request (a REST body fro
 its arrays, a TensorProto's values) and each run of a signature (which decodes the
 photographs) hold one, so however many clients send large requests at once, at most
 ``compute_slots`` are being decoded or run; requests over 8 MiB are decoded at most
-``compute_slots - 1`` at a time, so they never queue the small ones behind them. Knows nothing
-about wire formats.
+``compute_slots - 1`` at a time, so they never queue the small ones behind them. A decode or
+run that grew the process hands the memory back when it ends (`memory.returned_after`).
+Knows nothing about wire formats.
 """
 
 import contextlib
-import ctypes
 import dataclasses
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
 import grpc
@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2
 
+from drscreen.serving import memory
 from drscreen.serving.batching import Batcher, BatchingConfig
 from drscreen.serving.errors import ServingError
 from drscreen.serving.model_store import InputRange, ModelStore, ModelVersion, VersionStatus
@@ -47,39 +48,6 @@ class Prediction:
     version: int
     signature_name: str
     outputs: dict[str, np.ndarray]
-
-
-_MALLOC_TRIM = getattr(ctypes.CDLL(None), "malloc_trim", None)  # glibc's; None elsewhere
-_PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
-_GROWTH_RETURNED_BYTES = 64 * 2**20
-
-
-def _resident_bytes() -> int:
-    with open("/proc/self/statm") as file:
-        return int(file.read().split()[1]) * _PAGE_BYTES
-
-
-def _return_free_memory() -> None:
-    _MALLOC_TRIM(0)
-
-
-@contextlib.contextmanager
-def _memory_returned_after() -> Iterator[None]:
-    """If the process grew by over 64 MiB during the block, hand its free memory back.
-
-    glibc keeps freed heap memory for reuse: after a 4000 x 4000 photograph the server stayed
-    ~90 MiB larger, after 64 MB JSON bodies beside small requests ~200 MiB. ``malloc_trim``
-    releases the free pages (a few ms); other C libraries have no such call.
-    """
-    if _MALLOC_TRIM is None:
-        yield
-        return
-    before = _resident_bytes()
-    try:
-        yield
-    finally:
-        if _resident_bytes() - before > _GROWTH_RETURNED_BYTES:
-            _return_free_memory()
 
 
 def default_compute_slots() -> int:
@@ -134,7 +102,7 @@ class Predictor:
         """
         large = request_bytes > LARGE_REQUEST_BYTES
         with self._large_slots if large else contextlib.nullcontext():
-            with self._slots, _memory_returned_after():
+            with self._slots, memory.returned_after():
                 try:
                     return decode()
                 except ServingError as error:
@@ -251,7 +219,7 @@ class Predictor:
         signature_name = request.signature_name
 
         def run(batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-            with self._slots, _memory_returned_after():
+            with self._slots, memory.returned_after():
                 return _run_signature(function, signature_name, batch)
 
         arrays = request.arrays

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from drscreen.export.saved_model import DESCRIPTION_FILE
-from drscreen.serving import predictor as predictor_module
+from drscreen.serving import memory
 from drscreen.serving.batching import BatchingConfig
 from drscreen.serving.errors import ServingError
 from drscreen.serving.model_store import (
@@ -125,9 +125,9 @@ def test_a_refused_request_is_freed_before_memory_is_returned(exports, monkeypat
     predictor = Predictor(store, None, compute_slots=1)
     resident = iter([0, 65 * 2**20, 0, 63 * 2**20])  # two decodes: before and after each
     alive, alive_when_returned = weakref.WeakSet(), []
-    monkeypatch.setattr(predictor_module, "_resident_bytes", lambda: next(resident))
+    monkeypatch.setattr(memory, "resident_bytes", lambda: next(resident))
     monkeypatch.setattr(
-        predictor_module, "_return_free_memory", lambda: alive_when_returned.append(len(alive))
+        memory, "return_free_memory", lambda: alive_when_returned.append(len(alive))
     )
 
     def refuse() -> None:

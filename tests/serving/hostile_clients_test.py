@@ -246,11 +246,13 @@ def test_trickling_rest_connections_are_closed_at_the_request_deadline(server):
                     pass
                 except OSError:
                     closed_after[number] = time.monotonic() - start
-            if len(closed_after) == len(trickles) or time.monotonic() - start > 10:
+            if len(closed_after) == len(trickles) or time.monotonic() - start > 15:
                 break
             time.sleep(0.3)
         assert len(closed_after) == len(trickles)
-        assert max(closed_after.values()) < RECEIVE_TIMEOUT_SECONDS + 2.5
+        # Closed a deadline after the server accepted them (plus its 1 s cleanup cycle): a
+        # connection waiting for a slot behind the others is accepted, and closed, later.
+        assert max(closed_after.values()) < 3 * (RECEIVE_TIMEOUT_SECONDS + 1.0)
         with urllib.request.urlopen(f"{server.url}/drscreen", timeout=5) as response:
             assert response.status == 200
     finally:

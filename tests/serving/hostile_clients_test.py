@@ -300,8 +300,8 @@ def _float_body(examples: int) -> bytes:
 
 
 def test_large_json_bodies_are_parsed_a_few_at_a_time_and_memory_returns(server):
-    """Four 12 MB bodies at once take no more peak memory than about one alone (one compute
-    slot), and the server's RSS is back within 100 MB of where it was afterwards."""
+    """Four 12 MB bodies at once take well under four times the peak memory of one alone (one
+    compute slot), and the server's RSS is back within 100 MB of where it was afterwards."""
     body = _float_body(2800)
     assert 11e6 < len(body) < 13e6
     before = server.rss_mib()
@@ -318,7 +318,7 @@ def test_large_json_bodies_are_parsed_a_few_at_a_time_and_memory_returns(server)
     four = server.peak_rss_mib() - before
     assert codes == [400] * 4
     assert one > 50  # the parse itself is measured
-    assert four < 1.6 * one
+    assert four < 2.5 * one  # 1-2x with one slot; 4.2x when every body is parsed at once
     time.sleep(0.5)
     assert server.rss_mib() - before < 100
     _assert_serving(server)

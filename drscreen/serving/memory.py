@@ -28,9 +28,10 @@ def return_free_memory() -> None:
 
 
 @contextlib.contextmanager
-def returned_after() -> Iterator[None]:
-    """If the process grew by over `GROWTH_RETURNED_BYTES` during the block, hand its free
-    memory back when the block ends."""
+def returned_after(large: bool = False) -> Iterator[None]:
+    """When the block ends, hand the process's free memory back if the block was ``large``
+    (what it freed may already be below the growth mark) or grew the process by over
+    `GROWTH_RETURNED_BYTES`."""
     if _MALLOC_TRIM is None:
         yield
         return
@@ -38,5 +39,5 @@ def returned_after() -> Iterator[None]:
     try:
         yield
     finally:
-        if resident_bytes() - before > GROWTH_RETURNED_BYTES:
+        if large or resident_bytes() - before > GROWTH_RETURNED_BYTES:
             return_free_memory()

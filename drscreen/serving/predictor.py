@@ -102,7 +102,7 @@ class Predictor:
         """
         large = request_bytes > LARGE_REQUEST_BYTES
         with self._large_slots if large else contextlib.nullcontext():
-            with self._slots, memory.returned_after():
+            with self._slots, memory.returned_after(large):
                 try:
                     return decode()
                 except ServingError as error:

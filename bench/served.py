@@ -1,4 +1,5 @@
-"""A `drscreen serve` subprocess for the serving benchmarks, and the export they default to."""
+"""A `drscreen serve` subprocess for the serving benchmarks, the export they default to, and
+its memory as the kernel reports it (Linux's /proc)."""
 
 import os
 import socket
@@ -43,12 +44,40 @@ def start_server(
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     process = subprocess.Popen(command, stderr=subprocess.DEVNULL, env=env)
     target = f"127.0.0.1:{grpc_port}"
+    deadline = time.monotonic() + _READY_SECONDS
     with GrpcClient(target, "drscreen", timeout_seconds=2) as client:
-        for _ in range(300):
+        while time.monotonic() < deadline and process.poll() is None:
             try:
                 client.status()
                 return process, target, rest_port
             except ServingError:
                 time.sleep(0.2)
     process.kill()
-    raise RuntimeError("the server did not become ready in 60 s")
+    raise RuntimeError(f"the server did not become ready in {_READY_SECONDS} s")
+
+
+_READY_SECONDS = 180  # TensorFlow's import and the load take minutes on a busy 2-core machine
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` now, MiB."""
+    return _status_mib(pid, "VmRSS")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """Peak resident memory of ``pid`` since it started or since `reset_peak_rss`, MiB."""
+    return _status_mib(pid, "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Restart the kernel's peak-RSS count of ``pid`` from its RSS now."""
+    with open(f"/proc/{pid}/clear_refs", "w") as file:
+        file.write("5")
+
+
+def _status_mib(pid: int, field: str) -> float:
+    with open(f"/proc/{pid}/status") as file:
+        for line in file:
+            if line.startswith(f"{field}:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} for pid {pid}")

@@ -2,7 +2,9 @@
 
 Owns the order of an export and its atomicity. Everything is written into a hidden staging
 directory next to the versions and renamed to ``<N>`` at the end, so a server polling
-``EXPORT_BASE`` never sees a half-written version. Layout of a version:
+``EXPORT_BASE`` never sees a half-written version. Directories and files get the usual modes
+less the umask (0755 and 0644 with the common umask 022), so a serving account other than the
+exporter can read them. Layout of a version:
 
     <N>/saved_model.pb, variables/, assets.extra/tf_serving_warmup_requests   (saved_model)
     <N>/tflite/drscreen_{float32,float16,int8_weights,dynamic_int8,int8}.tflite (tflite)
@@ -20,6 +22,7 @@ import os
 import shutil
 import sys
 import tempfile
+import uuid
 
 import keras
 
@@ -234,7 +237,10 @@ def export(
     functions = ScreeningFunctions(model, config.signature, lesion_model)
     version = saved_model.resolve_version(export_base, config.version)
     os.makedirs(export_base, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=f".staging-{version}-", dir=export_base)
+    # os.mkdir honours the umask, as the files written inside do; mkdtemp's 0700 would keep a
+    # serving account other than the exporter out of the version directory.
+    staging = os.path.join(export_base, f".staging-{version}-{uuid.uuid4().hex}")
+    os.mkdir(staging)
     try:
         description = _description(functions, config, source)
         with tempfile.TemporaryDirectory(prefix="drscreen-export-") as scratch:

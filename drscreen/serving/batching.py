@@ -165,13 +165,15 @@ class Batcher:
             raise pending.error
         return pending.outputs
 
-    def close(self) -> None:
-        """Run what is queued, then stop the batch threads."""
+    def close(self, timeout: float | None = None) -> None:
+        """Run what is queued, then stop the batch threads; waits up to ``timeout`` seconds
+        (the threads are daemons: a batch still running then is abandoned with the process)."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+        deadline = None if timeout is None else time.monotonic() + timeout
         for thread in self._threads:
-            thread.join()
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
 
     def _work(self) -> None:
         while True:

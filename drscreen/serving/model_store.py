@@ -3,12 +3,19 @@
 Owns the "latest version" policy of TensorFlow Serving: under ``base_path`` every
 integer-named directory holding a ``saved_model.pb`` is a version; the newest one is served.
 A poll thread picks up new versions while the server runs, loading the new one before the old
-one is released so a version is always available. A version that fails to load (e.g. caught
-half-copied) is retried as TensorFlow Serving does (``max_num_load_retries`` more attempts,
-``load_retry_interval_micros`` apart); once they are spent it stays failed until its directory
-disappears from the base path and comes back. Models are loaded with
-`tf.saved_model.load` only (no pickles); signature metadata is read from the SavedModel proto.
-Knows nothing about the network protocols.
+one is released so a version is always available. What is served always matches the disk: a
+version whose directory disappears is unloaded (as TensorFlow Serving does), and one whose
+files changed (replaced in place: ``rm -rf base/1`` and a new export numbered 1 between two
+polls) is unloaded and loaded again, never served stale. A version is recognised by the
+fingerprint of its files (path, inode, size and modification time of each).
+
+A version that fails to load (caught half-copied, truncated, anything
+`tf.saved_model.load` raises) is logged with the reason and retried as TensorFlow Serving
+does (``max_num_load_retries`` more attempts, ``load_retry_interval_micros`` apart); the
+retries stop early when a newer version appears or the directory disappears, and once they
+are spent the version stays failed until its files change. No failure stops the poll thread.
+Models are loaded with `tf.saved_model.load` only (no pickles); signature metadata is read
+from the SavedModel proto. Knows nothing about the network protocols.
 """
 
 import dataclasses
@@ -16,6 +23,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -57,6 +65,8 @@ class ModelVersion:
         Callable signature name to concrete function (keyword tensors in, dict out).
     loaded:
         The object `tf.saved_model.load` returned; kept so its variables stay alive.
+    fingerprint:
+        `version_fingerprint` of the directory, taken before it was loaded.
     input_range:
         The range the export's description declares for its float image input, if any.
     """
@@ -66,6 +76,7 @@ class ModelVersion:
     signature_defs: Mapping[str, meta_graph_pb2.SignatureDef]
     functions: Mapping[str, Callable[..., dict]]
     loaded: Any
+    fingerprint: tuple
     input_range: InputRange | None = None
 
 
@@ -74,7 +85,7 @@ class VersionStatus:
     """State of one version as `ModelService.GetModelStatus` reports it.
 
     ``state`` is one of ``LOADING``, ``AVAILABLE``, ``UNLOADING``, ``END``; ``error`` is empty
-    unless loading the version failed.
+    unless loading the version failed (while it waits for a retry: the last attempt's error).
     """
 
     version: int
@@ -93,9 +104,31 @@ def list_versions(base_path: str) -> list[int]:
     )
 
 
+def version_fingerprint(path: str) -> tuple | None:
+    """Relative path, inode, size and modification time of every file under ``path``, sorted.
+
+    Two equal fingerprints mean the same files; a copy, a re-export or an edit changes it.
+    ``None`` when the directory is gone.
+    """
+    entries = []
+    for root, _, files in os.walk(path):
+        for name in files:
+            file_path = os.path.join(root, name)
+            try:
+                info = os.stat(file_path)
+            except FileNotFoundError:  # removed while walking: the next poll sees the rest
+                continue
+            relative = os.path.relpath(file_path, path)
+            entries.append((relative, info.st_ino, info.st_size, info.st_mtime_ns))
+    if not entries and not os.path.isdir(path):
+        return None
+    return tuple(sorted(entries))
+
+
 def load_version(base_path: str, version: int) -> ModelVersion:
     """Load ``base_path/<version>`` with `tf.saved_model.load` and read its signatures."""
     path = os.path.join(base_path, str(version))
+    fingerprint = version_fingerprint(path)
     proto = saved_model_pb2.SavedModel()
     with open(os.path.join(path, "saved_model.pb"), "rb") as file:
         try:
@@ -112,6 +145,7 @@ def load_version(base_path: str, version: int) -> ModelVersion:
         signature_defs=dict(proto.meta_graphs[0].signature_def),
         functions={name: loaded.signatures[name] for name in loaded.signatures},
         loaded=loaded,
+        fingerprint=fingerprint,
         input_range=input_range,
     )
 
@@ -131,7 +165,7 @@ def read_input_range(path: str) -> InputRange | None:
 
 
 class ModelStore:
-    """Serves the newest version of one model and follows new versions on disk.
+    """Serves the newest version of one model and follows the versions on disk.
 
     Parameters
     ----------
@@ -146,7 +180,8 @@ class ModelStore:
         Further attempts after a version failed to load (TensorFlow Serving's flag, default 5).
     load_retry_interval_seconds:
         Wait before each retry (TensorFlow Serving's ``--load_retry_interval_micros``, default
-        one minute). The old version keeps serving meanwhile; `stop` interrupts the wait.
+        one minute). The old version keeps serving meanwhile; `request_stop` interrupts the
+        wait, and so does a newer version or the removal of the directory.
     """
 
     def __init__(
@@ -165,34 +200,55 @@ class ModelStore:
         self._lock = threading.Lock()
         self._current: ModelVersion | None = None
         self._statuses: dict[int, VersionStatus] = {}
-        self._failed: set[int] = set()
+        self._failed: dict[int, tuple | None] = {}  # version -> fingerprint that failed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
         """Load the newest version now, then keep polling in a background thread."""
-        self.poll_once()
-        if self.poll_wait_seconds > 0:
+        self._poll_logging_failures()
+        if self.poll_wait_seconds > 0 and not self._stop.is_set():
             self._thread = threading.Thread(target=self._poll_loop, name="model-poll", daemon=True)
             self._thread.start()
 
-    def stop(self) -> None:
-        """Stop polling (the served version stays loaded until the store is dropped)."""
+    def request_stop(self) -> None:
+        """Ask polling and load retries to stop; returns at once (safe in a signal handler)."""
         self._stop.set()
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop polling, waiting up to ``timeout`` seconds for a load in progress to end (the
+        served version stays loaded until the store is dropped)."""
+        self.request_stop()
         if self._thread is not None:
-            self._thread.join()
+            self._thread.join(timeout)
 
     def poll_once(self) -> None:
-        """Load the newest version on disk unless it is served or failed all its attempts."""
+        """Bring what is served in line with the disk.
+
+        Unloads the served version if its directory is gone or its files changed, then loads
+        the newest version unless it is served or failed with the same files.
+        """
         versions = list_versions(self.base_path)
+        fingerprints = {
+            version: version_fingerprint(os.path.join(self.base_path, str(version)))
+            for version in versions
+        }
         with self._lock:
-            self._failed &= set(versions)  # a failed version that was removed may come back
+            self._failed = {
+                version: fingerprint
+                for version, fingerprint in self._failed.items()
+                if version in fingerprints and fingerprints[version] == fingerprint
+            }
+        current = self._current
+        if current is not None and fingerprints.get(current.version) != current.fingerprint:
+            change = "was removed" if current.version not in versions else "changed on disk"
+            self._unload(current, f"its directory {current.path} {change}")
+            current = None
         if not versions:
-            if self._current is None:
+            if current is None:
                 _LOG.warning("no servable version of %r under %s yet", self.name, self.base_path)
             return
         newest = versions[-1]
-        current = self._current
         if (current is not None and current.version == newest) or newest in self._failed:
             return
         loaded = self._load_with_retries(newest)
@@ -217,7 +273,7 @@ class ModelStore:
         if current is None:
             raise ServingError(
                 grpc.StatusCode.NOT_FOUND,
-                f"model '{self.name}' has no available version yet (base path {self.base_path})",
+                f"model '{self.name}' has no available version (base path {self.base_path})",
             )
         if version is not None and version != current.version:
             raise ServingError(
@@ -246,26 +302,65 @@ class ModelStore:
             )
         return [statuses[version]]
 
+    def _unload(self, served: ModelVersion, reason: str) -> None:
+        with self._lock:
+            self._current = None
+            self._statuses[served.version] = VersionStatus(served.version, "END")
+        _LOG.warning("model %r: unloaded version %d: %s", self.name, served.version, reason)
+
     def _load_with_retries(self, version: int) -> ModelVersion | None:
         attempts = 1 + self.max_num_load_retries
+        path = os.path.join(self.base_path, str(version))
         for attempt in range(1, attempts + 1):
             self._set_status(VersionStatus(version, "LOADING"))
+            fingerprint = version_fingerprint(path)
             try:
                 return load_version(self.base_path, version)
-            except (OSError, ValueError, tf.errors.OpError) as error:
-                reason = f"failed to load (attempt {attempt} of {attempts}): {error}"
+            # A half-copied or corrupt version can make tf.saved_model.load raise anything
+            # (IndexError for a truncated variables file); none of it may stop the poller.
+            except Exception as error:  # noqa: BLE001
+                reason = f"failed to load (attempt {attempt} of {attempts}): {error!r}"
             _LOG.error("model %r version %d %s", self.name, version, reason)
-            if attempt == attempts or self._stop.wait(self.load_retry_interval_seconds):
+            if attempt == attempts:
+                break
+            self._set_status(VersionStatus(version, "LOADING", reason))
+            superseded = self._wait_before_retry(version)
+            if superseded:
+                reason = f"{reason}; not retried: {superseded}"
+                _LOG.warning("model %r version %d not retried: %s", self.name, version, superseded)
                 break
         with self._lock:
-            self._failed.add(version)
+            self._failed[version] = fingerprint
             self._statuses[version] = VersionStatus(version, "END", reason)
         return None
+
+    def _wait_before_retry(self, version: int) -> str:
+        """Wait out the retry interval; why the retry should not happen ("" if it should)."""
+        deadline = time.monotonic() + self.load_retry_interval_seconds
+        step = self.poll_wait_seconds or self.load_retry_interval_seconds
+        while True:
+            if self._stop.wait(max(0.0, min(step, deadline - time.monotonic()))):
+                return "the server is stopping"
+            versions = list_versions(self.base_path)
+            if version not in versions:
+                return f"its directory {os.path.join(self.base_path, str(version))} was removed"
+            if versions[-1] > version:
+                return f"version {versions[-1]} appeared"
+            if time.monotonic() >= deadline:
+                return ""
 
     def _set_status(self, status: VersionStatus) -> None:
         with self._lock:
             self._statuses[status.version] = status
 
+    def _poll_logging_failures(self) -> None:
+        try:
+            self.poll_once()
+        # The poller must outlive anything the file system does (a directory removed while
+        # it is read, permissions changed): log it and poll again.
+        except Exception:  # noqa: BLE001
+            _LOG.exception("model %r: polling %s failed", self.name, self.base_path)
+
     def _poll_loop(self) -> None:
         while not self._stop.wait(self.poll_wait_seconds):
-            self.poll_once()
+            self._poll_logging_failures()

@@ -1,6 +1,8 @@
 """The shared request path: value checks of float images and naming the element that failed."""
 
 import os
+import threading
+import weakref
 
 import cv2
 import grpc
@@ -8,6 +10,7 @@ import numpy as np
 import pytest
 
 from drscreen.export.saved_model import DESCRIPTION_FILE
+from drscreen.serving import memory
 from drscreen.serving.batching import BatchingConfig
 from drscreen.serving.errors import ServingError
 from drscreen.serving.model_store import (
@@ -16,7 +19,8 @@ from drscreen.serving.model_store import (
     ModelStore,
     read_input_range,
 )
-from drscreen.serving.predictor import Predictor
+from drscreen.serving.predictor import LARGE_REQUEST_BYTES, Prediction, Predictor
+from drscreen.serving.tensors import proto_tensor, to_tensor_proto
 
 
 @pytest.fixture(scope="module", params=[False, True], ids=["unbatched", "batched"])
@@ -34,9 +38,15 @@ def _png(seed: int) -> bytes:
     return cv2.imencode(".png", pixels)[1].tobytes()
 
 
+def _predict(predictor: Predictor, signature: str, images: np.ndarray) -> Prediction:
+    """Predict as the gRPC front end does: from the TensorProto of ``images``."""
+    inputs = {"images": proto_tensor(to_tensor_proto(images), "images")}
+    return predictor.predict(predictor.resolve("drscreen", None), signature, inputs)
+
+
 def _rejection(predictor, signature: str, images) -> str:
     with pytest.raises(ServingError) as raised:
-        predictor.predict("drscreen", None, signature, {"images": images})
+        _predict(predictor, signature, images)
     assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
     return raised.value.message
 
@@ -46,7 +56,7 @@ def test_a_failed_batch_names_the_element_that_failed(predictor):
     images = np.array([_png(0), _png(1), b"not an image", _png(3)], dtype=object)
     message = _rejection(predictor, "serving_default", images)
     assert "rejected element 2 of 4" in message and "Unknown image file format" in message
-    good = predictor.predict("drscreen", None, "serving_default", {"images": images[[0, 1, 3]]})
+    good = _predict(predictor, "serving_default", images[[0, 1, 3]])
     assert good.outputs["score"].shape == (3,)
 
 
@@ -63,7 +73,7 @@ def test_float_images_outside_the_declared_range_are_rejected(predictor, value, 
         message = _rejection(predictor, signature, images)
         assert f"element 1: {problem}" in message and "must lie in [0, 255]" in message
     images[1, 4, 5, 2] = 255.0
-    assert predictor.predict("drscreen", None, "predict_float", {"images": images}).outputs
+    assert _predict(predictor, "predict_float", images).outputs
 
 
 def test_input_range_comes_from_the_export_description(exports, tmp_path):
@@ -74,3 +84,64 @@ def test_input_range_comes_from_the_export_description(exports, tmp_path):
     (tmp_path / EXPORT_DESCRIPTION_FILE).write_text('{"input": {"name": "images"}}')
     with pytest.raises(ValueError, match="no valid input name and range"):
         read_input_range(str(tmp_path))
+
+
+def test_large_requests_never_hold_every_compute_slot(exports):
+    """With two slots, a request over 8 MiB decoding makes a second large one wait, while a
+    small one still gets the other slot at once."""
+    store = ModelStore("drscreen", exports, poll_wait_seconds=0)
+    store.start()
+    predictor = Predictor(store, None, compute_slots=2)
+    large = LARGE_REQUEST_BYTES + 1
+    holding, release, decoded = threading.Event(), threading.Event(), []
+
+    def hold() -> None:
+        holding.set()
+        release.wait(30)
+
+    holder = threading.Thread(target=predictor.decode_in_slot, args=(large, hold))
+    second = threading.Thread(
+        target=predictor.decode_in_slot, args=(large, lambda: decoded.append("large"))
+    )
+    holder.start()
+    try:
+        assert holding.wait(30)
+        second.start()
+        second.join(0.3)
+        assert decoded == []  # waits for the large slot
+        assert predictor.decode_in_slot(1024, lambda: "small") == "small"
+    finally:
+        release.set()
+        holder.join()
+    second.join(30)
+    assert decoded == ["large"]
+
+
+def test_a_refused_request_is_freed_before_memory_is_returned(exports, monkeypatch):
+    """What a refused decode held (its parsed body) is gone when the server hands memory back
+    to the system, which it does only when the decode grew the process by over 64 MiB."""
+    store = ModelStore("drscreen", exports, poll_wait_seconds=0)
+    store.start()
+    predictor = Predictor(store, None, compute_slots=1)
+    resident = iter([0, 65 * 2**20, 0, 63 * 2**20])  # two decodes: before and after each
+    alive, alive_when_returned = weakref.WeakSet(), []
+    monkeypatch.setattr(memory, "resident_bytes", lambda: next(resident))
+    monkeypatch.setattr(
+        memory, "return_free_memory", lambda: alive_when_returned.append(len(alive))
+    )
+
+    def refuse() -> None:
+        body = _Body()
+        alive.add(body)
+        raise ServingError(grpc.StatusCode.INVALID_ARGUMENT, f"refused {len(alive)}")
+
+    with pytest.raises(ServingError, match="refused 1") as raised:
+        predictor.decode_in_slot(1024, refuse)
+    assert raised.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert alive_when_returned == [0]
+    predictor.decode_in_slot(1024, lambda: None)  # grew 63 MiB: kept for reuse
+    assert alive_when_returned == [0]
+
+
+class _Body:
+    """Stands in for a parsed request body (weakly referenceable)."""

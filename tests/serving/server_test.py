@@ -8,7 +8,6 @@ import base64
 import concurrent.futures
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -25,24 +24,16 @@ import tensorflow as tf
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
-    model_service_pb2_grpc,
     predict_pb2,
-    prediction_service_pb2_grpc,
 )
 
 from bench.server_load import run_load
 from drscreen.serving.client import GrpcClient, RestClient
 from drscreen.serving.errors import ServingError
+from tests.serving.served_process import REPO, copy_version, start_served
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MAX_REQUEST_BYTES = 256 * 1024
 REST_TIMEOUT_SECONDS = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str) -> tuple[int, dict]:
@@ -61,62 +52,21 @@ def _http(request: urllib.request.Request) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def _copy_version(exports: str, base: str, version: int) -> None:
-    staging = os.path.join(base, f".copy-{version}")
-    shutil.copytree(os.path.join(exports, str(version)), staging)
-    os.rename(staging, os.path.join(base, str(version)))
-
-
-class Server:
-    def __init__(self, process: subprocess.Popen, grpc_port: int, rest_port: int, base: str):
-        self.process = process
-        self.rest_address = ("127.0.0.1", rest_port)
-        self.target = f"127.0.0.1:{grpc_port}"
-        self.rest_base = f"http://127.0.0.1:{rest_port}"
-        self.url = f"{self.rest_base}/v1/models"
-        self.base = base
-        self.channel = grpc.insecure_channel(self.target)
-        self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
-        self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
-
-
 @pytest.fixture(scope="module")
 def server(exports, tmp_path_factory):
     base = str(tmp_path_factory.mktemp("base"))
-    _copy_version(exports, base, 1)
+    copy_version(exports, 1, base, 1)
     batching_file = os.path.join(base, "..", "batching.txt")
     with open(batching_file, "w") as file:
         file.write("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 20000 }\n")
-    grpc_port, rest_port = _free_port(), _free_port()
-    log = open(os.path.join(base, "..", "server.log"), "w+")  # noqa: SIM115 - closed below
-    command = [
-        sys.executable, "-m", "drscreen", "serve", f"--model_base_path={base}",
-        "--model_name=drscreen", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+    flags = [
         "--enable_batching", f"--batching_parameters_file={batching_file}",
         "--file_system_poll_wait_seconds=0.2", f"--max_request_bytes={MAX_REQUEST_BYTES}",
         f"--rest_api_timeout_in_ms={REST_TIMEOUT_SECONDS * 1000}",
     ]  # fmt: skip
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    process = subprocess.Popen(command, stdout=log, stderr=log, cwd=REPO, env=env)
-    url = f"http://127.0.0.1:{rest_port}/v1/models/drscreen"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if _get(url)[1]["model_version_status"][0]["state"] == "AVAILABLE":
-                break
-        except OSError:
-            time.sleep(0.2)
-    else:
-        process.kill()
-        log.seek(0)
-        pytest.fail(f"server did not become ready:\n{log.read()}")
-    running = Server(process, grpc_port, rest_port, base)
+    running = start_served(base, os.path.join(base, "..", "server.log"), flags)
     yield running
-    running.channel.close()
-    if process.poll() is None:
-        process.kill()
-        process.wait()
-    log.close()
+    running.close()
 
 
 @pytest.fixture(scope="module")
@@ -338,7 +288,7 @@ BAD_REST_REQUESTS = {
     ),
     "wrong dtype": (
         "drscreen:predict",
-        json.dumps({"signature_name": "predict_float", "instances": [[["a"] * 3] * 16] * 1}),
+        json.dumps({"signature_name": "predict_float", "instances": [[[["a"] * 3] * 16] * 16]}),
         400,
         "Type: String is not of expected type: float32",
     ),
@@ -526,7 +476,7 @@ def test_query_example_writes_overlays(server, tmp_path):
 
 def test_new_version_is_picked_up_while_running(server, direct, exports):
     """Adding base/2 makes the server answer with version 2 and retire version 1."""
-    _copy_version(exports, server.base, 2)
+    copy_version(exports, 2, server.base, 2)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         states = {

@@ -3,7 +3,7 @@
 Every case of `tests.bad_inputs` goes to ``serving_default`` over gRPC and REST: a rejected
 photograph is INVALID_ARGUMENT (HTTP 400) with the commands' reason and its batch element
 named, an accepted one is scored, and the same photograph stored differently gets the same
-score, within a tenth of what turning it changes (the shared export's model grades the
+score, within 5 % of what turning it changes (the shared export's model grades the
 photograph upright and turned far apart, so an ignored EXIF orientation fails). Float
 signatures refuse NaN, inf and pixels outside [0, 255]. The server keeps serving.
 """
@@ -25,8 +25,9 @@ from tests import bad_inputs
 from tests.fixture_model import INPUT_SIZE, orientation_photographs
 
 CASES = bad_inputs.cases()
-LOSSY_FRACTION = 0.1
-"""A lossy copy's largest score difference, as a fraction of the orientation gap."""
+LOSSY_FRACTION = 0.05
+"""A lossy copy's largest score difference, as a fraction of the orientation gap (measured:
+the EXIF case 0.005 from its reference, the gap 0.45, the pixels as stored 0.50)."""
 LOSSLESS = 1e-6
 """A lossless copy's largest score difference."""
 

@@ -31,7 +31,7 @@ def _pytest(tmp_path, ci: str | None) -> subprocess.CompletedProcess:
         env["CI"] = ci
     command = [
         sys.executable, "-m", "pytest", "-c", os.path.join(REPO, "pyproject.toml"),
-        f"--rootdir={tmp_path}", "-p", "tests.conftest", "-p", "no:xdist", "-q", "-rs",
+        f"--rootdir={tmp_path}", "-p", "tests.conftest", "-q", "-rs",
         str(tmp_path / "skipping_test.py"),
     ]  # fmt: skip
     return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)

@@ -16,6 +16,9 @@ from drscreen.serving.client import GrpcClient, RestClient
 from drscreen.serving.server import ModelServer, ServerConfig
 from tests.reference import grades_and_predictions
 
+# one xdist worker builds the shared training run
+pytestmark = pytest.mark.xdist_group("trained_run")
+
 
 def _free_port() -> int:
     with socket.socket() as probe:

@@ -19,6 +19,9 @@ from drscreen.heatmaps import compute
 from drscreen.models.quality import default_quality_gate
 from tests.fixture_model import EXPORT_CALIBRATION
 
+# one xdist worker builds the shared model and its export
+pytestmark = pytest.mark.xdist_group("shared_export")
+
 
 def _expected(model, images: np.ndarray, masks: np.ndarray | None) -> dict[str, np.ndarray]:
     """Keras model + `drscreen.heatmaps.compute`, the score by the fixture's logistic in numpy,

@@ -15,6 +15,9 @@ from drscreen.export.weight_quantization import MIN_ELEMENTS, symmetric_int8
 from drscreen.models import build
 from tests.spread import assert_within_spread
 
+# one xdist worker builds the shared model and its export
+pytestmark = pytest.mark.xdist_group("shared_export")
+
 # Per variant: largest |score|, |grade| and |quality| difference from the SavedModel as a
 # fraction of the smallest gap between the photographs' own values (None: not compared,
 # int8's quantized image-quality figures), and the smallest per-image heatmap Pearson r.

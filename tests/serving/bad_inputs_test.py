@@ -24,6 +24,9 @@ from drscreen.serving.server import ModelServer, ServerConfig
 from tests import bad_inputs
 from tests.fixture_model import INPUT_SIZE, orientation_photographs
 
+# one xdist worker builds the shared model and its export
+pytestmark = pytest.mark.xdist_group("shared_export")
+
 CASES = bad_inputs.cases()
 LOSSY_FRACTION = 0.05
 """A lossy copy's largest score difference, as a fraction of the orientation gap (measured:

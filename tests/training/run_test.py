@@ -20,6 +20,9 @@ from drscreen.training.config import DataConfig, ModelConfig, TrainConfig
 from drscreen.training.run import run, write_calibration
 from tests.reference import grades_and_predictions, platt_calibration
 
+# one xdist worker builds the shared training run
+pytestmark = pytest.mark.xdist_group("trained_run")
+
 TINY_DATA = DataConfig(
     synth_n=16,
     synth_size=64,

@@ -11,26 +11,21 @@ and the session fixtures several test folders share (built once per xdist worker
 
 import dataclasses
 import os
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
-from pathlib import Path  # noqa: E402
-
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from drscreen.export import ExportConfig, ExportResult, SignatureConfig, export  # noqa: E402
-from drscreen.training.config import (  # noqa: E402
-    DataConfig,
-    HeatmapConfig,
-    ModelConfig,
-    TrainConfig,
-)
-from drscreen.training.run import run  # noqa: E402
-from tests import fixture_model  # noqa: E402
+if TYPE_CHECKING:
+    from drscreen.training.config import TrainConfig
+
+# TensorFlow is imported by the fixtures, not here: a conftest is imported before pytest
+# captures output in an xdist worker, and TensorFlow's start-up notices would reach the
+# terminal.
 
 
 def pytest_addoption(parser):
@@ -83,29 +78,38 @@ def pytest_make_collect_report(collector):
 
 @pytest.fixture(autouse=True)
 def _seed_everything():
+    import keras
+
     keras.utils.set_random_seed(1234)
     yield
 
 
 @pytest.fixture(scope="session")
-def model() -> keras.Sequential:
+def model():
     """`tests.fixture_model.trained_model`: grades that spread across photographs."""
+    from tests import fixture_model
+
     return fixture_model.trained_model()
 
 
 @pytest.fixture(scope="session")
-def photographs() -> tuple[list[bytes], np.ndarray, np.ndarray]:
+def photographs():
     """Three synthetic JPEG photographs (grades 4, 0, 3), their cropped images and FOV masks."""
+    from tests import fixture_model
+
     return fixture_model.fixture_photographs()
 
 
 @pytest.fixture(scope="session")
-def exported(model, tmp_path_factory) -> ExportResult:
+def exported(model, tmp_path_factory):
     """``base/1``: SavedModel, every TFLite variant and ONNX of `model`, scored with
     `fixture_model.EXPORT_CALIBRATION`. int8 is calibrated on the model's training
     photographs (an export calibrates on the photographs of seed ``seed + 1``), whose grades
     span the fixture photographs': its test measures quantisation, not whether synthetic
     photographs cover a model's range."""
+    from drscreen.export import ExportConfig, SignatureConfig, export
+    from tests import fixture_model
+
     config = ExportConfig(
         signature=SignatureConfig(calibration=fixture_model.EXPORT_CALIBRATION),
         calibration_images=fixture_model.TRAINING_PHOTOGRAPHS,
@@ -121,7 +125,7 @@ class TrainedRun:
     """A finished training run: its directory, the config it ran and the metrics it returned."""
 
     path: Path
-    config: TrainConfig
+    config: "TrainConfig"
     metrics: dict
 
 
@@ -131,20 +135,24 @@ def trained_run(tmp_path_factory) -> TrainedRun:
     (its data in ``RUN_DIR/data``). The seeds are chosen so that the validation and test
     splits hold referable and non-referable eyes and the validation grades rise with
     referability: the calibration is fitted and every AUC is a number."""
+    from drscreen.training.config import DataConfig, HeatmapConfig, ModelConfig, TrainConfig
+    from drscreen.training.run import run
+    from tests.fixture_model import INPUT_SIZE
+
     path = tmp_path_factory.mktemp("trained_run")
     config = TrainConfig(
         model_dir=str(path),
         seed=0,
         data=DataConfig(
             synth_n=16,
-            synth_size=fixture_model.INPUT_SIZE,
+            synth_size=INPUT_SIZE,
             synth_seed=2,
             batch_size=4,
             class_rebalancing=False,
             val_fraction=0.25,
             test_fraction=0.25,
         ),
-        model=ModelConfig(model="small", image_size=fixture_model.INPUT_SIZE, width=4),
+        model=ModelConfig(model="small", image_size=INPUT_SIZE, width=4),
         heatmap=HeatmapConfig(heatmap_weight=0.1),
         epochs=1,
         steps_per_epoch=1,

@@ -6,14 +6,18 @@ import socket
 import numpy as np
 import pytest
 import tensorflow as tf
+from sklearn.metrics import roc_auc_score
 
 from drscreen.commands.evaluate import EvaluationConfig, evaluate
+from drscreen.data.readers import read_dataset
 from drscreen.export.exporter import ExportConfig, export
 from drscreen.models.runs import load_model
 from drscreen.serving.client import GrpcClient, RestClient
 from drscreen.serving.server import ModelServer, ServerConfig
-from drscreen.training import config
-from drscreen.training.run import run
+from tests.reference import grades_and_predictions
+
+# one xdist worker builds the shared training run
+pytestmark = pytest.mark.xdist_group("trained_run")
 
 
 def _free_port() -> int:
@@ -22,68 +26,48 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _train(model_dir) -> None:
-    run(
-        config.TrainConfig(
-            model_dir=str(model_dir),
-            data=config.DataConfig(
-                synth_n=16,
-                synth_size=64,
-                batch_size=4,
-                class_rebalancing=False,
-                val_fraction=0.25,
-                test_fraction=0.25,
-            ),
-            model=config.ModelConfig(model="small", image_size=64, width=4),
-            heatmap=config.HeatmapConfig(heatmap_weight=0.1),
-            epochs=1,
-            steps_per_epoch=1,
-            heatmap_images=1,
-            verbose=0,
-        )
-    )
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    model_dir = tmp_path_factory.mktemp("run")
-    _train(model_dir)
-    return model_dir
-
-
 def test_training_writes_a_loadable_model_and_metrics(trained_run):
     """One heatmap-aware training step leaves best.keras, config.json and metrics.json."""
-    metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert 0.0 <= metrics["screening"]["referable_dr"]["auc"] <= 1.0
-    assert (trained_run / "config.json").is_file() and (trained_run / "splits.json").is_file()
-    model = load_model(str(trained_run))
+    metrics = json.loads((trained_run.path / "metrics.json").read_text())
+    assert metrics == json.loads(json.dumps(trained_run.metrics))
+    assert (trained_run.path / "config.json").is_file()
+    assert (trained_run.path / "splits.json").is_file()
+    model = load_model(str(trained_run.path))
     assert model.output_shape == (None, 1)
 
 
 def test_evaluate_export_serve_query_agree(trained_run, tmp_path):
-    """The served heatmap and score equal the SavedModel's, and evaluation reports on them."""
+    """Evaluation reports scikit-learn's AUC of the model's grades; the served heatmap and
+    score equal the SavedModel's."""
+    run_dir = trained_run.path
     report_dir = tmp_path / "report"
     metrics = evaluate(
         EvaluationConfig(
-            model=str(trained_run),
-            data=str(trained_run / "data"),
+            model=str(run_dir),
+            data=str(run_dir / "data"),
             out=str(report_dir),
-            validation_data=str(trained_run / "data"),
+            validation_data=str(run_dir / "data"),
             split="all",
             n_bootstrap=50,
             perturbation_images=2,
             progress=False,
         )
     )
-    assert 0.0 <= metrics["screening"]["referable_dr"]["auc"] <= 1.0
+    found = grades_and_predictions(
+        load_model(str(run_dir)), read_dataset("synthetic", str(run_dir / "data")), 64
+    )
+    grades, predictions = np.array(list(found.values())).T
+    assert metrics["screening"]["referable_dr"]["auc"] == pytest.approx(
+        roc_auc_score(grades >= 2, predictions), abs=1e-9
+    )
     assert metrics["methods"]["sensitivity"]["lesions"]["microaneurysm"]["images"] == 16
     assert (report_dir / "metrics.json").is_file() and (report_dir / "roc.png").is_file()
 
     export_base = tmp_path / "export"
     result = export(
-        load_model(str(trained_run)), str(export_base), ExportConfig(formats=("saved_model",))
+        load_model(str(run_dir)), str(export_base), ExportConfig(formats=("saved_model",))
     )
-    jpeg = sorted((trained_run / "data" / "train").glob("*.jpeg"))[0].read_bytes()
+    jpeg = sorted((run_dir / "data" / "train").glob("*.jpeg"))[0].read_bytes()
     expected = tf.saved_model.load(str(result.path)).signatures["serving_default"](
         images=tf.constant([jpeg])
     )

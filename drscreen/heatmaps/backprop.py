@@ -15,6 +15,12 @@ from drscreen.layers.base import BackpropLayer
 from drscreen.layers.chain import Trace, chain_layers, trace_backward, trace_forward
 from drscreen.layers.rules import GRADIENT, BackwardRule
 
+FLOAT16_SEED_SCALE = 2.0**10
+"""The seed of a float16 backward pass in `input_gradient`: from a seed of 1, the pixel
+gradients of an o_O net (about 1e-6) fall below float16's smallest normal (6e-5) and half of
+them flush to zero. Every rule is linear in its seed, so the result divided by it is exact
+up to rounding (heatmap-aware training scales its own seed the same way)."""
+
 
 def validate_images(
     images: tf.Tensor,
@@ -122,5 +128,6 @@ def input_gradient(
         raise ValueError(f"model output must be (batch, outputs), got {outputs.shape}")
     if not 0 <= output_index < depth:
         raise ValueError(f"output_index {output_index} is out of range for {depth} outputs")
-    seed = tf.zeros_like(outputs) + tf.one_hot(output_index, depth, dtype=outputs.dtype)
-    return outputs, backward(trace, seed, rule, training)
+    scale = FLOAT16_SEED_SCALE if outputs.dtype == tf.float16 else 1.0
+    seed = tf.zeros_like(outputs) + tf.one_hot(output_index, depth, dtype=outputs.dtype) * scale
+    return outputs, backward(trace, seed, rule, training) / scale

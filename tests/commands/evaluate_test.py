@@ -18,7 +18,9 @@ from drscreen.data.readers import read_dataset
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.evaluation import report
 from drscreen.evaluation.screening import threshold_for_sensitivity
+from drscreen.models.calibration import Calibration
 from drscreen.models.quality import default_quality_gate, threshold_for_catching
+from tests.reference import grades_and_predictions
 
 SIZE = 64
 
@@ -160,56 +162,82 @@ def test_missing_model_is_a_clear_error(data_dir, tmp_path):
         )
 
 
-def test_run_calibration_scores_the_referable_probability(data_dir, model_path, tmp_path):
-    """A run directory's calibration.json is the calibration evaluated, and is reported."""
-    run_dir = tmp_path / "run"
-    run_dir.mkdir()
+@pytest.fixture(scope="module")
+def screening_mix(tmp_path_factory) -> str:
+    """20 photographs, 10 of them ungradable; the 10 gradable ones hold grades 0 to 3, both
+    classes of both tasks (with grades 1 to 4 only, the referable-DR figures on gradable
+    images are skipped: any-DR has one class)."""
+    data = tmp_path_factory.mktemp("screening")
+    synth = SynthConfig.from_preset("screening", n=20, size=SIZE, seed=1, ungradable_fraction=0.4)
+    write_dataset(synth, data, 1, progress=False)
+    return str(data)
+
+
+@pytest.fixture(scope="module")
+def models_on_the_mix(model_path, screening_mix, tmp_path_factory) -> dict:
+    """The plain model as a run directory whose calibration.json puts the midpoint at the
+    median of its ŷ on the mix, a second (heatmap-aware) model, and each one's ŷ on the
+    mix computed here."""
+    records = read_dataset("synthetic", screening_mix)
+    run_dir = tmp_path_factory.mktemp("run")
     shutil.copyfile(model_path, run_dir / "best.keras")
-    (run_dir / "calibration.json").write_text(json.dumps({"midpoint": -5.0, "scale": 0.5}))
-    out = tmp_path / "eval"
+    keras.utils.set_random_seed(11)
+    aware_path = str(run_dir.parent / "aware.keras")
+    models.build("small", input_size=SIZE, width=4).save(aware_path)
+    predicted = {
+        "plain": grades_and_predictions(model_path, records, SIZE),
+        "aware": grades_and_predictions(aware_path, records, SIZE),
+    }
+    plain = np.array([p for _, p in predicted["plain"].values()])
+    calibration = Calibration(float(np.median(plain)), float(np.ptp(plain) / 4))
+    (run_dir / "calibration.json").write_text(json.dumps(calibration.to_dict()))
+    return {
+        "run": run_dir,
+        "aware": aware_path,
+        "calibration": calibration,
+        "records": records,
+        "predicted": predicted,
+    }
+
+
+@pytest.fixture(scope="module")
+def mix_metrics(models_on_the_mix, screening_mix, tmp_path_factory) -> dict:
+    """One `drscreen evaluate` of the run and the heatmap-aware model on all of the mix:
+    its metrics.json, and the report in ``out``."""
+    out = tmp_path_factory.mktemp("eval")
     code = _evaluate(
-        f"--model={run_dir}",
+        f"--model={models_on_the_mix['run']}",
+        f"--heatmap_aware_model={models_on_the_mix['aware']}",
         f"--out={out}",
-        *_all_of(data_dir),
+        *_all_of(screening_mix),
     )
     assert code in (0, None)
-    section = json.loads((out / "metrics.json").read_text())["metrics"]["calibration"]
-    assert section["source"] == str(run_dir / "calibration.json")
-    assert (section["midpoint"], section["scale"]) == (-5.0, 0.5)
-    assert section["counts"][-1] == 12  # every untrained ŷ (about 0) is far above -5
+    return {"metrics": json.loads((out / "metrics.json").read_text())["metrics"], "out": out}
 
 
-def _grades_and_predictions(model_file: str, data: str) -> tuple[np.ndarray, np.ndarray]:
-    """The model's own ŷ on every image of ``data``, computed here without the evaluator."""
-    model = keras.saving.load_model(model_file)
-    batches = pipeline.dataset_for_evaluation(
-        read_dataset("synthetic", data), pipeline.PipelineConfig(image_size=SIZE, augment=None)
-    )
-    grades, predictions = [], []
-    for batch in batches:
-        grades.append(batch["grade"].numpy())
-        predictions.append(model(batch["image"], training=False)[:, 0].numpy())
-    return np.concatenate(grades), np.concatenate(predictions)
+def test_run_calibration_scores_the_referable_probability(models_on_the_mix, mix_metrics):
+    """A run directory's calibration.json is the calibration evaluated, and is reported: its
+    reliability counts are numpy's histogram of that calibration's probabilities of the ŷ
+    computed here."""
+    section = mix_metrics["metrics"]["calibration"]
+    calibration = models_on_the_mix["calibration"]
+    assert section["source"] == str(models_on_the_mix["run"] / "calibration.json")
+    assert (section["midpoint"], section["scale"]) == (calibration.midpoint, calibration.scale)
+    ids = [r.image_id for r in models_on_the_mix["records"]]
+    grades = np.array([models_on_the_mix["predicted"]["plain"][i][1] for i in ids])
+    probabilities = 1 / (1 + np.exp(-(grades - calibration.midpoint) / calibration.scale))
+    expected, _ = np.histogram(probabilities, bins=np.linspace(0, 1, 11))
+    assert section["counts"] == expected.tolist()
+    assert sum(count > 0 for count in expected) >= 3  # the probabilities spread over bins
 
 
-def test_heatmap_aware_model_is_tuned_on_its_own_validation_scores(data_dir, model_path, tmp_path):
+def test_heatmap_aware_model_is_tuned_on_its_own_validation_scores(models_on_the_mix, mix_metrics):
     """The second model's operating point is the threshold of ITS validation ŷ, not the plain
     model's (which it was before)."""
-    keras.utils.set_random_seed(11)
-    aware_path = str(tmp_path / "aware.keras")
-    models.build("small", input_size=SIZE, width=4).save(aware_path)
-    out = tmp_path / "eval"
-    code = _evaluate(
-        f"--model={model_path}",
-        f"--heatmap_aware_model={aware_path}",
-        f"--out={out}",
-        *_all_of(data_dir),
-    )
-    assert code in (0, None)
-    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
+    metrics = mix_metrics["metrics"]
     thresholds = {}
-    for key, path in (("plain", model_path), ("aware", aware_path)):
-        grades, predictions = _grades_and_predictions(path, data_dir)
+    for key, predicted in models_on_the_mix["predicted"].items():
+        grades, predictions = np.array(list(predicted.values())).T
         thresholds[key] = threshold_for_sensitivity(grades >= 2, predictions, 0.90)
     assert thresholds["aware"] != pytest.approx(thresholds["plain"])
 
@@ -218,21 +246,16 @@ def test_heatmap_aware_model_is_tuned_on_its_own_validation_scores(data_dir, mod
 
     assert point(metrics) == pytest.approx(thresholds["plain"], rel=1e-5)
     assert point(metrics["heatmap_aware_model"]) == pytest.approx(thresholds["aware"], rel=1e-5)
-    assert metrics["heatmap_aware_model"]["validation"]["images"] == 12
+    assert metrics["heatmap_aware_model"]["validation"]["images"] == 20
 
 
-def test_gradability_and_referral_sections_on_a_screening_mix(model_path, tmp_path):
+def test_gradability_and_referral_sections_on_a_screening_mix(models_on_the_mix, mix_metrics):
     """On a mix with ungradable photographs: the detection AUC equals scikit-learn's on the
     shipped gate's quality computed here, the flagged share matches the threshold, the
-    referable-DR figures count gradable images only, and the referral curve is reported."""
-    data = tmp_path / "screening"
-    synth = SynthConfig.from_preset("screening", n=20, size=SIZE, seed=9, ungradable_fraction=0.4)
-    write_dataset(synth, data, 1, progress=False)
-    out = tmp_path / "eval"
-    assert _evaluate(f"--model={model_path}", f"--out={out}", *_all_of(str(data))) in (0, None)
-    metrics = json.loads((out / "metrics.json").read_text())["metrics"]
-
-    records = read_dataset("synthetic", str(data))
+    referable-DR AUC on the gradable images is scikit-learn's on their ŷ, and the referral
+    curve starts from every gradable image."""
+    metrics = mix_metrics["metrics"]
+    records = models_on_the_mix["records"]
     batches = pipeline.dataset_for_evaluation(
         records, pipeline.PipelineConfig(image_size=SIZE, augment=None)
     )
@@ -245,7 +268,7 @@ def test_gradability_and_referral_sections_on_a_screening_mix(model_path, tmp_pa
     gradable = {r.image_id: r.gradable for r in records}
     ungradable = np.array([not gradable[i] for i in ids])
     section = metrics["gradability"]
-    assert 3 <= ungradable.sum() <= 17
+    assert ungradable.sum() == 10
     assert section["detection"]["auc"] == pytest.approx(
         roc_auc_score(ungradable, 1 - quality), abs=1e-6
     )
@@ -255,12 +278,15 @@ def test_gradability_and_referral_sections_on_a_screening_mix(model_path, tmp_pa
     )
     at_threshold = section["threshold"] * (1 + 1e-5)  # the threshold is one image's quality
     assert section["flagged_fraction"] == pytest.approx(np.mean(quality <= at_threshold))
-    on_gradable = section["referable_dr_on_gradable"]
-    assert metrics["referral"]["images"] == int((~ungradable).sum())
-    assert "referable_dr" in on_gradable or "skipped" in on_gradable
-    curve = metrics["referral"].get("curves", {}).get("tta_spread")
-    if curve is not None:
-        assert curve["retained_images"][0] == int((~ungradable).sum())
-        assert curve["referred_fraction"][-1] == pytest.approx(0.5)
-    report_text = (out / "report.md").read_text()
+    plain = models_on_the_mix["predicted"]["plain"]
+    grades, predictions = np.array([plain[i] for i in ids if gradable[i]]).T
+    on_gradable = section["referable_dr_on_gradable"]["referable_dr"]
+    assert on_gradable["auc"] == pytest.approx(roc_auc_score(grades >= 2, predictions), abs=1e-9)
+    referral = metrics["referral"]
+    assert referral["images"] == int((~ungradable).sum()) == 10
+    assert referral["auc_plain"] == pytest.approx(on_gradable["auc"], abs=1e-9)
+    curve = referral["curves"]["tta_spread"]
+    assert curve["retained_images"][0] == 10
+    assert curve["referred_fraction"][-1] == pytest.approx(0.5)
+    report_text = (mix_metrics["out"] / "report.md").read_text()
     assert "Ungradable-detection AUC" in report_text

@@ -14,8 +14,7 @@ from ai_edge_litert.interpreter import Interpreter
 from drscreen.data.fundus import field_of_view_mask
 from drscreen.export import ExportConfig, export, read_description, tflite
 from drscreen.models import build
-
-from .conftest import INPUT_SIZE
+from tests.fixture_model import INPUT_SIZE
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,14 @@ import os
 import numpy as np
 import onnx
 import onnxruntime
+import pytest
 import tensorflow as tf
 
 from drscreen.export import onnx as onnx_export
 from drscreen.export import read_description
+
+# one xdist worker builds the shared model and its export
+pytestmark = pytest.mark.xdist_group("shared_export")
 
 
 def test_onnx_matches_tensorflow(exported, photographs):

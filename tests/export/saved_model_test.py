@@ -17,17 +17,22 @@ from drscreen.export import SIGNATURES, read_description, resolve_version
 from drscreen.export.saved_model import WARMUP_DIR, WARMUP_FILE
 from drscreen.heatmaps import compute
 from drscreen.models.quality import default_quality_gate
+from tests.fixture_model import EXPORT_CALIBRATION
+
+# one xdist worker builds the shared model and its export
+pytestmark = pytest.mark.xdist_group("shared_export")
 
 
 def _expected(model, images: np.ndarray, masks: np.ndarray | None) -> dict[str, np.ndarray]:
-    """Keras model + `drscreen.heatmaps.compute`, the score by the logistic in numpy, the
-    quality by the shipped gate's formula in numpy on the eager gradability features."""
+    """Keras model + `drscreen.heatmaps.compute`, the score by the fixture's logistic in numpy,
+    the quality by the shipped gate's formula in numpy on the eager gradability features."""
     grade, heatmap = compute(model, images, fov_masks=masks)
     fov = field_of_view_mask(images) if masks is None else masks
     quality = default_quality_gate().quality(gradability_features(images, fov).numpy())
     grade = grade.numpy()
     np.testing.assert_allclose(grade, model.predict(images, verbose=0)[:, 0], atol=1e-5)
-    score = 1.0 / (1.0 + np.exp(-(grade.astype(np.float64) - 1.5) / 0.25))
+    midpoint, scale = EXPORT_CALIBRATION.midpoint, EXPORT_CALIBRATION.scale
+    score = 1.0 / (1.0 + np.exp(-(grade.astype(np.float64) - midpoint) / scale))
     return {"score": score, "grade": grade, "heatmap": heatmap.numpy(), "quality": quality}
 
 
@@ -48,8 +53,8 @@ def test_files_and_description(exported):
     assert description["heatmap"] == {
         "method": "sensitivity", "size": 64, "pooling": "none", "field_of_view_masked": True
     }  # fmt: skip
-    assert description["calibration"]["midpoint"] == 1.5
-    assert description["calibration"]["scale"] == 0.25
+    assert description["calibration"]["midpoint"] == EXPORT_CALIBRATION.midpoint == 2.0
+    assert description["calibration"]["scale"] == EXPORT_CALIBRATION.scale == 1.0
     assert set(description["formats"]) == {"saved_model", "tflite", "onnx"}
     assert not [e for e in os.listdir(os.path.dirname(exported.path)) if e.startswith(".")]
 

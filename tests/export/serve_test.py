@@ -15,6 +15,9 @@ import tensorflow as tf
 
 from drscreen.serving.client import GrpcClient
 
+# one xdist worker builds the shared model and its export
+pytestmark = pytest.mark.xdist_group("shared_export")
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

@@ -8,6 +8,9 @@ from drscreen.export import ScreeningFunctions, SignatureConfig
 from drscreen.heatmaps import compute
 from drscreen.models.calibration import Calibration
 
+# one xdist worker builds the shared model and its export
+pytestmark = pytest.mark.xdist_group("shared_export")
+
 
 def test_heatmap_size_average_pools(model, photographs):
     """heatmap_size=16 on 64 px inputs is the 4x4 block mean of the full heatmap."""

@@ -135,22 +135,36 @@ def check_fit_step(case: LayerCase) -> None:
     assert any(not np.array_equal(b, a) for b, a in zip(before, after, strict=True))
 
 
-MIXED_POLICIES = {"mixed_float16": tf.float16, "mixed_bfloat16": tf.bfloat16}
-"""The mixed-precision policies training accepts, and their compute dtype."""
+MIXED_POLICIES = {"mixed_float16": (tf.float16, 1e-2), "mixed_bfloat16": (tf.bfloat16, 5e-2)}
+"""The mixed-precision policies training accepts: their compute dtype, and the largest
+backward difference from float32's allowed, relative to the largest float32 value (float16
+keeps 11 significant bits, bfloat16 8)."""
 
 
 def check_mixed_precision(case: LayerCase, policy: str) -> None:
+    """The layer under ``policy``, with the float32 layer's weights, computes in the
+    policy's dtype, and its backward equals the float32 backward to the dtype's precision.
+    Inputs are rounded to that dtype first, so a pooling tie is a tie in both."""
+    dtype, rtol = MIXED_POLICIES[policy]
+    x = tf.cast(tf.cast(case.inputs(), dtype), tf.float32)
+    reference = case.make()
+    output, trace = run_chain([reference], x)
+    seed = _seed_like(output)
+    expected = backward(trace, seed)
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(policy)
     try:
-        chain = _chain(case, alone=True)
-        output, trace = run_chain(chain, case.inputs())
-        assert output.dtype == MIXED_POLICIES[policy]
-        grad = backward(trace, tf.ones_like(output))
-        assert grad.shape == (2, *case.input_shape)
-        assert np.all(np.isfinite(grad.numpy()))
+        layer = case.make()
+        run_chain([layer], x)
+        layer.set_weights(reference.get_weights())
+        mixed_output, mixed_trace = run_chain([layer], x)
+        assert mixed_output.dtype == dtype
+        grad = backward(mixed_trace, seed)
     finally:
         keras.config.set_dtype_policy(previous)
+    assert grad.shape == (2, *case.input_shape)
+    assert_close(mixed_output, output, rtol)
+    assert_close(grad, expected, rtol)
 
 
 def check_backward_matches_tape(case: LayerCase, alone: bool, training: bool = False) -> None:

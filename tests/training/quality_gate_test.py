@@ -21,23 +21,26 @@ SHIPPED = json.loads(DEFAULT_GATE_FILE.read_text())
 
 
 def test_shipped_gate_records_the_documented_command():
-    """quality_gate.json was written by scripts/fit_quality_gate.py with default data flags."""
+    """quality_gate.json was written by scripts/fit_quality_gate.py with default data flags
+    (its recorded figures are checked where the command is rerun, and measured afresh below)."""
     command = shlex.split(SHIPPED["command"])
     assert command[:2] == ["python", "scripts/fit_quality_gate.py"]
     assert all(argument.startswith("--workers=") for argument in command[2:])
-    assert SHIPPED["figures"]["validation"]["auc"] >= 0.95
-    assert SHIPPED["figures"]["validation"]["caught"] >= 0.95
 
 
 def test_shipped_gate_detects_ungradable_photographs_it_never_saw(tmp_path):
-    """On a fresh synthetic screening mix (another seed), ungradable-detection AUC >= 0.95."""
+    """On a fresh synthetic screening mix (another seed), ungradable-detection AUC >= 0.95,
+    and its threshold catches at least 90 % of the ungradable photographs (95 % of the
+    validation ones it was chosen on)."""
     data = SyntheticGateData(n=60, sizes=(128,), seed=77, ungradable_fraction=0.4)
     _, records = synthetic_sets(data, tmp_path, workers=1)
     arrays = gate_features(records, batch_size=16)
     ungradable = arrays.gradable == 0
     assert 10 <= ungradable.sum() <= 50
-    quality = default_quality_gate().quality(arrays.features)
+    gate = default_quality_gate()
+    quality = gate.quality(arrays.features)
     assert screening.roc_auc(ungradable, 1.0 - quality) >= 0.95
+    assert np.mean(quality[ungradable] <= gate.threshold) >= 0.9
 
 
 def test_fit_gate_on_small_synthetic_sets(tmp_path):
@@ -67,3 +70,8 @@ def test_shipped_gate_is_reproduced_by_its_command(tmp_path):
         np.testing.assert_allclose(refit[key], SHIPPED[key], rtol=1e-5, atol=1e-6)
     assert refit["threshold"] == pytest.approx(SHIPPED["threshold"], abs=1e-6)
     assert refit["fitted_on"] == SHIPPED["fitted_on"]
+    for split in ("fit", "validation"):
+        for key in ("images", "ungradable"):
+            assert refit["figures"][split][key] == SHIPPED["figures"][split][key]
+        for key in ("auc", "caught"):
+            assert refit["figures"][split][key] == pytest.approx(SHIPPED["figures"][split][key])

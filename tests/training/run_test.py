@@ -8,20 +8,25 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from sklearn.metrics import roc_auc_score
 
 from drscreen import models
+from drscreen.data.readers import read_dataset
 from drscreen.data.splits import Splits
 from drscreen.models.calibration import Calibration
 from drscreen.models.runs import RunDirectory
 from drscreen.training import data as run_data
 from drscreen.training.config import (
     DataConfig,
-    HeatmapConfig,
     ModelConfig,
     StudentConfig,
     TrainConfig,
 )
 from drscreen.training.run import lesion_student, run, write_calibration
+from tests.reference import grades_and_predictions, platt_calibration
+
+# one xdist worker builds the shared training run
+pytestmark = pytest.mark.xdist_group("trained_run")
 
 TINY_DATA = DataConfig(
     synth_n=16,
@@ -33,40 +38,18 @@ TINY_DATA = DataConfig(
 )
 
 
-def test_one_step_run_writes_the_run_directory(tmp_path):
+def test_one_step_run_writes_the_run_directory(trained_run):
     """Generate data, train one heatmap-aware step, evaluate, write metrics and best.keras."""
-    config = TrainConfig(
-        model_dir=str(tmp_path / "run"),
-        data=DataConfig(**{**TINY_DATA.__dict__, "data_dir": str(tmp_path / "synth")}),
-        model=ModelConfig(model="small", image_size=64, width=2),
-        heatmap=HeatmapConfig(heatmap_weight=1.0),
-        epochs=1,
-        steps_per_epoch=1,
-        heatmap_images=2,
-        verbose=0,
-    )
-    metrics = run(config)
-    run_dir = tmp_path / "run"
+    run_dir, config, metrics = trained_run.path, trained_run.config, trained_run.metrics
     assert json.loads((run_dir / "metrics.json").read_text()) == json.loads(json.dumps(metrics))
     assert TrainConfig.from_dict(json.loads((run_dir / "config.json").read_text())) == config
     splits = Splits.load(run_dir)
     assert splits.made_by == "drscreen.training" and splits.seed == config.seed
-    assert 0.0 <= metrics["screening"]["referable_dr"]["auc"] <= 1.0
     assert metrics["evaluated"]["images"] == len(splits.ids("test"))
     assert metrics["validation"]["images"] == len(splits.ids("validation"))
     sensitivity = metrics["methods"]["sensitivity"]
-    assert 0.0 <= sensitivity["relevance_mass/all_lesions"] <= 1.0
-    assert 0.0 <= sensitivity["relevance_mass/red_lesions"] <= 1.0
-    section = metrics["calibration"]
-    for split in ("validation", "evaluated"):
-        errors = section["expected_calibration_error_by_split"][split]
-        assert set(errors) == ({"default"} if section["fitted"] is None else {"default", "fitted"})
-        assert all(0.0 <= error <= 1.0 for error in errors.values())
-    if section["fitted"] is None:  # one step leaves ŷ uncorrelated with referability
-        assert section["reason"] and not (run_dir / "calibration.json").exists()
-    else:
-        written = json.loads((run_dir / "calibration.json").read_text())
-        assert Calibration.from_dict(written).to_dict() == section["fitted"]
+    assert 0.0 < sensitivity["relevance_mass/all_lesions"] < 1.0
+    assert 0.0 < sensitivity["relevance_mass/red_lesions"] < 1.0
     best = keras.saving.load_model(run_dir / "best.keras")
     assert best.input_shape == (None, 64, 64, 3)
     assert (run_dir / "stages" / "0-64px" / "done.json").is_file()
@@ -77,6 +60,35 @@ def test_one_step_run_writes_the_run_directory(tmp_path):
         for event in tf.compat.v1.train.summary_iterator(str(events[0]))
         for value in event.summary.value
     )
+
+
+def _split_predictions(trained_run, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """Referable labels and best.keras's ŷ on ``split``, computed here."""
+    records = read_dataset("synthetic", str(trained_run.path / "data"))
+    ids = set(Splits.load(trained_run.path).ids(split))
+    found = grades_and_predictions(
+        str(trained_run.path / "best.keras"), [r for r in records if r.image_id in ids], 64
+    )
+    grades, predictions = np.array(list(found.values())).T
+    return grades >= 2, predictions
+
+
+def test_final_metrics_are_scikit_learns_on_the_best_models_grades(trained_run):
+    """The test AUC is scikit-learn's on best.keras's ŷ of the test ids, and calibration.json
+    is scikit-learn's logistic fit on its validation ŷ (the run's seeds make it fittable)."""
+    labels, predictions = _split_predictions(trained_run, "test")
+    auc = trained_run.metrics["screening"]["referable_dr"]["auc"]
+    assert auc == pytest.approx(roc_auc_score(labels, predictions), abs=1e-9)
+    labels, predictions = _split_predictions(trained_run, "validation")
+    expected = platt_calibration(predictions, labels)
+    section = trained_run.metrics["calibration"]
+    assert section["fitted"] == pytest.approx(expected.to_dict(), rel=1e-4)
+    written = json.loads((trained_run.path / "calibration.json").read_text())
+    assert Calibration.from_dict(written).to_dict() == section["fitted"]
+    for split in ("validation", "evaluated"):
+        errors = section["expected_calibration_error_by_split"][split]
+        assert set(errors) == {"default", "fitted"}
+        assert all(0.0 <= error <= 1.0 for error in errors.values())
 
 
 def test_data_not_matching_the_model_is_refused():

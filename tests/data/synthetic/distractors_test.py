@@ -28,24 +28,35 @@ def test_drusen_and_pigment_beyond_the_frame_leave_it_unchanged():
 
 
 def test_spots_straddling_the_edge_paint_inside():
-    """Drusen centred on the left edge paint the pixels next to it (brighter, towards the
-    druse colour)."""
+    """Drusen centred on the left edge paint the pixels next to it and nothing further: each
+    changed pixel moves towards the druse colour (1, 0.85, 0.5) from the albedo 0.5, so red
+    rises, green rises 0.35 / 0.5 as much, blue stays."""
     albedo = _albedo()
     distractors.paint_drusen(
         albedo, _anatomy((0.0, 32.0), (0.0, 32.0), 2.0), np.random.default_rng(1), 30
     )
-    assert albedo[24:40, 0, 0].max() > 0.5
-    assert np.array_equal(albedo[:, 20:], _albedo()[:, 20:])
+    changed = np.any(albedo != _albedo(), axis=-1)
+    rows, columns = np.nonzero(changed)
+    assert changed[24:40, 0].any() and columns.max() < 20 and 16 < rows.mean() < 48
+    red, green, blue = (albedo[changed][:, c] - 0.5 for c in range(3))
+    assert red.min() > 0
+    np.testing.assert_allclose(green, 0.7 * red, atol=1e-6)
+    assert not blue.any()
 
 
 def test_reflexes_sheen_and_dust_off_the_frame():
-    """Reflexes and sheen on a vessel running outside the frame, and dust on a field of view
-    larger than the frame, paint without error and only where they reach the frame."""
+    """Reflexes and sheen on a vessel running outside the frame paint nothing; dust on a
+    field of view larger than the frame only darkens, greyly, where its dots reach it."""
     points = np.stack([np.linspace(-60, -20, 20), np.full(20, 30.0)], axis=1).astype(np.float32)
     vessel = Vessel(points, np.full(20, 8.0, np.float32), artery=False)
     anatomy = _anatomy((32.0, 32.0), (32.0, 32.0), 30.0)
     image = _albedo()
     distractors.paint_vessel_reflexes(image, anatomy, [vessel], np.random.default_rng(2), 20)
     distractors.paint_nerve_fibre_sheen(image, anatomy, [vessel], np.random.default_rng(3), 20)
+    np.testing.assert_array_equal(image, _albedo())
     distractors.paint_dust(image, np.random.default_rng(4), 200, fov_radius=400.0)
-    assert image.shape == (_SIZE, _SIZE, 3) and np.isfinite(image).all()
+    darkened = image < 0.5
+    assert darkened.any() and not darkened.all() and (image <= 0.5).all()
+    assert np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(
+        image[..., 1], image[..., 2]
+    )

@@ -188,7 +188,8 @@ def resolve_split(config: EvaluationConfig) -> tuple[Splits, str]:
         settings["val_fraction"],
         settings["test_fraction"],
         settings["split_seed"],
-        made_by=f"drscreen evaluate, {config.model} having no splits.json",
+        f"drscreen evaluate, {config.model} having no splits.json",
+        config.data,
     )
     print(
         f"note: {config.model} has no splits.json; using the {splits.describe()}", file=sys.stderr

@@ -129,7 +129,7 @@ def _run_split(config: DataConfig, folder: Path, seed: int) -> Splits:
             ) from None
     records = read_dataset("synthetic", folder)
     return Splits.by_patient(
-        records, config.val_fraction, config.test_fraction, seed, made_by=SPLIT_MADE_BY
+        records, config.val_fraction, config.test_fraction, seed, SPLIT_MADE_BY, folder
     )
 
 

@@ -92,9 +92,7 @@ def read_dataset(
     return sort_records(records)
 
 
-def _without_duplicates(
-    records: list[FundusRecord], problems: list[Problem]
-) -> list[FundusRecord]:
+def _without_duplicates(records: list[FundusRecord], problems: list[Problem]) -> list[FundusRecord]:
     """``records`` with each image id once: a repeated row with the same grade is a problem
     and left out; an id listed with different grades is left out altogether (which grade is
     true cannot be known), the problem naming both grades."""

@@ -3,10 +3,11 @@
 Example: ``drscreen evaluate --model=/tmp/qs --data=/tmp/qs/data --dataset=synthetic
 --out=/tmp/qs/eval --methods=sensitivity,gradcam --heatmap_aware_model=/tmp/qs_aware``
 
-``--data`` is a dataset folder or a ``drscreen prepare`` output folder. The images evaluated
-are the ``--split`` part of the split the run's training held out (its ``splits.json``); the
-thresholds are chosen on that split's validation part, or on ``--validation_data``. See
-`drscreen.commands.evaluate.evaluate`.
+``--data`` is a dataset folder or a ``drscreen prepare`` output folder. On the dataset the run
+was trained on, the images evaluated are the ``--split`` part of the split its training held
+out (its ``splits.json``); any other dataset is evaluated whole. The thresholds are chosen on
+the split's validation part (the run's own, for another dataset), or on ``--validation_data``.
+See `drscreen.commands.evaluate.evaluate`.
 """
 
 import shlex

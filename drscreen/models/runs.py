@@ -43,6 +43,7 @@ class RunDirectory:
     METRICS = "metrics.json"
     QUALITY = "quality.json"
     STAGE_DONE = "done.json"
+    DATA = "data"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -79,6 +80,23 @@ class RunDirectory:
     def quality_file(self) -> Path:
         """``quality.json``: the run's own gradability gate (optional)."""
         return self.path / self.QUALITY
+
+    @property
+    def synthetic_data_dir(self) -> Path:
+        """``data/``: where training generates the synthetic benchmark without --data_dir."""
+        return self.path / self.DATA
+
+    def training_data(self) -> tuple[str, str] | None:
+        """Where training read its images, from ``config.json``: (folder, reader), the reader
+        being "" for a ``drscreen prepare`` folder; None without a readable config."""
+        try:
+            data = json.loads(self.config_file.read_text())["data"]
+            source, folder = data["data_source"], data["data_dir"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if source == "tfrecords":
+            return folder, ""
+        return folder or str(self.synthetic_data_dir), "synthetic"
 
     def stage_dir(self, index: int, size: int) -> Path:
         """``stages/<index>-<size>px``: one progressive stage (backup, history, its best model)."""

@@ -59,7 +59,7 @@ class DataSplits:
 
 def synthetic_dir(config: DataConfig, model_dir: str | Path) -> Path:
     """Folder of the synthetic benchmark: ``data_dir``, or ``RUN_DIR/data`` when empty."""
-    return Path(config.data_dir) if config.data_dir else Path(model_dir) / "data"
+    return Path(config.data_dir) if config.data_dir else RunDirectory(model_dir).synthetic_data_dir
 
 
 def _synth_workers(n: int) -> int:

@@ -30,6 +30,7 @@ from drscreen.data.sources import (
     split_source,
 )
 from drscreen.data.splits import ALL, SPLITS, SPLITS_FILE, Splits, dataset_fingerprint
+from drscreen.data.staging import check_replaceable, staged_folder
 from drscreen.evaluation import comparison, figures, gallery, report
 from drscreen.evaluation.model_evaluation import ModelEvaluation, evaluate_model
 from drscreen.evaluation.runner import RunnerConfig, keras_functions
@@ -38,6 +39,7 @@ from drscreen.heatmaps import METHODS
 from drscreen.heatmaps.overlay import save_image
 from drscreen.heatmaps.tta import VIEW_SETS
 from drscreen.models.calibration import resolve_calibration
+from drscreen.models.model_card import card_markdown, model_card
 from drscreen.models.quality import resolve_quality_gate
 from drscreen.models.runs import (
     RunDirectory,
@@ -52,6 +54,7 @@ SPLIT_CHOICES = (*SPLITS, ALL)
 DEFAULT_SPLIT = {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0}
 """The patient split computed here when neither the model nor the data carries one."""
 PREDICTIONS_FILE = "predictions.csv"
+METRICS_FILE = "metrics.json"
 GALLERY_PHOTOGRAPHS = "gallery"
 """Subfolder of the gallery cases drawn on their photographs."""
 
@@ -398,27 +401,30 @@ def _write_predictions(path: str, result: ModelEvaluation) -> None:
 
 
 def _figures(
-    config: EvaluationConfig, evaluated: Source, result: ModelEvaluation, runner_config, heatmap_fns
+    config: EvaluationConfig,
+    out: str,
+    evaluated: Source,
+    result: ModelEvaluation,
+    runner_config,
+    heatmap_fns,
 ) -> dict[str, str]:
     metrics, primary = result.metrics, config.methods[0]
     drawn: dict[str, str] = {}
     if "auc" in metrics["screening"].get("referable_dr", {}):
         drawn["ROC curves (operating points chosen on validation)"] = figures.plot_roc(
-            metrics["screening"], os.path.join(config.out, "roc.png")
+            metrics["screening"], os.path.join(out, "roc.png")
         )
         drawn["Calibration of the referable-DR probability"] = figures.plot_reliability(
-            metrics["calibration"], os.path.join(config.out, "calibration.png")
+            metrics["calibration"], os.path.join(out, "calibration.png")
         )
     lesion_metrics = metrics["methods"][primary]["lesions"]
     if any("froc" in entry for entry in lesion_metrics.values()):
         drawn[f"Lesion FROC curves, {primary} heatmaps"] = figures.plot_froc(
-            lesion_metrics, os.path.join(config.out, "froc.png")
+            lesion_metrics, os.path.join(out, "froc.png")
         )
     if "curves" in metrics.get("referral", {}):
         drawn["Referral by uncertainty: AUC and accuracy on the images kept"] = (
-            figures.plot_referral_curves(
-                metrics["referral"], os.path.join(config.out, "referral.png")
-            )
+            figures.plot_referral_curves(metrics["referral"], os.path.join(out, "referral.png"))
         )
     if config.gallery:
         cases, on_photographs, target = gallery.gallery_cases(
@@ -436,10 +442,10 @@ def _figures(
         )
         if cases:
             drawn[f"Gallery of {primary} heatmaps ({chosen_by})"] = figures.plot_gallery(
-                cases, os.path.join(config.out, "gallery.png")
+                cases, os.path.join(out, "gallery.png")
             )
         for number, case in enumerate(on_photographs, start=1):
-            path = os.path.join(config.out, GALLERY_PHOTOGRAPHS, f"case_{number:02d}.png")
+            path = os.path.join(out, GALLERY_PHOTOGRAPHS, f"case_{number:02d}.png")
             save_image(path, case.panel)
             drawn[f"Case {number} on its photograph, candidates ringed: {case.title}"] = path
     return drawn
@@ -473,6 +479,7 @@ def evaluate(config: EvaluationConfig) -> dict:
     for the plain model, plus ``heatmap_aware_model`` (its own `evaluate_model` metrics and
     ``model``) when one is given.
     """
+    check_replaceable(config.out, METRICS_FILE)  # before hours of evaluation, not after
     model, image_size = _load_checked(config.model, config.image_size)
     calibration, calibration_source = resolve_calibration(run_calibration(config.model))
     aware_model = None
@@ -522,9 +529,6 @@ def evaluate(config: EvaluationConfig) -> dict:
         metrics["heatmap_aware_model"] = {"model": config.heatmap_aware_model, **aware.metrics}
         rows[comparison.HEATMAP_AWARE] = aware.metrics["methods"]["sensitivity"]
 
-    os.makedirs(config.out, exist_ok=True)
-    _write_predictions(os.path.join(config.out, PREDICTIONS_FILE), result)
-    drawn = _figures(config, evaluated, result, runner_config, heatmap_fns)
     context = {
         "dataset": config.data if is_prepared(config.data) else f"{config.dataset} ({config.data})",
         "model": config.model,
@@ -542,5 +546,9 @@ def evaluate(config: EvaluationConfig) -> dict:
         context["lesion-level metrics"] = (
             "off" if config.lesion_metrics == "off" else "skipped: no lesion masks"
         )
-    report.write_report(config.out, metrics, drawn, comparison.comparison_rows(rows), context)
+    card = card_markdown(model_card(config.model))
+    with staged_folder(config.out, METRICS_FILE) as out:
+        _write_predictions(os.path.join(out, PREDICTIONS_FILE), result)
+        drawn = _figures(config, out, evaluated, result, runner_config, heatmap_fns)
+        report.write_report(out, metrics, drawn, comparison.comparison_rows(rows), context, card)
     return metrics

@@ -194,15 +194,17 @@ def model_card(run_or_model: str) -> dict:
 def _summary(card: dict) -> list[tuple[str, str]]:
     """(field, text) lines of the card that a reader of a report needs."""
     training = card["training_data"]
-    images = training.get("images")
-    counts = ", ".join(f"{k} {v}" for k, v in images.items()) if images else "unknown"
-    data = training.get("dataset") or training.get("source", "unknown")
-    lines = [
-        ("Model", f"{card['model_details'].get('architecture')} "
-                  f"({card['model_details'].get('source')})"),
-        ("Training data", f"{data}{' (synthetic photographs)' if training.get('synthetic') else ''}"
-                          f", {training.get('folder', '')}; images: {counts}"),
-    ]  # fmt: skip
+    details = card["model_details"]
+    lines = [("Model", f"{details.get('architecture')} ({details.get('source')})")]
+    if training.get("dataset"):
+        counts = ", ".join(f"{k} {v}" for k, v in training["images"].items())
+        synthetic = " (synthetic photographs)" if training.get("synthetic") else ""
+        lines.append(
+            ("Training data", f"{training['dataset']}{synthetic} in {training['folder']}; "
+                              f"images: {counts}")
+        )  # fmt: skip
+    else:
+        lines.append(("Training data", "unknown"))
     evaluation = card["evaluation"]
     auc = evaluation.get("test_referable_dr_auc") or {}
     if "value" in auc:

@@ -22,6 +22,7 @@ from pathlib import Path
 import keras
 
 from drscreen.data.splits import SPLITS_FILE
+from drscreen.data.staging import write_atomically
 from drscreen.layers.chain import chain_layers
 from drscreen.models.calibration import Calibration
 from drscreen.models.quality import QualityGate, load_quality_gate
@@ -41,6 +42,7 @@ class RunDirectory:
     SPLITS = SPLITS_FILE
     CALIBRATION = "calibration.json"
     METRICS = "metrics.json"
+    CURVES = "curves.csv"
     QUALITY = "quality.json"
     STAGE_DONE = "done.json"
     DATA = "data"
@@ -75,6 +77,11 @@ class RunDirectory:
     def metrics_file(self) -> Path:
         """``metrics.json``: the final evaluation of ``best.keras``."""
         return self.path / self.METRICS
+
+    @property
+    def curves_file(self) -> Path:
+        """``curves.csv``: the points of the curves in ``metrics.json``."""
+        return self.path / self.CURVES
 
     @property
     def quality_file(self) -> Path:
@@ -126,9 +133,10 @@ class RunDirectory:
             raise ValueError(f"calibration {str(path)!r} is invalid: {error}") from error
 
     def write_calibration(self, calibration: Calibration, images: int) -> Path:
-        """Write ``calibration.json``: ``calibration`` fitted on ``images`` validation images."""
+        """Write ``calibration.json``: ``calibration`` fitted on ``images`` validation images
+        (atomically: a full disk leaves no half-written file)."""
         values = {**calibration.to_dict(), "fitted_on": "validation", "images": images}
-        self.calibration_file.write_text(json.dumps(values, indent=2) + "\n")
+        write_atomically(self.calibration_file, json.dumps(values, indent=2) + "\n")
         return self.calibration_file
 
 

@@ -24,7 +24,10 @@ Run directory (file names owned by `drscreen.models.runs.RunDirectory`; all writ
     calibration.json     referable-DR calibration fitted on the validation split (when it fits)
     metrics.json         the final evaluation of best.keras: `drscreen.evaluation.
                          model_evaluation.evaluate_model` on the test split, thresholds and
-                         calibration from the validation split, plus a ``run`` section
+                         calibration from the validation split, plus a ``run`` section; its
+                         curves' points in curves.csv (`drscreen.evaluation.report.write_metrics`)
+    model_card.json      what the model is, was trained and validated on, and is for
+                         (`drscreen.models.model_card`), written last
 """
 
 import json
@@ -39,10 +42,11 @@ import tensorflow as tf
 
 from drscreen.data.sources import has_lesion_masks
 from drscreen.evaluation.model_evaluation import evaluate_model
-from drscreen.evaluation.report import json_safe
+from drscreen.evaluation.report import json_safe, write_metrics
 from drscreen.evaluation.runner import RunnerConfig, keras_functions
 from drscreen.models import build
 from drscreen.models.calibration import Calibration
+from drscreen.models.model_card import write_model_card
 from drscreen.models.runs import RunDirectory
 from drscreen.training import data as run_data
 from drscreen.training.callbacks import BACKUP_METADATA, training_callbacks
@@ -253,7 +257,8 @@ def run(config: TrainConfig) -> dict:
 
     Returns
     -------
-    The metrics written to ``metrics.json``: `final_metrics` (test screening metrics with
+    The metrics written to ``metrics.json`` (curve points in ``curves.csv``): `final_metrics`
+    (test screening metrics with
     thresholds from validation, the referable-DR calibration, also written to
     ``calibration.json`` when it could be fitted, and lesion figures when the data has masks)
     plus the ``run`` section.
@@ -298,6 +303,7 @@ def run(config: TrainConfig) -> dict:
     }
     metrics = json_safe(metrics)
     write_calibration(run_dir, metrics)
-    run_dir.metrics_file.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    summary = write_metrics(str(run_dir.metrics_file), str(run_dir.curves_file), metrics)
+    write_model_card(run_dir)
     print(f"drscreen.training: {_summary(metrics)}", flush=True)
-    return metrics
+    return summary

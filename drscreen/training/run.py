@@ -135,6 +135,7 @@ def train_stage(
         splits.train,
         run_data.pipeline_config(config.data, size, seed, steps, True, shard),
         training=True,
+        replayed=done_epochs * steps,
     )
     validation = run_data.batches(
         splits.validation,
@@ -159,7 +160,10 @@ def train_stage(
         wrapper.compile(optimizer=wrap_optimizer(_optimizer(config, rate), policy))
         wrapper.build_for_training(size)
     if done_epochs:
-        _log(f"resuming stage {name} from epoch {done_epochs} of {config.epochs}")
+        _log(
+            f"resuming stage {name} from epoch {done_epochs} of {config.epochs} (replaying the "
+            f"data stream of {done_epochs * steps} batches first, without training on them)"
+        )
     else:
         _log(f"training stage {name}: {config.epochs} epochs of {steps} steps, policy {policy}")
     callbacks = training_callbacks(

@@ -10,6 +10,8 @@ directory's ``calibration.json`` when it has one, else the default; explicit
 behind the ``quality`` output is the run's ``quality.json``, else drscreen's default gate.
 """
 
+import sys
+
 from absl import app, flags
 
 from drscreen.cli.paths import require_output_folder
@@ -98,3 +100,5 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(error)) from error
     except FileExistsError as error:
         raise app.UsageError(f"--version: {error}") from error
+    except OSError as error:  # a full disk, an unwritable folder
+        sys.exit(f"drscreen export: {error}")

@@ -88,6 +88,7 @@ def test_a_new_dataset_is_evaluated_whole_at_the_runs_operating_points(folders, 
     report = (tmp_path / "eval" / "report.md").read_text()
     assert "another dataset than the one the model's split was made from" in report
     assert "the run's own operating points" in report
+    assert "**Warning: trained on synthetic photographs — not for clinical use.**" in report
 
 
 @pytest.fixture(scope="module")

@@ -134,6 +134,8 @@ def test_predict_command_writes_a_row_and_an_overlay_per_photograph(run_dir, cap
     report = (out / "report.html").read_text()
     assert report.count("<tr data-order=") == 3 and "no validation operating point" in report
     assert "3 patients, 3 photographs" in report and "c.jpg: cannot grade" in report
+    # a model file without its run: the page says its training data is unknown
+    assert "training data unknown (a model file without its run) — not for clinical use" in report
     captured = capsys.readouterr()
     assert "drscreen predict: 3/3 images" in captured.err
     assert "cannot grade" in captured.err and "c.jpg" in captured.err

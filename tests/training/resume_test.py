@@ -95,6 +95,10 @@ def test_interrupted_after_epoch_2_and_resumed_equals_the_uninterrupted_run(tmp_
         for run_dir in ("whole", "resumed")
     ]
     assert history[0] == history[1]  # every epoch's losses, the resumed epoch 3 included
+    card = json.loads((tmp_path / "whole" / "model_card.json").read_text())
+    assert card["warning"] == "trained on synthetic photographs — not for clinical use"
+    held_out = card["evaluation"]["test_referable_dr_auc"]
+    assert held_out.get("value") == whole["screening"].get("referable_dr", {}).get("auc")
 
 
 def _train(model_dir: Path) -> subprocess.Popen:

@@ -36,7 +36,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(error)) from None
     try:
         run(config)
-    except (ValueError, NonFiniteLossError) as error:
+    except (ValueError, NonFiniteLossError, OSError) as error:  # OSError: a full disk
         sys.exit(f"train.py: error: {error}")
 
 

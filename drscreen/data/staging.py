@@ -33,13 +33,23 @@ _NEARLY_FULL = 1 << 20
 class OutOfSpaceError(OSError):
     """The disk filled up while an output was written; nothing of it was kept."""
 
-    def __init__(self, destination: str, written: int, needed: int | None, free: int):
+    def __init__(
+        self,
+        destination: str,
+        written: int,
+        needed: int | None,
+        free: int,
+        kept: str | None = None,
+    ):
         estimate = f", about {_megabytes(needed)} needed in all" if needed else ""
+        if kept is None:
+            kept = "nothing was kept" + (
+                " and the previous output is unchanged" if os.path.isdir(destination) else ""
+            )
         super().__init__(
             errno.ENOSPC,
             f"no space left on device writing {destination}: {_megabytes(written)} written"
-            f"{estimate}, {_megabytes(free)} free when it started; nothing was kept"
-            f"{' and the previous output is unchanged' if os.path.isdir(destination) else ''}",
+            f"{estimate}, {_megabytes(free)} free when it started; {kept}",
         )
         self.destination = destination
         self.needed = needed

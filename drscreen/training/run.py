@@ -31,6 +31,7 @@ Run directory (file names owned by `drscreen.models.runs.RunDirectory`; all writ
 """
 
 import json
+import os
 import shutil
 import sys
 import warnings
@@ -41,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from drscreen.data.sources import has_lesion_masks
+from drscreen.data.staging import OutOfSpaceError, folder_bytes, is_out_of_space
 from drscreen.evaluation.model_evaluation import evaluate_model
 from drscreen.evaluation.report import json_safe, write_metrics
 from drscreen.evaluation.runner import RunnerConfig, keras_functions
@@ -275,6 +277,9 @@ def run(config: TrainConfig) -> dict:
         generated into ``RUN_DIR/data`` aside).
     drscreen.training.callbacks.NonFiniteLossError
         The loss became NaN/Inf; the last good checkpoint is kept.
+    drscreen.data.staging.OutOfSpaceError
+        The disk filled up (saying about how much space one more checkpoint needs); the last
+        complete checkpoint is kept, so the same command resumes once there is space.
     """
     strategy = make_strategy(config.distribution)
     run_dir = RunDirectory(writable_dir(config.model_dir, strategy))
@@ -289,12 +294,40 @@ def run(config: TrainConfig) -> dict:
     config.write(run_dir.config_file)
     if not run_dir.splits_file.is_file():
         splits.splits.write(run_dir.splits_file)
+    free = shutil.disk_usage(run_dir.path).free
+    try:
+        return _train_and_evaluate(config, strategy, run_dir, splits)
+    except Exception as error:
+        if not is_out_of_space(error, str(run_dir.path)):
+            raise
+        written = folder_bytes(str(run_dir.path))
+        backups = run_dir.path.glob("stages/*/backup")
+        checkpoint = max((folder_bytes(str(p)) for p in backups), default=0)
+        raise OutOfSpaceError(
+            str(run_dir.path),
+            written,
+            written + checkpoint,
+            free,
+            "the last complete checkpoint is kept: free some space and run the same command "
+            "again to resume",
+        ) from error
+
+
+def _train_and_evaluate(
+    config: TrainConfig,
+    strategy: tf.distribute.Strategy,
+    run_dir: RunDirectory,
+    splits: run_data.DataSplits,
+) -> dict:
+    """The stages, the final evaluation and the run's last files (see `run`)."""
     previous = keras.saving.load_model(config.init_from) if config.init_from else None
     best_path = None
     for index, size in enumerate(config.model.stage_sizes):
         best_path = train_stage(config, strategy, splits, run_dir, index, size, previous)
         previous = keras.saving.load_model(best_path)
-    shutil.copyfile(best_path, run_dir.model_file)
+    partial = run_dir.model_file.with_name(f".{RunDirectory.MODEL}.partial")
+    shutil.copyfile(best_path, partial)
+    os.replace(partial, run_dir.model_file)
     keras.config.set_dtype_policy("float32")
     metrics = final_metrics(previous, splits, config.data.batch_size, config.verbose > 0)
     metrics["run"] = {

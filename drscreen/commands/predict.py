@@ -352,18 +352,13 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
 
 
 def _eye_result(prediction: Prediction, preview: bytes) -> referral_report.EyeResult:
-    return referral_report.EyeResult(
-        image=prediction.image,
-        patient=prediction.patient,
-        eye=prediction.eye,
-        decision=prediction.decision,
-        reason=prediction.reason,
-        referable_probability=prediction.referable_probability,
-        uncertainty=prediction.uncertainty,
-        quality=prediction.quality,
-        overlay_path=prediction.overlay_path,
-        preview=preview,
-    )
+    """The report's view of a prediction (its fields are a prediction's, and the preview)."""
+    shared = {
+        field.name: getattr(prediction, field.name)
+        for field in dataclasses.fields(referral_report.EyeResult)
+        if field.name != "preview"
+    }
+    return referral_report.EyeResult(**shared, preview=preview)
 
 
 def _text(value: float | None) -> str:

@@ -1,5 +1,6 @@
 """A run interrupted after an epoch and resumed equals the uninterrupted run exactly."""
 
+import dataclasses
 import json
 import os
 import signal
@@ -12,8 +13,9 @@ import keras
 import pytest
 
 from drscreen.training import run as run_module
-from drscreen.training.config import DataConfig, HeatmapConfig, ModelConfig, TrainConfig
+from drscreen.training.config import HeatmapConfig, ModelConfig, TrainConfig
 from drscreen.training.run import run
+from tests.training.run_test import TINY_DATA
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMINGS = ("seconds", "seconds_per_image", "model_dir")
@@ -47,15 +49,7 @@ class _InterruptAfter(keras.callbacks.Callback):
 def _config(model_dir: Path, data_dir: Path) -> TrainConfig:
     return TrainConfig(
         model_dir=str(model_dir),
-        data=DataConfig(
-            data_dir=str(data_dir),
-            synth_n=16,
-            synth_size=64,
-            batch_size=4,
-            class_rebalancing=False,
-            val_fraction=0.25,
-            test_fraction=0.25,
-        ),
+        data=dataclasses.replace(TINY_DATA, data_dir=str(data_dir)),
         model=ModelConfig(model="small", image_size=64, width=2),
         heatmap=HeatmapConfig(heatmap_weight=0.1),
         epochs=3,

@@ -125,7 +125,7 @@ def main(argv: list[str]) -> None:
     config = _config()
     try:
         metrics = evaluate(config)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad data, a folder in the way, a full disk
         sys.exit(f"drscreen evaluate: {error}")
     summary = metrics["screening"].get("referable_dr", {}).get("auc")
     auc = f"referable-DR AUC {summary:.3f}, " if summary is not None else ""

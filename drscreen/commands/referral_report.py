@@ -265,8 +265,7 @@ def _eye(eye: EyeResult, out_dir: str) -> str:
     name = html.escape(Path(eye.image).name)
     side = html.escape(eye.eye or "eye unknown")
     if eye.decision == CANNOT_GRADE:
-        quality = "" if eye.quality is None else f" (quality {eye.quality:.3f})"
-        text = f"<b>{side}</b> {name}: cannot grade{quality}: {html.escape(eye.reason)}"
+        text = f"<b>{side}</b> {name}: cannot grade — {html.escape(eye.reason)}"
     else:
         text = (
             f"<b>{side}</b> {name}: {html.escape(eye.decision)}, probability "

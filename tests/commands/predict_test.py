@@ -309,4 +309,4 @@ def test_photographs_that_are_not_fundus_cannot_be_graded(tmp_path):
     report = (out / "report.html").read_text()
     for name in ("other_0.png", "other_1.png", "other_2.png"):
         eye = report.split(f"{name}: ")[1].split("</div>")[0]
-        assert eye.startswith("cannot grade (quality ") and "probability" not in eye
+        assert eye.startswith("cannot grade — quality ") and "probability" not in eye

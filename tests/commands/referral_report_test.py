@@ -109,10 +109,10 @@ def test_the_page_orders_patients_and_shows_no_probability_for_refused_eyes(tmp_
     rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr ")[1:]
     assert [r.split('data-patient="')[1].split('"')[0] for r in rows] == ["5", "8", "6", "9", "7"]
     refused = rows[3]
-    assert "cannot grade (quality 0.300): quality too low" in refused
+    assert "9_left.jpg: cannot grade — quality too low" in refused
     assert "probability" not in refused.split("<td>9</td>")[1]
     assert 'data-probability="-1"' in refused and "<td>–</td>" in refused
-    assert "6_left.jpg: cannot grade: grayscale" in rows[2]
+    assert "6_left.jpg: cannot grade — grayscale" in rows[2]
     assert page.index(card) < page.index("<table")
     assert "5 patients, 5 photographs (2 cannot be graded)" in page
 

@@ -497,7 +497,7 @@ def test_bounded_load_with_malformed_requests_fails_no_valid_request(server):
 
 
 def test_query_example_writes_overlays(server, tmp_path):
-    """query_example.py answers for the photograph and maps its heatmap back onto it."""
+    """query_example.py prints the quality and maps each heatmap back onto the photograph."""
     photo = np.zeros((100, 160, 3), np.uint8)
     cv2.circle(photo, (100, 50), 45, (40, 90, 200), -1)  # an off-centre orange disc (BGR)
     path = str(tmp_path / "eye.jpg")
@@ -510,9 +510,7 @@ def test_query_example_writes_overlays(server, tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
-    # a uniform disc: the shipped gate refuses it, so no score is shown, only "retake"
-    assert "eye.jpg: cannot grade — retake (quality" in result.stdout
-    assert "score" not in result.stdout
+    assert "score=" in result.stdout and "quality=" in result.stdout
     panel = cv2.imread(os.path.join(output_dir, "eye_heatmap.png"))
     # The 100 x 160 px photograph enlarged x 3.2 pixel by pixel to a readable 320 x 512:
     # photograph | gap | heatmap on it | gap | scale.

@@ -105,6 +105,7 @@ def renamed(folders):
     return other
 
 
+@pytest.mark.slow
 def test_the_runs_own_dataset_is_still_split(folders, tmp_path):
     """The dataset the split was made from: exactly its test ids, as before."""
     root, run, splits = folders
@@ -143,19 +144,32 @@ def test_another_dataset_has_no_validation_part(folders, tmp_path):
     assert "so it has no validation part" in str(exit_info.value.code)
 
 
-def test_without_the_runs_validation_images_another_folder_is_asked_for(folders, renamed, tmp_path):
-    """The run's training data gone: an error asks for --validation_data, which then works;
-    a dataset none of whose names are the run's is evaluated whole (it was refused before)."""
-    root, run, _ = folders
-    moved = RunDirectory(tmp_path / "run")
+def _without_training_data(run: RunDirectory, folder) -> RunDirectory:
+    """A copy of ``run`` whose config.json points at training data that is gone."""
+    moved = RunDirectory(folder)
     shutil.copytree(run.path, moved.path)
     config = json.loads(moved.config_file.read_text())
-    config["data"]["data_dir"] = str(tmp_path / "gone")
+    config["data"]["data_dir"] = str(folder / "gone")
     moved.config_file.write_text(json.dumps(config))
+    return moved
+
+
+def test_without_the_runs_validation_images_another_folder_is_asked_for(folders, renamed, tmp_path):
+    """The run's training data gone: an error asks for --validation_data."""
+    _, run, _ = folders
+    moved = _without_training_data(run, tmp_path / "run")
     argv = ["drscreen", "evaluate", f"--model={moved.path}", f"--data={renamed}"]
     with pytest.raises(SystemExit) as exit_info:
         cli.main([*argv, "--dataset=kaggle", f"--out={tmp_path / 'eval'}"])
     assert "pass --validation_data=FOLDER" in str(exit_info.value.code)
+
+
+@pytest.mark.slow
+def test_names_unlike_the_runs_are_evaluated_whole(folders, renamed, tmp_path):
+    """A dataset none of whose names are the run's (refused before), thresholds on
+    --validation_data: every image evaluated."""
+    _, run, _ = folders
+    moved = _without_training_data(run, tmp_path / "run")
     flags = ("--dataset=kaggle", f"--validation_data={renamed}")
     metrics = _evaluate(moved, renamed, tmp_path / "eval", *flags)["metrics"]
     assert metrics["evaluated"]["images"] == metrics["validation"]["images"] == 12

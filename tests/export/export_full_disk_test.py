@@ -10,6 +10,7 @@ from drscreen.export import exporter
 from drscreen.models import build
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_a_message_and_leaves_nothing(tmp_path, monkeypatch):
     build("small", input_size=64, width=4).save(str(tmp_path / "model.keras"))
 

@@ -1,6 +1,7 @@
 """The model card: built from a run's files, shown by the reports, carried by every export."""
 
 import json
+from pathlib import Path
 
 import keras
 import onnx
@@ -107,6 +108,22 @@ def test_a_model_file_alone_says_its_data_is_unknown(tmp_path):
     assert card["training_data"] == {"source": "unknown"}
 
 
+def test_the_fixture_export_carries_an_unknown_data_card(exported):
+    """An export of a model without its run: the card says its training data is unknown, in
+    the version directory, beside the .tflite and .onnx files, in drscreen_export.json and in
+    the ONNX metadata."""
+    version = Path(exported.path)
+    card = json.loads((version / MODEL_CARD_FILE).read_text())
+    assert card["warning"] == UNKNOWN_WARNING
+    for folder in ("tflite", "onnx"):
+        assert json.loads((version / folder / MODEL_CARD_FILE).read_text()) == card
+    description = json.loads((version / "drscreen_export.json").read_text())
+    assert description["model_card"] == {"file": MODEL_CARD_FILE, "warning": UNKNOWN_WARNING}
+    onnx_file = onnx.load(version / "onnx" / "drscreen.onnx")
+    assert {p.key: p.value for p in onnx_file.metadata_props}["warning"] == UNKNOWN_WARNING
+
+
+@pytest.mark.slow
 def test_every_export_carries_the_card(synthetic_run, tmp_path):
     """drscreen export of the synthetic run: model_card.json in the version directory (for
     the server's metadata) and beside the .tflite and .onnx files, the warning in

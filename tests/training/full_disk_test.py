@@ -12,6 +12,7 @@ from drscreen.training.run import run
 from tests.training.resume_test import _config
 
 
+@pytest.mark.slow
 def test_a_full_disk_stops_training_and_the_run_resumes(tmp_path, monkeypatch):
     save = callbacks.BestModelCheckpoint.on_epoch_end
     epochs = []

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from drscreen.training.config import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +44,7 @@ def test_help_lists_every_training_flag():
     assert not missing
 
 
+@pytest.mark.slow  # the refusal itself: tests/training/config_test.py
 def test_an_infinite_learning_rate_is_refused_before_the_run_directory(tmp_path):
     """--learning_rate=inf is a usage error naming the flag; no run directory is written."""
     result = _train(f"--model_dir={tmp_path / 'run'}", "--learning_rate=inf")

@@ -15,14 +15,16 @@ from drscreen.cli.terminal import quiet_tensorflow
 
 quiet_tensorflow()
 
-from absl import app  # noqa: E402
+from absl import app, flags  # noqa: E402
 
+from drscreen.cli import config_flags  # noqa: E402
 from drscreen.cli.config_flags import config_from_flags, define_config_flags  # noqa: E402
 from drscreen.training.callbacks import NonFiniteLossError  # noqa: E402
 from drscreen.training.config import TrainConfig  # noqa: E402
 from drscreen.training.run import run  # noqa: E402
 
 define_config_flags(TrainConfig)
+flags.adopt_module_key_flags(config_flags)  # absl's --help lists only the main module's flags
 
 
 def main(argv: list[str]) -> None:
@@ -34,7 +36,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(error)) from None
     try:
         run(config)
-    except (ValueError, NonFiniteLossError) as error:
+    except (ValueError, NonFiniteLossError, OSError) as error:  # OSError: a full disk
         sys.exit(f"train.py: error: {error}")
 
 

@@ -3,10 +3,11 @@
 Example: ``drscreen evaluate --model=/tmp/qs --data=/tmp/qs/data --dataset=synthetic
 --out=/tmp/qs/eval --methods=sensitivity,gradcam --heatmap_aware_model=/tmp/qs_aware``
 
-``--data`` is a dataset folder or a ``drscreen prepare`` output folder. The images evaluated
-are the ``--split`` part of the split the run's training held out (its ``splits.json``); the
-thresholds are chosen on that split's validation part, or on ``--validation_data``. See
-`drscreen.commands.evaluate.evaluate`.
+``--data`` is a dataset folder or a ``drscreen prepare`` output folder. On the dataset the run
+was trained on, the images evaluated are the ``--split`` part of the split its training held
+out (its ``splits.json``); any other dataset is evaluated whole. The thresholds are chosen on
+the split's validation part (the run's own, for another dataset), or on ``--validation_data``.
+See `drscreen.commands.evaluate.evaluate`.
 """
 
 import shlex
@@ -124,7 +125,7 @@ def main(argv: list[str]) -> None:
     config = _config()
     try:
         metrics = evaluate(config)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # bad data, a folder in the way, a full disk
         sys.exit(f"drscreen evaluate: {error}")
     summary = metrics["screening"].get("referable_dr", {}).get("auc")
     auc = f"referable-DR AUC {summary:.3f}, " if summary is not None else ""

@@ -12,6 +12,8 @@ The ``lesions`` output is the run's lesion student (``lesions.keras``) when it h
 the heatmap.
 """
 
+import sys
+
 from absl import app, flags
 
 from drscreen.cli.paths import require_output_folder
@@ -107,3 +109,5 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(error)) from error
     except FileExistsError as error:
         raise app.UsageError(f"--version: {error}") from error
+    except OSError as error:  # a full disk, an unwritable folder
+        sys.exit(f"drscreen export: {error}")

@@ -3,9 +3,10 @@
     drscreen predict --model=RUN_DIR_OR_MODEL.keras --images=FILE_OR_DIR --out=DIR \
         [--method=sensitivity] [--batch_size=8] [--max_image_pixels=40000000]
 
-Writes DIR/predictions.csv (with each eye's patient, eye and decision), DIR/report.html (the
-per-patient referral report), DIR/<image>_heatmap.png and, for unusable images,
-DIR/failures.csv (image, reason).
+Writes DIR/predictions.csv (a row for every photograph: its patient, eye and decision, and the
+reason when it cannot be graded), DIR/report.html (the per-patient referral report, headed by
+the model card) and DIR/<image>_heatmap.png. DIR is replaced whole by each run (a folder
+holding anything but an earlier predict output is refused).
 """
 
 import sys
@@ -64,8 +65,11 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(error)) from error
     try:
         result = predict(config)
-    except (FileNotFoundError, ValueError) as error:
+    except (OSError, ValueError) as error:  # a missing model, a folder in the way, a full disk
         sys.exit(f"drscreen predict: {error}")
-    for path, reason in result.failures:
-        print(f"skipped {path}: {reason}", file=sys.stderr)
-    print(f"wrote {len(result.predictions)} predictions to {config.out_dir}")
+    for prediction in result.cannot_grade:
+        print(f"cannot grade {prediction.image}: {prediction.reason}", file=sys.stderr)
+    print(
+        f"wrote {len(result.predictions)} predictions ({len(result.cannot_grade)} cannot be "
+        f"graded) to {config.out_dir}"
+    )

@@ -1,5 +1,8 @@
 """`drscreen prepare`: convert a dataset into pre-processed, sharded TFRecords with a manifest.
 
+The output folder is replaced whole when the run succeeds (a folder holding anything but an
+earlier `prepare` output is refused); a run that fails leaves it as it was.
+
     drscreen prepare --dataset=kaggle --data=/data/kaggle --out=/data/kaggle-512 \
         [--size=512] [--shard_size=256] [--strict] [--val_fraction=0.15 --test_fraction=0.15]
         [--seed=0] [--workers=0] [--max_image_pixels=40000000]
@@ -12,8 +15,8 @@ from absl import app, flags
 
 from drscreen.cli.paths import require_output_folder
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS
-from drscreen.data.prepare import MANIFEST_NAME, PrepareConfig, PrepareError, prepare_dataset
-from drscreen.data.readers import DATASET_NAMES, DatasetProblemsError
+from drscreen.data.prepare import MANIFEST_NAME, PrepareConfig, prepare_dataset
+from drscreen.data.readers import DATASET_NAMES
 
 _DATASET = flags.DEFINE_enum("dataset", None, DATASET_NAMES, "Dataset reader to use.")
 _DATA = flags.DEFINE_string("data", None, "The dataset's local folder.")
@@ -57,7 +60,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(str(error)) from error
     try:
         manifest = prepare_dataset(config)
-    except (PrepareError, DatasetProblemsError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # labels, images, a folder in the way, a full disk
         sys.exit(f"drscreen prepare: {error}")
     for skipped in manifest.skipped:
         print(f"skipped {skipped['path']}: {skipped['reason']}", file=sys.stderr)

@@ -4,6 +4,9 @@ Reads the model (a run directory or a ``.keras`` file, `drscreen.models.runs`), 
 training held out (the run's ``splits.json``; else a ``drscreen prepare`` folder's own
 ``splits.json``; else a patient split computed here, which the report says), and the data
 (a dataset folder or a ``drscreen prepare`` folder, `drscreen.data.sources.split_source`).
+The split applies only to the dataset it was made from (its fingerprint); any other dataset
+(external validation) is evaluated whole, with the operating points of the run's own
+validation images, read again where training read them, and the report says so.
 Every model evaluated (the plain one, and a heatmap-aware one for the comparison) goes
 through `drscreen.evaluation.model_evaluation.evaluate_model` with its own validation pass.
 Writes ``metrics.json``, ``report.md``, ``predictions.csv`` (one row per evaluated image) and
@@ -21,9 +24,16 @@ import sys
 
 import keras
 
-from drscreen.data.readers import DATASET_NAMES
-from drscreen.data.sources import Source, has_lesion_masks, is_prepared, split_source
-from drscreen.data.splits import ALL, SPLITS, SPLITS_FILE, Splits
+from drscreen.data.readers import DATASET_NAMES, read_dataset
+from drscreen.data.sources import (
+    PreparedSplit,
+    Source,
+    has_lesion_masks,
+    is_prepared,
+    split_source,
+)
+from drscreen.data.splits import ALL, SPLITS, SPLITS_FILE, Splits, dataset_fingerprint
+from drscreen.data.staging import check_replaceable, staged_folder
 from drscreen.evaluation import comparison, figures, gallery, report
 from drscreen.evaluation.lesion_student import lesion_function
 from drscreen.evaluation.model_evaluation import ModelEvaluation, evaluate_model
@@ -34,6 +44,7 @@ from drscreen.heatmaps.overlay import save_image
 from drscreen.heatmaps.tta import VIEW_SETS
 from drscreen.models.calibration import resolve_calibration
 from drscreen.models.lesion_map import LESIONS
+from drscreen.models.model_card import card_markdown, model_card
 from drscreen.models.quality import resolve_quality_gate
 from drscreen.models.runs import (
     RunDirectory,
@@ -49,6 +60,7 @@ SPLIT_CHOICES = (*SPLITS, ALL)
 DEFAULT_SPLIT = {"val_fraction": 0.15, "test_fraction": 0.15, "split_seed": 0}
 """The patient split computed here when neither the model nor the data carries one."""
 PREDICTIONS_FILE = "predictions.csv"
+METRICS_FILE = "metrics.json"
 GALLERY_PHOTOGRAPHS = "gallery"
 """Subfolder of the gallery cases drawn on their photographs."""
 
@@ -194,7 +206,8 @@ def resolve_split(config: EvaluationConfig) -> tuple[Splits, str]:
         settings["val_fraction"],
         settings["test_fraction"],
         settings["split_seed"],
-        made_by=f"drscreen evaluate, {config.model} having no splits.json",
+        f"drscreen evaluate, {config.model} having no splits.json",
+        config.data,
     )
     print(
         f"note: {config.model} has no splits.json; using the {splits.describe()}", file=sys.stderr
@@ -207,30 +220,145 @@ def _part(splits: Splits, origin: str, split: str, data: str) -> str:
     return f"{split} part of {data} in {where}"
 
 
+def _is_split_dataset(splits: Splits, origin: str, config: EvaluationConfig) -> bool | None:
+    """Whether ``config.data`` is the dataset ``splits`` was made from (same fingerprint);
+    None when the split predates fingerprints.
+
+    Raises
+    ------
+    ValueError
+        When ``config.data`` is the very folder the split was made from but its images or
+        grades changed since: its training images can no longer be told apart.
+    """
+    if is_prepared(config.data):
+        own = Splits.load(config.data)
+        if not (own.fingerprint and splits.fingerprint):
+            return None
+        return own.fingerprint == splits.fingerprint
+    records = read_dataset(config.dataset, config.data, problems=[])
+    same = splits.splits_dataset(records)
+    moved_on = splits.folder and os.path.realpath(splits.folder) == os.path.realpath(config.data)
+    if same is False and moved_on:
+        raise ValueError(
+            f"data {config.data} is the folder the split {origin} was made from, but its "
+            "images or grades changed since (another fingerprint): which of its images "
+            "training saw is no longer known, so it cannot be evaluated; evaluate the data "
+            "as it was, or a dataset the model never saw"
+        )
+    return same
+
+
+def _run_validation(config: EvaluationConfig, splits: Splits, origin: str) -> tuple[Source, str]:
+    """The validation images of the run's own split, read where training read them (its
+    ``config.json``), and a description; they give the run's own operating points.
+
+    Raises
+    ------
+    ValueError
+        When they cannot be read as they were (folder gone, or its fingerprint changed).
+    """
+    located = RunDirectory(config.model).training_data() if os.path.isdir(config.model) else None
+    fix = "pass --validation_data=FOLDER to choose thresholds on other labelled images"
+    if located is None or not os.path.isdir(located[0]):
+        where = f" ({located[0]} is gone)" if located else ""
+        raise ValueError(
+            f"the operating points of {config.model} come from its validation images, which "
+            f"cannot be found{where}; {fix}"
+        )
+    folder, reader = located
+    if is_prepared(folder):
+        fingerprint = Splits.load(folder).fingerprint
+    else:
+        fingerprint = dataset_fingerprint(read_dataset(reader, folder, problems=[]))
+    if fingerprint != splits.fingerprint:
+        raise ValueError(
+            f"the validation images of {config.model} were in {folder}, whose images or "
+            f"grades changed since {origin} was written; {fix}"
+        )
+    return (
+        split_source(folder, reader, splits, "validation"),
+        f"validation part of {folder} in {origin} (the run's own operating points)",
+    )
+
+
+def _other_dataset(
+    config: EvaluationConfig, splits: Splits, origin: str, problems: list
+) -> tuple[Source, Source, dict[str, str]]:
+    """Every image of ``config.data``, a dataset the run was not split from, with the
+    thresholds of the run's own validation images (or of ``config.validation_data``)."""
+    if config.split not in ("test", ALL):
+        raise ValueError(
+            f"data {config.data} is not the dataset the split {origin} was made from, so it "
+            f"has no {config.split} part: another dataset is evaluated whole (--split=test "
+            "or all)"
+        )
+    evaluated = split_source(config.data, config.dataset, problems=problems)
+    coincide = set(splits.ids(ALL)).intersection(_image_ids(evaluated))
+    note = (
+        f"; {len(coincide)} of its image names coincide with the run's split, by chance "
+        "(names alone select nothing)"
+        if coincide
+        else ""
+    )
+    print(
+        f"note: {config.data} is not the dataset {config.model} was split from "
+        f"({splits.describe()}): evaluating all of it{note}",
+        file=sys.stderr,
+    )
+    if config.validation_data:
+        validation = split_source(config.validation_data, config.dataset)
+        validation_text = f"all of {config.validation_data}"
+    else:
+        validation, validation_text = _run_validation(config, splits, origin)
+    description = {
+        "evaluated images": (
+            f"all of {config.data}: another dataset than the one the model's split was made "
+            f"from ({splits.describe()}){note}"
+        ),
+        "validation images (thresholds, calibration)": validation_text,
+    }
+    return evaluated, validation, description
+
+
+def _image_ids(source: Source) -> set[str]:
+    if isinstance(source, PreparedSplit):
+        return set(Splits.load(source.folder).ids(ALL))
+    return {record.image_id for record in source}
+
+
 def select_sources(config: EvaluationConfig) -> tuple[Source, Source, dict[str, str]]:
     """The evaluated images, the validation images, and a description of both for the report.
 
-    The evaluated images are exactly the ids of ``config.split`` in the split of
-    `resolve_split` (every image of ``config.data`` for ``all``); the validation images are
-    ``config.validation_data``, or the split's validation ids.
+    For the dataset the split was made from (`resolve_split`; the same fingerprint), the
+    evaluated images are exactly the ids of ``config.split`` (every image for ``all``), the
+    validation images ``config.validation_data`` or the split's validation ids. Any other
+    dataset is evaluated whole (image names that happen to be the split's select nothing),
+    with the thresholds of the run's own validation images or of ``config.validation_data``.
     """
     problems: list = []
     if config.split == ALL and config.validation_data:
         splits, origin = None, ""
     else:
         splits, origin = resolve_split(config)
+        own = _is_split_dataset(splits, origin, config)
+        if own is False:
+            evaluated, validation, description = _other_dataset(config, splits, origin, problems)
+            _report_problems(config, problems)
+            return evaluated, validation, description
+        if own is None:
+            print(
+                f"note: {origin} does not record which dataset it splits (written before "
+                "drscreen recorded it); its image ids are taken to be those of "
+                f"{config.data}",
+                file=sys.stderr,
+            )
     if config.split == ALL:
         evaluated = split_source(config.data, config.dataset, problems=problems)
         evaluated_text = f"all of {config.data}"
     else:
         evaluated = split_source(config.data, config.dataset, splits, config.split, problems)
         evaluated_text = _part(splits, origin, config.split, config.data)
-    if problems:
-        print(
-            f"{config.dataset} {config.data}: skipped {len(problems)} unusable rows, "
-            f"e.g. {problems[0][0]}: {problems[0][1]}",
-            file=sys.stderr,
-        )
+    _report_problems(config, problems)
     if config.validation_data:
         validation = split_source(config.validation_data, config.dataset)
         validation_text = f"all of {config.validation_data}"
@@ -242,6 +370,15 @@ def select_sources(config: EvaluationConfig) -> tuple[Source, Source, dict[str, 
         "validation images (thresholds, calibration)": validation_text,
     }
     return evaluated, validation, description
+
+
+def _report_problems(config: EvaluationConfig, problems: list) -> None:
+    if problems:
+        print(
+            f"{config.dataset} {config.data}: skipped {len(problems)} unusable rows, "
+            f"e.g. {problems[0][0]}: {problems[0][1]}",
+            file=sys.stderr,
+        )
 
 
 def _load_checked(path: str, image_size: int | None) -> tuple[keras.Model, int]:
@@ -270,36 +407,41 @@ def _write_predictions(path: str, result: ModelEvaluation) -> None:
 
 
 def _figures(
-    config: EvaluationConfig, evaluated: Source, result: ModelEvaluation, runner_config, heatmap_fns
+    config: EvaluationConfig,
+    out: str,
+    evaluated: Source,
+    result: ModelEvaluation,
+    runner_config,
+    heatmap_fns,
 ) -> dict[str, str]:
     metrics, primary = result.metrics, config.methods[0]
     drawn: dict[str, str] = {}
     if "auc" in metrics["screening"].get("referable_dr", {}):
         drawn["ROC curves (operating points chosen on validation)"] = figures.plot_roc(
-            metrics["screening"], os.path.join(config.out, "roc.png")
+            metrics["screening"], os.path.join(out, "roc.png")
         )
         drawn["Calibration of the referable-DR probability"] = figures.plot_reliability(
-            metrics["calibration"], os.path.join(config.out, "calibration.png")
+            metrics["calibration"], os.path.join(out, "calibration.png")
         )
     lesion_metrics = metrics["methods"][primary]["lesions"]
     if any("froc" in entry for entry in lesion_metrics.values()):
         drawn[f"Lesion FROC curves, {primary} heatmaps"] = figures.plot_froc(
-            lesion_metrics, os.path.join(config.out, "froc.png")
+            lesion_metrics, os.path.join(out, "froc.png")
         )
     if "curves" in metrics.get("referral", {}):
         drawn["Referral by uncertainty: AUC and accuracy on the images kept"] = (
-            figures.plot_referral_curves(
-                metrics["referral"], os.path.join(config.out, "referral.png")
-            )
+            figures.plot_referral_curves(metrics["referral"], os.path.join(out, "referral.png"))
         )
     if config.gallery:
-        drawn.update(_gallery(config, evaluated, result, runner_config, heatmap_fns, primary))
-        if LESIONS in heatmap_fns:
-            drawn.update(_gallery(config, evaluated, result, runner_config, heatmap_fns, LESIONS))
+        for method in (primary, LESIONS):
+            if method in heatmap_fns:
+                drawn.update(
+                    _gallery(config, out, evaluated, result, runner_config, heatmap_fns, method)
+                )
     return drawn
 
 
-def _gallery(config, evaluated, result, runner_config, heatmap_fns, method: str) -> dict:
+def _gallery(config, out, evaluated, result, runner_config, heatmap_fns, method: str) -> dict:
     """The gallery of one method's maps, and its cases on their photographs."""
     probability = method == LESIONS
     cases, on_photographs, target = gallery.gallery_cases(
@@ -324,10 +466,10 @@ def _gallery(config, evaluated, result, runner_config, heatmap_fns, method: str)
     drawn = {}
     if cases:
         drawn[f"Gallery of {what} ({chosen_by})"] = figures.plot_gallery(
-            cases, os.path.join(config.out, f"{prefix}gallery.png")
+            cases, os.path.join(out, f"{prefix}gallery.png")
         )
     for number, case in enumerate(on_photographs, start=1):
-        path = os.path.join(config.out, GALLERY_PHOTOGRAPHS, f"{prefix}case_{number:02d}.png")
+        path = os.path.join(out, GALLERY_PHOTOGRAPHS, f"{prefix}case_{number:02d}.png")
         save_image(path, case.panel)
         drawn[f"{case_label} {number} on its photograph, {ringed}: {case.title}"] = path
     return drawn
@@ -361,6 +503,7 @@ def evaluate(config: EvaluationConfig) -> dict:
     for the plain model, plus ``heatmap_aware_model`` (its own `evaluate_model` metrics and
     ``model``) when one is given.
     """
+    check_replaceable(config.out, METRICS_FILE)  # before hours of evaluation, not after
     model, image_size = _load_checked(config.model, config.image_size)
     calibration, calibration_source = resolve_calibration(run_calibration(config.model))
     aware_model = None
@@ -413,9 +556,6 @@ def evaluate(config: EvaluationConfig) -> dict:
         metrics["heatmap_aware_model"] = {"model": config.heatmap_aware_model, **aware.metrics}
         rows[comparison.HEATMAP_AWARE] = aware.metrics["methods"]["sensitivity"]
 
-    os.makedirs(config.out, exist_ok=True)
-    _write_predictions(os.path.join(config.out, PREDICTIONS_FILE), result)
-    drawn = _figures(config, evaluated, result, runner_config, heatmap_fns)
     context = {
         "dataset": config.data if is_prepared(config.data) else f"{config.dataset} ({config.data})",
         "model": config.model,
@@ -437,5 +577,9 @@ def evaluate(config: EvaluationConfig) -> dict:
         context["lesion-level metrics"] = (
             "off" if config.lesion_metrics == "off" else "skipped: no lesion masks"
         )
-    report.write_report(config.out, metrics, drawn, comparison.comparison_rows(rows), context)
+    card = card_markdown(model_card(config.model))
+    with staged_folder(config.out, METRICS_FILE) as out:
+        _write_predictions(os.path.join(out, PREDICTIONS_FILE), result)
+        drawn = _figures(config, out, evaluated, result, runner_config, heatmap_fns)
+        report.write_report(out, metrics, drawn, comparison.comparison_rows(rows), context, card)
     return metrics

@@ -4,24 +4,34 @@ Loads a saved model (a ``.keras`` file, or a run directory holding ``best.keras`
 every photograph: `drscreen.data.image_io.load_rgb`, `drscreen.data.fundus.
 crop_to_field_of_view_box` to the model's input size, the test-time views of
 `drscreen.heatmaps.tta.tta_compute` and the gradability gate (`drscreen.models.quality`, the
-run's ``quality.json`` else the shipped gate) in batches, and writes ``predictions.csv``
-(image, patient, eye, decision, grade and referable_probability of the plain image, quality,
-gradable, uncertainty: the spread of the probability over the views), ``report.html`` (the
-per-patient referral report, `drscreen.commands.referral_report`), ``<stem>_heatmap.png``
-panels of the view-averaged heatmap (the photograph at its own resolution, brought to
-`MIN_READABLE_SIDE`-`READABLE_SIDE` px, beside the heatmap mapped back onto it, with a colour
-scale and the strongest lesion candidates ringed unless the photograph cannot be graded:
-`drscreen.heatmaps.overlay.photograph_panel`, `candidates_to_mark`), for a run with a lesion
-student (``lesions.keras``) ``<stem>_lesions.png`` panels of its lesion probability (the
-exports' ``lesions`` output of the plain image, on a fixed 0-1 scale, its peaks of at least
-0.5 ringed: `drscreen.evaluation.lesion_student.probable_lesions`) and, when some images
-cannot be used, ``failures.csv`` (image, reason). Bad images (those `load_rgb` refuses, and
-crops without a field of view) never stop the others.
+run's ``quality.json`` else the shipped gate) in batches.
+
+Every photograph given gets one row of ``predictions.csv`` and a place in ``report.html`` (the
+per-patient referral report, `drscreen.commands.referral_report`, headed by the model card):
+a file that cannot be used (not a regular file, unreadable, grayscale, too small, no field of
+view) and a photograph the gate refuses are **cannot grade**, with the reason, and carry no
+grade, probability or uncertainty (``raw_grade`` keeps the network's output on a decoded
+photograph whatever the gate says: never a result where ``gradable`` is 0). Columns: image,
+patient, eye, decision, reason, grade and referable_probability of the plain image,
+uncertainty (the spread of the probability over the views), quality, gradable, raw_grade.
+Each decoded photograph also gets ``<stem>_heatmap.png``: the view-averaged heatmap mapped
+back onto the photograph, brought to `MIN_READABLE_SIDE`-`READABLE_SIDE` px, beside the plain
+photograph, with a colour scale, and the strongest lesion candidates ringed unless it cannot
+be graded (`drscreen.heatmaps.overlay.photograph_panel`, `candidates_to_mark`). For a run with
+a lesion student (``lesions.keras``) it also gets ``<stem>_lesions.png``: its lesion
+probability (the exports' ``lesions`` output of the plain image) on a fixed 0-1 scale, its
+peaks of at least 0.5 ringed unless it cannot be graded
+(`drscreen.evaluation.lesion_student.probable_lesions`).
+
+The output folder holds one run's results: it is built in a staging folder and swapped in
+whole (`drscreen.data.staging`), replacing an earlier ``predict`` output; a folder holding
+other files is refused.
 """
 
 import csv
 import dataclasses
 import os
+import stat
 import sys
 from typing import TextIO
 
@@ -36,6 +46,7 @@ from drscreen.data.fundus import (
 )
 from drscreen.data.gradability import gradability_features
 from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_rgb
+from drscreen.data.staging import staged_folder
 from drscreen.evaluation.lesion_student import probable_lesions
 from drscreen.evaluation.lesions import candidates_to_mark
 from drscreen.evaluation.referral import tta_spread
@@ -44,6 +55,7 @@ from drscreen.heatmaps.overlay import photograph_panel, save_image
 from drscreen.heatmaps.tta import VIEW_SETS, tta_compute
 from drscreen.models.calibration import Calibration, resolve_calibration
 from drscreen.models.lesion_map import lesion_map
+from drscreen.models.model_card import card_html, model_card
 from drscreen.models.quality import resolve_quality_gate
 from drscreen.models.runs import (
     load_model,
@@ -55,7 +67,19 @@ from drscreen.models.runs import (
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
 PREDICTIONS_FILE = "predictions.csv"
-FAILURES_FILE = "failures.csv"
+COLUMNS = (
+    "image",
+    "patient",
+    "eye",
+    "decision",
+    "reason",
+    "grade",
+    "referable_probability",
+    "uncertainty",
+    "quality",
+    "gradable",
+    "raw_grade",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +93,7 @@ class PredictConfig:
     images:
         One image file, or a directory whose image files (by extension) are all used.
     out_dir:
-        Output directory (created when missing).
+        Output directory: absent, empty, or an earlier ``predict`` output (replaced whole).
     method:
         Heatmap method, one of `drscreen.heatmaps.METHODS`.
     batch_size:
@@ -118,44 +142,77 @@ class PredictConfig:
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    """One image's result."""
+    """One photograph's result: graded (``grade``, ``referable_probability`` and
+    ``uncertainty`` set), or **cannot grade** with its ``reason`` (those three None);
+    ``quality`` and ``raw_grade`` are None when the file could not be used."""
 
     image: str
-    grade: float
-    referable_probability: float
-    quality: float
-    gradable: bool
-    uncertainty: float
-    overlay_path: str
     patient: str
     eye: str
     decision: str
+    reason: str = ""
+    grade: float | None = None
+    referable_probability: float | None = None
+    uncertainty: float | None = None
+    quality: float | None = None
+    gradable: bool = False
+    raw_grade: float | None = None
+    overlay_path: str = ""
     lesions_path: str = ""
     """The lesion-map panel; "" for a model without a lesion student."""
 
 
 @dataclasses.dataclass(frozen=True)
 class PredictResult:
-    """All results of a run: predictions in input order, and the images that failed."""
+    """One prediction per photograph given, in input order."""
 
     predictions: tuple[Prediction, ...]
-    failures: tuple[tuple[str, str], ...]
+
+    @property
+    def cannot_grade(self) -> tuple[Prediction, ...]:
+        """The photographs that got no grade, each with its reason."""
+        return tuple(p for p in self.predictions if p.decision == referral_report.CANNOT_GRADE)
 
 
-def list_images(images: str) -> list[str]:
-    """The image files named by ``images`` (a file, or a directory's image files, sorted)."""
-    if os.path.isfile(images):
-        return [images]
-    if not os.path.isdir(images):
+def _not_a_file(path: str) -> str | None:
+    """Why ``path`` is not an image file that can be read, None when it is a regular file
+    (found by ``stat`` alone: a FIFO is never opened, so it cannot block the run)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        if os.path.islink(path):
+            return f"a symbolic link that leads nowhere ({error.strerror})"
+        return f"cannot be read ({error.strerror})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a directory, not an image file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not an image file"
+    return "not a regular file"
+
+
+def list_images(images: str) -> list[tuple[str, str | None]]:
+    """The photographs named by ``images`` (a file, or a directory's entries with an image
+    extension, sorted), each with why it cannot be read (None for a regular file): a
+    directory, FIFO or broken or looping symbolic link with an image name is listed, not
+    skipped silently.
+
+    Raises
+    ------
+    FileNotFoundError
+        When ``images`` does not exist, or a directory holds no image name.
+    """
+    if os.path.isdir(images):
+        names = sorted(n for n in os.listdir(images) if n.lower().endswith(IMAGE_EXTENSIONS))
+        if not names:
+            raise FileNotFoundError(f"{images}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
+        paths = [os.path.join(images, name) for name in names]
+    elif os.path.lexists(images):
+        paths = [images]
+    else:
         raise FileNotFoundError(f"{images}: no such image file or directory")
-    paths = sorted(
-        os.path.join(images, name)
-        for name in os.listdir(images)
-        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(images, name))
-    )
-    if not paths:
-        raise FileNotFoundError(f"{images}: no image files ({', '.join(IMAGE_EXTENSIONS)})")
-    return paths
+    return [(path, _not_a_file(path)) for path in paths]
 
 
 def _overlay_names(path: str, taken: set[str]) -> tuple[str, str]:
@@ -167,36 +224,51 @@ def _overlay_names(path: str, taken: set[str]) -> tuple[str, str]:
     return f"{name}_heatmap.png", f"{name}_lesions.png"
 
 
-def _write_csv(path: str, header: tuple[str, ...], rows: list[tuple]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows(rows)
+@dataclasses.dataclass
+class _Batch:
+    """Photographs decoded and cropped, waiting for the network."""
+
+    paths: list = dataclasses.field(default_factory=list)
+    photographs: list = dataclasses.field(default_factory=list)
+    boxes: list = dataclasses.field(default_factory=list)
+    images: list = dataclasses.field(default_factory=list)
+    masks: list = dataclasses.field(default_factory=list)
+
+
+def _cannot_read(path: str, reason: str, place) -> Prediction:
+    patient, eye = place(path)
+    return Prediction(path, patient, eye, referral_report.CANNOT_GRADE, reason)
 
 
 def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictResult:
-    """Run ``config``'s model over its images; write the CSV files and overlays.
+    """Run ``config``'s model over its images; write the CSV, the overlays and the report.
 
     A progress line goes to ``progress`` (default: standard error).
 
     Raises
     ------
     FileNotFoundError
-        When the model or the images are missing (bad individual images are recorded in
-        the result and ``failures.csv`` instead).
+        When the model or the images are missing (a bad photograph is a row instead).
+    ValueError
+        When the output folder holds other files, or the model or patients CSV is unusable.
+    drscreen.data.staging.OutOfSpaceError
+        When the disk fills up; the output folder is left as it was.
     """
     progress = progress or sys.stderr
     model = load_model(config.model_path)
     size = model_input_size(model)
     given = {} if config.calibration is None else config.calibration.as_overrides("config")
     calibration, _ = resolve_calibration(run_calibration(config.model_path), given)
-    paths = list_images(config.images)
-    os.makedirs(config.out_dir, exist_ok=True)
+    listed_paths = list_images(config.images)
     gate, _ = resolve_quality_gate(run_quality_gate(config.model_path))
     rule = referral_report.operating_point(config.model_path, config.referral_sensitivity)
     listed = referral_report.read_patients(config.patients_csv) if config.patients_csv else {}
     views = VIEW_SETS[config.tta]
+    card = model_card(config.model_path)
     student = run_lesion_model(config.model_path, size)
+
+    def place(path: str) -> tuple[str, str]:
+        return listed.get(os.path.basename(path), referral_report.patient_and_eye(path))
 
     def screen(images: tf.Tensor, masks: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         view_grades, heatmaps = tta_compute(model, images, config.method, masks, views)
@@ -215,122 +287,149 @@ def predict(config: PredictConfig, progress: TextIO | None = None) -> PredictRes
             lambda images, masks: lesion_map(student, images, masks),
             input_signature=heatmap_fn.input_signature,
         )
-    predictions: list[Prediction] = []
-    failures: list[tuple[str, str]] = []
+    results: dict[str, Prediction] = {}
+    previews: dict[str, tuple[bytes, bytes]] = {}
     overlay_names: set[str] = set()
-    for start in range(0, len(paths), config.batch_size):
-        batch_paths, photographs, boxes, images, masks = [], [], [], [], []
-        for path in paths[start : start + config.batch_size]:
-            try:
-                photograph = load_rgb(path, max_pixels=config.max_image_pixels)
-                image, mask, box = crop_to_field_of_view_box(photograph, size)
-            except ImageError as error:
-                failures.append((path, error.reason))
-                continue
-            if not has_field_of_view(mask):
-                failures.append((path, NO_FIELD_OF_VIEW_REASON))
-                continue
-            batch_paths.append(path)
-            photographs.append(photograph)
-            boxes.append(tuple(int(value) for value in box.numpy()))
-            images.append(image.numpy())
-            masks.append(mask.numpy())
-        if batch_paths:
-            view_grades, heatmaps, quality = heatmap_fn(np.stack(images), np.stack(masks))
-            view_probabilities = calibration.probability(view_grades.numpy())
-            uncertainty = tta_spread(view_probabilities)
-            lesion_maps = (
-                None if lesion_fn is None else lesion_fn(np.stack(images), np.stack(masks))
+    done = 0
+
+    def space_needed(written: int) -> int | None:
+        return written * len(listed_paths) // done if done else None
+
+    def run_batch(batch: _Batch, out_dir: str) -> None:
+        view_grades, heatmaps, quality = heatmap_fn(np.stack(batch.images), np.stack(batch.masks))
+        view_probabilities = calibration.probability(view_grades.numpy())
+        uncertainty = tta_spread(view_probabilities)
+        lesion_maps = (
+            None if lesion_fn is None else lesion_fn(np.stack(batch.images), np.stack(batch.masks))
+        )
+        side = referral_report.DISPLAY_SIDE
+        for index, path in enumerate(batch.paths):
+            heatmap, mask = heatmaps[index].numpy(), batch.masks[index]
+            gradable = not bool(gate.ungradable(float(quality[index])))
+            # no lesion is pointed at on a photograph that cannot be graded
+            marks = candidates_to_mark(heatmap, mask > 0.5) if gradable else None
+            photograph, box = batch.photographs[index], batch.boxes[index]
+            heatmap_name, lesions_name = _overlay_names(path, overlay_names)
+            overlay_path = os.path.join(out_dir, heatmap_name)
+            save_image(overlay_path, photograph_panel(photograph, heatmap, box, mask, marks))
+            shown = photograph_panel(
+                photograph, heatmap, box, mask, marks, max_side=side, min_side=side
             )
-            for index, path in enumerate(batch_paths):
-                heatmap_name, lesions_name = _overlay_names(path, overlay_names)
-                overlay_path = os.path.join(config.out_dir, heatmap_name)
-                heatmap = heatmaps[index].numpy()
-                gradable = not bool(gate.ungradable(float(quality[index])))
-                # no lesion is pointed at on a photograph that cannot be graded
-                marks = candidates_to_mark(heatmap, masks[index] > 0.5) if gradable else None
-                panel = photograph_panel(
-                    photographs[index], heatmap, boxes[index], masks[index], candidates=marks
+            lesions_path, lesions_preview = "", b""
+            if lesion_maps is not None:
+                lesions_path = os.path.join(out_dir, lesions_name)
+                lesions = lesion_maps[index].numpy()
+                rings = probable_lesions(lesions, mask > 0.5) if gradable else None
+                save_image(
+                    lesions_path, photograph_panel(photograph, lesions, box, mask, rings, top=1.0)
                 )
-                save_image(overlay_path, panel)
-                lesions_path = ""
-                if lesion_maps is not None:
-                    lesions_path = os.path.join(config.out_dir, lesions_name)
-                    lesions = lesion_maps[index].numpy()
-                    rings = probable_lesions(lesions, masks[index] > 0.5) if gradable else None
-                    lesion_panel = photograph_panel(
-                        photographs[index], lesions, boxes[index], masks[index],
-                        candidates=rings, top=1.0,
-                    )  # fmt: skip
-                    save_image(lesions_path, lesion_panel)
-                grade = float(view_grades[index, 0])
-                probability = float(view_probabilities[index, 0])
-                patient, eye = listed.get(
-                    os.path.basename(path), referral_report.patient_and_eye(path)
-                )
-                predictions.append(
-                    Prediction(
-                        image=path,
-                        grade=grade,
-                        referable_probability=probability,
-                        quality=float(quality[index]),
-                        gradable=gradable,
-                        uncertainty=float(uncertainty[index]),
-                        overlay_path=overlay_path,
-                        patient=patient,
-                        eye=eye,
-                        decision=referral_report.eye_decision(gradable, grade, probability, rule),
-                        lesions_path=lesions_path,
+                lesions_preview = referral_report.preview_jpeg(
+                    photograph_panel(
+                        photograph, lesions, box, mask, rings, top=1.0,
+                        max_side=side, min_side=side,
                     )
-                )
-        done = min(start + config.batch_size, len(paths))
-        progress.write(f"\rdrscreen predict: {done}/{len(paths)} images, {len(failures)} bad")
-        progress.flush()
-    progress.write("\n")
-    _write_csv(
-        os.path.join(config.out_dir, PREDICTIONS_FILE),
-        (
-            "image",
-            "patient",
-            "eye",
-            "decision",
-            "grade",
-            "referable_probability",
-            "quality",
-            "gradable",
-            "uncertainty",
-        ),
-        [
-            (
-                p.image,
-                p.patient,
-                p.eye,
-                p.decision,
-                f"{p.grade:.6f}",
-                f"{p.referable_probability:.6f}",
-                f"{p.quality:.6f}",
-                int(p.gradable),
-                f"{p.uncertainty:.6f}",
+                )  # fmt: skip
+            previews[path] = (referral_report.preview_jpeg(shown), lesions_preview)
+            grade = float(view_grades[index, 0])
+            probability = float(view_probabilities[index, 0])
+            decision = referral_report.eye_decision(gradable, grade, probability, rule)
+            patient, eye = place(path)
+            graded = dict(
+                grade=grade, referable_probability=probability,
+                uncertainty=float(uncertainty[index]),
+            ) if gradable else {}  # fmt: skip
+            reason = (
+                ""
+                if gradable
+                else f"quality {float(quality[index]):.3f} ≤ the gate's threshold "
+                f"{gate.threshold:.3f}: retake the photograph"
+            )
+            results[path] = Prediction(
+                path, patient, eye, decision, reason, quality=float(quality[index]),
+                gradable=gradable, raw_grade=grade, overlay_path=overlay_path,
+                lesions_path=lesions_path, **graded,
+            )  # fmt: skip
+
+    with staged_folder(config.out_dir, PREDICTIONS_FILE, space_needed) as staging:
+        for start in range(0, len(listed_paths), config.batch_size):
+            batch = _Batch()
+            for path, unreadable in listed_paths[start : start + config.batch_size]:
+                if unreadable is not None:
+                    results[path] = _cannot_read(path, unreadable, place)
+                    continue
+                try:
+                    photograph = load_rgb(path, max_pixels=config.max_image_pixels)
+                    image, mask, box = crop_to_field_of_view_box(photograph, size)
+                except ImageError as error:
+                    results[path] = _cannot_read(path, error.reason, place)
+                    continue
+                if not has_field_of_view(mask):
+                    results[path] = _cannot_read(path, NO_FIELD_OF_VIEW_REASON, place)
+                    continue
+                batch.paths.append(path)
+                batch.photographs.append(photograph)
+                batch.boxes.append(tuple(int(value) for value in box.numpy()))
+                batch.images.append(image.numpy())
+                batch.masks.append(mask.numpy())
+            if batch.paths:
+                run_batch(batch, staging)
+            done = min(start + config.batch_size, len(listed_paths))
+            refused = sum(not p.gradable for p in results.values())
+            progress.write(
+                f"\rdrscreen predict: {done}/{len(listed_paths)} images, {refused} cannot be graded"
+            )
+            progress.flush()
+        progress.write("\n")
+        predictions = tuple(results[path] for path, _ in listed_paths)
+        _write_predictions(os.path.join(staging, PREDICTIONS_FILE), predictions)
+        eyes = [_eye_result(p, *previews.get(p.image, (b"", b""))) for p in predictions]
+        referral_report.write_report(referral_report.patients(eyes), rule, staging, card_html(card))
+    return PredictResult(
+        tuple(
+            dataclasses.replace(
+                p,
+                overlay_path=p.overlay_path.replace(staging, config.out_dir, 1),
+                lesions_path=p.lesions_path.replace(staging, config.out_dir, 1),
             )
             for p in predictions
-        ],
+        )
     )
-    if predictions:
-        eyes = [
-            referral_report.EyeResult(
-                p.image,
-                p.patient,
-                p.eye,
-                p.decision,
-                p.referable_probability,
-                p.uncertainty,
-                p.quality,
-                p.overlay_path,
-                p.lesions_path,
+
+
+def _eye_result(
+    prediction: Prediction, preview: bytes, lesions_preview: bytes
+) -> referral_report.EyeResult:
+    """The report's view of a prediction (its fields are a prediction's, and the previews)."""
+    previews = {"preview": preview, "lesions_preview": lesions_preview}
+    shared = {
+        field.name: getattr(prediction, field.name)
+        for field in dataclasses.fields(referral_report.EyeResult)
+        if field.name not in previews
+    }
+    return referral_report.EyeResult(**shared, **previews)
+
+
+def _text(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}"
+
+
+def _write_predictions(path: str, predictions: tuple[Prediction, ...]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for p in predictions:
+            writer.writerow(
+                (
+                    p.image,
+                    p.patient,
+                    p.eye,
+                    p.decision,
+                    p.reason,
+                    _text(p.grade),
+                    _text(p.referable_probability),
+                    _text(p.uncertainty),
+                    _text(p.quality),
+                    int(p.gradable),
+                    _text(p.raw_grade),
+                )
             )
-            for p in predictions
-        ]
-        referral_report.write_report(referral_report.patients(eyes), rule, config.out_dir)
-    if failures:
-        _write_csv(os.path.join(config.out_dir, FAILURES_FILE), ("image", "reason"), failures)
-    return PredictResult(tuple(predictions), tuple(failures))

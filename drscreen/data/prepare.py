@@ -6,8 +6,9 @@ Reads a dataset's records, splits them by patient, pre-processes every photograp
 ``<out>/splits.json`` (the split as image ids, with its seed and fractions: training on this
 folder and evaluating it read that file). Bad inputs (images `drscreen.data.image_io` refuses,
 crops without a field of view, label problems reported by the reader) are listed in the
-manifest with path and reason and skipped, or stop the run with ``strict=True``. Each shard is
-written under a temporary name and renamed when complete, so finished shards are never lost.
+manifest with path and reason and skipped, or stop the run with ``strict=True``. The output is
+built in a staging folder and swapped in whole (`drscreen.data.staging`): a run that fails,
+is killed or fills the disk leaves the previous output as it was.
 """
 
 import concurrent.futures
@@ -27,6 +28,7 @@ from drscreen.data.image_io import DEFAULT_MAX_PIXELS, ImageError, load_mask_ima
 from drscreen.data.readers import binarize_mask, read_dataset
 from drscreen.data.records import FundusRecord
 from drscreen.data.splits import SPLITS, SPLITS_FILE, Splits, split_by_patient, split_fractions
+from drscreen.data.staging import staged_folder
 
 MANIFEST_NAME = "manifest.json"
 
@@ -134,6 +136,17 @@ class _Progress:
         self._every = max(1, total // 200)
         self._lock = threading.Lock()
 
+    @property
+    def done(self) -> int:
+        """Images processed so far."""
+        return self._done
+
+    def close(self) -> None:
+        """End the progress line when a run stops before its last image."""
+        with self._lock:
+            if 0 < self._done < self._total:
+                print(file=sys.stderr, flush=True)
+
     def update(self, skipped: bool) -> None:
         with self._lock:
             self._done += 1
@@ -209,19 +222,6 @@ def _plan(
     return plan
 
 
-def _check_no_stale_shards(out_dir: str, planned: set[str]) -> None:
-    stale = sorted(
-        name
-        for name in tf.io.gfile.listdir(out_dir)
-        if name.endswith(tfrecords.SHARD_SUFFIX) and name not in planned
-    )
-    if stale:
-        raise PrepareError(
-            f"{out_dir}: holds shards of another run ({', '.join(stale[:3])}...); "
-            "remove them or choose another output folder"
-        )
-
-
 def _split_summary(written: Sequence[FundusRecord], shards: list[str]) -> dict:
     grades: dict[str, int] = {}
     datasets: dict[str, int] = {}
@@ -241,6 +241,63 @@ def _split_summary(written: Sequence[FundusRecord], shards: list[str]) -> dict:
     }
 
 
+class _Stopped(Exception):
+    """Raised in a shard writer when another shard failed: stop at once."""
+
+
+def _write_shards(
+    plan: list[tuple[str, str, list[FundusRecord]]],
+    config: PrepareConfig,
+    folder: str,
+    progress: _Progress,
+) -> list[tuple[list[FundusRecord], list[dict]]]:
+    """Write every planned shard into ``folder``: per shard, the records written and the
+    inputs skipped. The first shard that fails (a bad input with ``strict``, a full disk)
+    stops the others at their next image, and its error is raised."""
+    crop_image, crop_lesions = _preprocessors(config.image_size)
+    stop = threading.Event()
+
+    def write(chunk: list[FundusRecord], name: str) -> tuple[list[FundusRecord], list[dict]]:
+        written, bad = [], []
+
+        def examples():
+            for record in chunk:
+                if stop.is_set():
+                    raise _Stopped
+                try:
+                    example = _example(record, crop_image, crop_lesions, config.max_image_pixels)
+                except ImageError as error:
+                    if config.strict:
+                        raise PrepareError(str(error)) from error
+                    bad.append({"path": error.path, "reason": error.reason})
+                    progress.update(skipped=True)
+                    continue
+                written.append(record)
+                progress.update(skipped=False)
+                yield example
+
+        if stop.is_set():
+            raise _Stopped
+        try:
+            tfrecords.write_shard(os.path.join(folder, name), examples())
+        except BaseException:
+            stop.set()
+            raise
+        return written, bad
+
+    workers = config.num_workers or os.cpu_count() or 1
+    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(write, chunk, name) for _, name, chunk in plan]
+        concurrent.futures.wait(futures, return_when=concurrent.futures.FIRST_EXCEPTION)
+        for future in futures:
+            future.cancel()
+    failed = [f.exception() for f in futures if not f.cancelled() and f.exception()]
+    first = next((error for error in failed if not isinstance(error, _Stopped)), None)
+    if first is not None:
+        raise first
+    return [future.result() for future in futures]
+
+
 def prepare_records(
     records: Sequence[FundusRecord],
     config: PrepareConfig,
@@ -248,10 +305,14 @@ def prepare_records(
 ) -> Manifest:
     """Splits, pre-processes and writes `records`; see `prepare_dataset`.
 
+    Everything is written into a staging folder beside ``config.out_dir`` and swapped in when
+    complete (`drscreen.data.staging`): the output folder holds the previous complete output
+    or this one, never a mix, whatever stops the run.
+
     Parameters
     ----------
     records:
-        Photographs to write.
+        Every photograph the reader found (the split's fingerprint is theirs).
     config:
         Output folder, sizes, split fractions, strictness.
     skipped:
@@ -266,70 +327,66 @@ def prepare_records(
     Raises
     ------
     PrepareError
-        With ``strict=True``, at the first unusable image (shards finished before stay).
+        When there is no photograph to write, when none could be used, or with
+        ``strict=True`` at the first unusable image; nothing is kept.
+    ValueError
+        When ``config.out_dir`` holds files that are not a `prepare` output.
+    drscreen.data.staging.OutOfSpaceError
+        When the disk fills up (saying about how much space the output needs).
     """
-    tf.io.gfile.makedirs(config.out_dir)
+    if not records:
+        raise PrepareError(
+            f"{config.data_dir}: the {config.dataset} reader found no image to write"
+            + (f" ({len(skipped)} listed image(s) skipped)" if skipped else "")
+        )
     splits = split_by_patient(records, config.val_fraction, config.test_fraction, config.seed)
     plan = _plan(splits, config)
-    _check_no_stale_shards(config.out_dir, {name for _, name, _ in plan})
-    crop_image, crop_lesions = _preprocessors(config.image_size)
     progress = _Progress(len(records))
 
-    def write(chunk: list[FundusRecord], name: str) -> tuple[list[FundusRecord], list[dict]]:
-        written, bad = [], []
+    def space_needed(written_bytes: int) -> int | None:
+        return written_bytes * len(records) // progress.done if progress.done else None
 
-        def examples():
-            for record in chunk:
-                try:
-                    example = _example(record, crop_image, crop_lesions, config.max_image_pixels)
-                except ImageError as error:
-                    if config.strict:
-                        raise PrepareError(str(error)) from error
-                    bad.append({"path": error.path, "reason": error.reason})
-                    progress.update(skipped=True)
-                    continue
-                written.append(record)
-                progress.update(skipped=False)
-                yield example
-
-        tfrecords.write_shard(os.path.join(config.out_dir, name), examples())
-        return written, bad
-
-    workers = config.num_workers or os.cpu_count() or 1
-    with concurrent.futures.ThreadPoolExecutor(workers) as pool:
-        futures = [pool.submit(write, chunk, name) for _, name, chunk in plan]
+    with staged_folder(config.out_dir, MANIFEST_NAME, space_needed) as staging:
         try:
-            results = [future.result() for future in futures]
-        except PrepareError:
-            for future in futures:
-                future.cancel()
-            raise
-
-    summaries: dict[str, dict] = {}
-    all_skipped = list(skipped)
-    written_ids: set[str] = set()
-    for split in SPLITS:
-        written, shards = [], []
-        for (shard_split, name, _), (good, bad) in zip(plan, results, strict=True):
-            if shard_split == split:
-                written += good
-                shards.append(name)
-                all_skipped += bad
-        summaries[split] = _split_summary(written, shards)
-        written_ids.update(record.image_id for record in written)
-    kept = {name: [r for r in splits[name] if r.image_id in written_ids] for name in SPLITS}
-    Splits.from_parts(
-        kept, "drscreen prepare", config.seed, config.val_fraction, config.test_fraction
-    ).write(os.path.join(config.out_dir, SPLITS_FILE))
-    manifest = Manifest(
-        dataset=config.dataset,
-        image_size=config.image_size,
-        splits=summaries,
-        skipped=all_skipped,
-        config=dataclasses.asdict(config),
-    )
-    with tf.io.gfile.GFile(os.path.join(config.out_dir, MANIFEST_NAME), "w") as f:
-        f.write(manifest.to_json())
+            results = _write_shards(plan, config, staging, progress)
+        finally:
+            progress.close()
+        summaries: dict[str, dict] = {}
+        all_skipped = list(skipped)
+        written_ids: set[str] = set()
+        for split in SPLITS:
+            written, shards = [], []
+            for (shard_split, name, _), (good, bad) in zip(plan, results, strict=True):
+                if shard_split == split:
+                    written += good
+                    shards.append(name)
+                    all_skipped += bad
+            summaries[split] = _split_summary(written, shards)
+            written_ids.update(record.image_id for record in written)
+        if not written_ids:
+            raise PrepareError(
+                f"{config.data_dir}: none of the {len(records)} photographs could be used, "
+                f"e.g. {all_skipped[0]['path']}: {all_skipped[0]['reason']}"
+            )
+        kept = {name: [r for r in splits[name] if r.image_id in written_ids] for name in SPLITS}
+        Splits.from_parts(
+            kept,
+            "drscreen prepare",
+            config.seed,
+            config.val_fraction,
+            config.test_fraction,
+            records,
+            config.data_dir,
+        ).write(os.path.join(staging, SPLITS_FILE))
+        manifest = Manifest(
+            dataset=config.dataset,
+            image_size=config.image_size,
+            splits=summaries,
+            skipped=all_skipped,
+            config=dataclasses.asdict(config),
+        )
+        with open(os.path.join(staging, MANIFEST_NAME), "w", encoding="utf-8") as f:
+            f.write(manifest.to_json())
     return manifest
 
 

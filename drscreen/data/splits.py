@@ -6,6 +6,11 @@ computes it (``drscreen prepare`` into its output folder, training into the run 
 downstream (training batches, ``drscreen evaluate``) reads that file instead of computing the
 split again, so the held-out images are exactly those training never saw.
 
+A split belongs to one dataset: ``splits.json`` records its reader, its folder and a
+fingerprint of every image id and grade the reader found (`dataset_fingerprint`), and
+`Splits.splits_dataset` says whether records are that dataset. Image ids alone prove nothing:
+two synthetic benchmarks, or two Kaggle-style archives, share names like ``3_left``.
+
 Both eyes of a patient always land in the same split (a patient is identified by the dataset
 and `patient_id`). Patients are stratified by their worst (maximum) grade: strata are laid
 end to end, patients shuffled within each, and the sequence is dealt to the splits so that
@@ -15,6 +20,7 @@ share to within one patient, and tiny strata still spread across splits overall.
 
 import collections
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Mapping, Sequence
@@ -91,6 +97,16 @@ def split_by_patient(
     return result
 
 
+def dataset_fingerprint(records: Sequence[FundusRecord]) -> str:
+    """A digest of the (reader, image id, grade) of every record, in any order: equal for the
+    same dataset, different when an image or a grade was added, removed or changed."""
+    lines = sorted(
+        f"{record.dataset}\t{record.image_id}\t{'' if record.grade is None else record.grade}"
+        for record in records
+    )
+    return hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:16]
+
+
 @dataclasses.dataclass(frozen=True)
 class Splits:
     """A split as image ids: what ``splits.json`` holds.
@@ -106,6 +122,11 @@ class Splits:
         The arguments of `split_by_patient` it was computed with.
     dataset:
         Reader the records came from.
+    folder:
+        The folder the records were read from (absolute), where it can be read again.
+    fingerprint:
+        `dataset_fingerprint` of every record the reader found (those the split then left
+        out included); "" in files written before fingerprints existed.
     """
 
     image_ids: Mapping[str, tuple[str, ...]]
@@ -114,6 +135,8 @@ class Splits:
     val_fraction: float
     test_fraction: float
     dataset: str = ""
+    folder: str = ""
+    fingerprint: str = ""
 
     def __post_init__(self):
         if set(self.image_ids) != set(SPLITS):
@@ -136,9 +159,12 @@ class Splits:
         seed: int,
         val_fraction: float,
         test_fraction: float,
+        records: Sequence[FundusRecord],
+        folder: str | os.PathLike,
     ) -> "Splits":
-        """The ids of `split_by_patient`'s result (or of the part of it that was kept)."""
-        datasets = {record.dataset for name in SPLITS for record in parts[name]}
+        """The ids of `split_by_patient`'s result (or of the part of it that was kept), as a
+        split of ``records`` (every record the reader found) read from ``folder``."""
+        datasets = {record.dataset for record in records}
         return cls(
             image_ids={name: tuple(record.image_id for record in parts[name]) for name in SPLITS},
             made_by=made_by,
@@ -146,6 +172,8 @@ class Splits:
             val_fraction=val_fraction,
             test_fraction=test_fraction,
             dataset=",".join(sorted(datasets)),
+            folder=os.path.abspath(folder),
+            fingerprint=dataset_fingerprint(records),
         )
 
     @classmethod
@@ -156,10 +184,18 @@ class Splits:
         test_fraction: float,
         seed: int,
         made_by: str,
+        folder: str | os.PathLike,
     ) -> "Splits":
-        """`split_by_patient` of ``records``, kept as image ids."""
+        """`split_by_patient` of ``records`` (read from ``folder``), kept as image ids."""
         parts = split_by_patient(records, val_fraction, test_fraction, seed)
-        return cls.from_parts(parts, made_by, seed, val_fraction, test_fraction)
+        return cls.from_parts(parts, made_by, seed, val_fraction, test_fraction, records, folder)
+
+    def splits_dataset(self, records: Sequence[FundusRecord]) -> bool | None:
+        """Whether ``records`` are the dataset this split was made from (same fingerprint);
+        None when this split predates fingerprints."""
+        if not self.fingerprint:
+            return None
+        return dataset_fingerprint(records) == self.fingerprint
 
     def ids(self, split: str) -> tuple[str, ...]:
         """The image ids of ``split`` (`ALL`: of every split, train first)."""
@@ -192,9 +228,10 @@ class Splits:
     def describe(self) -> str:
         """One line for reports: who made the split and how."""
         counts = ", ".join(f"{name} {len(self.image_ids[name])}" for name in SPLITS)
+        of = f" of {self.dataset} {self.folder}" if self.folder else ""
         return (
-            f"patient-level split by {self.made_by} (validation {self.val_fraction:g}, test "
-            f"{self.test_fraction:g}, seed {self.seed}; {counts} images)"
+            f"patient-level split{of} by {self.made_by} (validation {self.val_fraction:g}, "
+            f"test {self.test_fraction:g}, seed {self.seed}; {counts} images)"
         )
 
     def write(self, path: str | os.PathLike) -> None:

@@ -1,15 +1,23 @@
-"""The evaluation report: `metrics.json` (machine-readable) and `report.md` (for people).
+"""The evaluation report: `metrics.json` and `curves.csv` (machine-readable), `report.md`.
 
-`report.md` states what was evaluated, summarises the headline metrics, embeds the figures
+`metrics.json` is a readable summary: every list longer than `MAX_INLINE` values (ROC and FROC
+curves, with a point per image or per lesion candidate) goes to `curves.csv` instead, one row
+per value (``curve``: the JSON path of the dict that held it, ``field``, ``index``,
+``value``), and its dict says so (``"curves_csv"``: that path, ``"points"``). `write_metrics`
+writes both; training's run directory and ``drscreen evaluate`` use it. `report.md` states what
+was evaluated, heads with the model card, summarises the headline metrics, embeds the figures
 and shows the heatmap-method comparison table. Owns formatting only; computes no metric.
 """
 
+import csv
 import json
 import math
 import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from drscreen.data.staging import write_atomically
 
 # (key in a comparison row, column header); the keys are those of
 # `drscreen.evaluation.sections.method_summary`, rows come from `comparison_row`.
@@ -45,6 +53,52 @@ def json_safe(value: object) -> object:
     if isinstance(value, float | np.floating):
         return float(value) if math.isfinite(value) else None
     return value
+
+
+MAX_INLINE = 32
+"""Lists longer than this leave `metrics.json` for `curves.csv`."""
+CURVES_FILE = "curves.csv"
+CURVE_COLUMNS = ("curve", "field", "index", "value")
+
+
+def split_curves(values: object, path: str = "") -> tuple[object, list[tuple]]:
+    """``values`` (JSON-safe) without its lists longer than `MAX_INLINE`, and those lists as
+    `curves.csv` rows; a dict that held one gains ``curves_csv`` (its path) and ``points``."""
+    if isinstance(values, list):
+        pairs = [split_curves(v, f"{path}/{i}") for i, v in enumerate(values)]
+        return [kept for kept, _ in pairs], [row for _, rows in pairs for row in rows]
+    if not isinstance(values, dict):
+        return values, []
+    kept, rows, points = {}, [], 0
+    for key, value in values.items():
+        where = f"{path}/{key}" if path else str(key)
+        if isinstance(value, list) and len(value) > MAX_INLINE:
+            rows += [(path, key, index, item) for index, item in enumerate(value)]
+            points = max(points, len(value))
+            continue
+        kept[key], inner = split_curves(value, where)
+        rows += inner
+    if points:
+        kept.update(curves_csv=path, points=points)
+    return kept, rows
+
+
+def write_metrics(metrics_path: str, curves_path: str, payload: Mapping) -> dict:
+    """Write ``payload`` as the summary `metrics.json` and its long lists as `curves.csv`
+    (both atomically; the CSV first, so a summary never names curves that are not there).
+
+    Returns
+    -------
+    The summary written.
+    """
+    summary, rows = split_curves(json_safe(payload))
+    with open(f"{curves_path}.partial", "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(CURVE_COLUMNS)
+        writer.writerows(rows)
+    os.replace(f"{curves_path}.partial", curves_path)
+    write_atomically(metrics_path, json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    return summary
 
 
 def comparison_row(method: str, section: Mapping) -> dict:
@@ -204,8 +258,9 @@ def write_report(
     figures: Mapping[str, str],
     comparison_rows: Sequence[Mapping] | None,
     context: Mapping[str, str],
+    card: Sequence[str] = (),
 ) -> tuple[str, str]:
-    """Write `metrics.json` and `report.md` into `out_dir`.
+    """Write `metrics.json`, `curves.csv` and `report.md` into `out_dir`.
 
     Parameters
     ----------
@@ -221,6 +276,9 @@ def write_report(
         Rows keyed like `COMPARISON_COLUMNS` (see `comparison_row`), or None.
     context:
         At least `dataset`, `model` and `command`.
+    card:
+        The evaluated model's card as Markdown lines
+        (`drscreen.models.model_card.card_markdown`), shown first.
 
     Returns
     -------
@@ -234,9 +292,7 @@ def write_report(
         {"context": dict(context), "metrics": metrics, "comparison": list(comparison_rows or [])}
     )
     metrics_path = os.path.join(out_dir, "metrics.json")
-    with open(metrics_path, "w", encoding="utf-8") as f:
-        json.dump(safe, f, indent=2, allow_nan=False)
-        f.write("\n")
+    write_metrics(metrics_path, os.path.join(out_dir, CURVES_FILE), safe)
 
     lines = [
         f"# Evaluation of `{context['model']}` on {context['dataset']}",
@@ -249,6 +305,8 @@ def write_report(
         for key, value in context.items()
         if key not in ("dataset", "model", "command")
     ]
+    if card:
+        lines += ["", *card]
     summary = _summary_rows(safe["metrics"])
     if summary:
         lines += ["", "## Summary", ""] + _table(("Metric", "Value"), summary)
@@ -265,7 +323,10 @@ def write_report(
         for caption, path in figures.items():
             relative = os.path.relpath(os.path.abspath(path), os.path.abspath(out_dir))
             lines += [f"### {caption}", "", f"![{caption}]({relative})", ""]
-    lines += ["", "Full numbers: [metrics.json](metrics.json)."]
+    lines += [
+        "",
+        "Full numbers: [metrics.json](metrics.json), curve points: [curves.csv](curves.csv).",
+    ]
     report_path = os.path.join(out_dir, "report.md")
     with open(report_path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

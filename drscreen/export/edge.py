@@ -30,7 +30,10 @@ PREPROCESSING = {
         "resize that square to the input side with antialiased bilinear filtering",
         "feed float32 values in [0, 255], NHWC, batch of any size",
     ],
-    "reference_implementation": "drscreen.data.fundus.decode_and_preprocess (TensorFlow ops)",
+    "reference_implementation": (
+        "drscreen.data.edge_preprocessing.load_and_crop (numpy, OpenCV and Pillow: no "
+        "TensorFlow); drscreen.data.fundus.decode_and_preprocess (TensorFlow ops)"
+    ),
     "in_graph": [
         "input normalisation (o_O per-channel z-score or Graham's local average)",
         "the heatmap's field-of-view mask, recomputed from the cropped image",

@@ -11,6 +11,11 @@ exporter can read them. Layout of a version:
     <N>/tflite/drscreen_<variant>.json: signatures, ranges, pre-processing   (tflite)
     <N>/onnx/drscreen.onnx                                                   (onnx)
     <N>/drscreen_export.json                                                 (always)
+    <N>/model_card.json, and a copy beside the .tflite and .onnx files       (always)
+
+The model card (`drscreen.models.model_card`, from the source run directory) is also named in
+``drscreen_export.json`` with its warning (e.g. trained on synthetic photographs — not for
+clinical use), and stored in the ONNX file's metadata (``model_card``, ``warning``).
 
 TFLite is converted from the SavedModel; with ``tflite`` alone the SavedModel is written to
 a temporary directory only. Must not parse flags.
@@ -27,6 +32,7 @@ import uuid
 import keras
 
 import drscreen
+from drscreen.data.staging import OutOfSpaceError, folder_bytes, is_out_of_space
 from drscreen.export import onnx as onnx_export
 from drscreen.export import samples, saved_model, tflite
 from drscreen.export.edge import edge_description
@@ -38,6 +44,7 @@ from drscreen.export.signatures import (
     ScreeningFunctions,
     SignatureConfig,
 )
+from drscreen.models.model_card import MODEL_CARD_FILE, model_card
 
 FORMATS = ("saved_model", "tflite", "onnx")
 TFLITE_DIR = "tflite"
@@ -185,9 +192,22 @@ def _write_tflite(
     return {"ops": "TFLITE_BUILTINS only", "variants": files}
 
 
-def _write_onnx(staging: str, functions: ScreeningFunctions, config: ExportConfig) -> dict:
+def _write_model_cards(staging: str, card: dict) -> None:
+    """``model_card.json`` in the version directory and beside the TFLite and ONNX files."""
+    text = json.dumps(card, indent=2) + "\n"
+    for folder in (staging, os.path.join(staging, TFLITE_DIR), os.path.join(staging, ONNX_DIR)):
+        if os.path.isdir(folder):
+            with open(os.path.join(folder, MODEL_CARD_FILE), "w", encoding="utf-8") as file:
+                file.write(text)
+
+
+def _write_onnx(
+    staging: str, functions: ScreeningFunctions, config: ExportConfig, card: dict
+) -> dict:
     _progress(f"converting ONNX (opset {config.onnx_opset})")
     converted = onnx_export.convert(functions, config.onnx_opset)
+    converted.model.metadata_props.add(key="model_card", value=json.dumps(card))
+    converted.model.metadata_props.add(key="warning", value=card["warning"] or "")
     os.makedirs(os.path.join(staging, ONNX_DIR))
     relative = f"{ONNX_DIR}/{onnx_export.FILE_NAME}"
     with open(os.path.join(staging, relative), "wb") as file:
@@ -222,12 +242,15 @@ def export(
     config:
         What to write.
     source:
-        Where the model came from, recorded in the description.
+        Where the model came from (a run directory or a ``.keras`` file), recorded in the
+        description; its model card is exported (`drscreen.models.model_card.model_card`).
 
     Raises
     ------
     FileExistsError
         If ``config.version`` exists already.
+    drscreen.data.staging.OutOfSpaceError
+        If the disk fills up; nothing is left behind under ``export_base``.
     ValueError
         If the model is not exportable, the heatmap size does not divide its input, or the
         lesion model does not take the model's input.
@@ -261,15 +284,25 @@ def export(
                 description["formats"]["tflite"] = _write_tflite(
                     staging, saved_model_dir, functions, config
                 )
+        card = model_card(source)
         if "onnx" in config.formats:
-            description["formats"]["onnx"] = _write_onnx(staging, functions, config)
+            description["formats"]["onnx"] = _write_onnx(staging, functions, config, card)
+        _write_model_cards(staging, card)
+        description["model_card"] = {"file": MODEL_CARD_FILE, "warning": card["warning"]}
         saved_model.write_description(staging, description)
         final = os.path.join(export_base, str(version))
         if os.path.exists(final):
             raise FileExistsError(f"{final} appeared during the export; not overwriting it")
         os.rename(staging, final)
-    except BaseException:
+    except BaseException as error:
+        full = is_out_of_space(error, export_base)
+        written = folder_bytes(staging) if full else 0
         shutil.rmtree(staging, ignore_errors=True)
+        if full:
+            free = shutil.disk_usage(export_base).free
+            raise OutOfSpaceError(
+                os.path.join(export_base, str(version)), written, None, free
+            ) from error
         raise
     _progress(f"exported version {version} to {final}")
     return ExportResult(version=version, path=final, description=description)

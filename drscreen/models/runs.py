@@ -23,6 +23,7 @@ from pathlib import Path
 import keras
 
 from drscreen.data.splits import SPLITS_FILE
+from drscreen.data.staging import write_atomically
 from drscreen.layers.chain import chain_layers
 from drscreen.models.calibration import Calibration
 from drscreen.models.lesion_map import check_lesion_model
@@ -44,8 +45,10 @@ class RunDirectory:
     SPLITS = SPLITS_FILE
     CALIBRATION = "calibration.json"
     METRICS = "metrics.json"
+    CURVES = "curves.csv"
     QUALITY = "quality.json"
     STAGE_DONE = "done.json"
+    DATA = "data"
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
@@ -84,9 +87,31 @@ class RunDirectory:
         return self.path / self.METRICS
 
     @property
+    def curves_file(self) -> Path:
+        """``curves.csv``: the points of the curves in ``metrics.json``."""
+        return self.path / self.CURVES
+
+    @property
     def quality_file(self) -> Path:
         """``quality.json``: the run's own gradability gate (optional)."""
         return self.path / self.QUALITY
+
+    @property
+    def synthetic_data_dir(self) -> Path:
+        """``data/``: where training generates the synthetic benchmark without --data_dir."""
+        return self.path / self.DATA
+
+    def training_data(self) -> tuple[str, str] | None:
+        """Where training read its images, from ``config.json``: (folder, reader), the reader
+        being "" for a ``drscreen prepare`` folder; None without a readable config."""
+        try:
+            data = json.loads(self.config_file.read_text())["data"]
+            source, folder = data["data_source"], data["data_dir"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        if source == "tfrecords":
+            return folder, ""
+        return folder or str(self.synthetic_data_dir), "synthetic"
 
     def stage_dir(self, index: int, size: int) -> Path:
         """``stages/<index>-<size>px``: one progressive stage (backup, history, its best model)."""
@@ -137,9 +162,10 @@ class RunDirectory:
         return student
 
     def write_calibration(self, calibration: Calibration, images: int) -> Path:
-        """Write ``calibration.json``: ``calibration`` fitted on ``images`` validation images."""
+        """Write ``calibration.json``: ``calibration`` fitted on ``images`` validation images
+        (atomically: a full disk leaves no half-written file)."""
         values = {**calibration.to_dict(), "fitted_on": "validation", "images": images}
-        self.calibration_file.write_text(json.dumps(values, indent=2) + "\n")
+        write_atomically(self.calibration_file, json.dumps(values, indent=2) + "\n")
         return self.calibration_file
 
 

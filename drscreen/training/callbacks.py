@@ -14,6 +14,9 @@ across resumes). Ours:
   could overwrite the last good checkpoint; the error names the backup only when it exists.
 - `HeatmapImages` writes heatmap overlays of a few fixed validation images to TensorBoard
   after every epoch.
+- `RandomStateBackup` saves the states of the model's random generators (dropout masks) with
+  each backup and sets them back when a stage resumes: `keras.callbacks.BackupAndRestore`
+  leaves them out, and a resumed run must draw the masks the uninterrupted run would have.
 """
 
 import json
@@ -25,11 +28,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from drscreen.data.staging import write_atomically
 from drscreen.heatmaps import compute
 from drscreen.heatmaps.overlay import heatmap_overlay
 
 BACKUP_METADATA = "training_metadata.json"
 """Written by `keras.callbacks.BackupAndRestore` into its directory with each backup."""
+RANDOM_STATES = "random_states.json"
+"""Written by `RandomStateBackup` into the backup directory."""
 
 
 class NonFiniteLossError(RuntimeError):
@@ -88,6 +94,72 @@ class NonFiniteLossStop(keras.callbacks.Callback):
             f"{what}; training stopped. {kept} Lower --learning_rate or --heatmap_weight "
             "(in a new --model_dir), or check the data."
         )
+
+
+class RandomStateBackup(keras.callbacks.Callback):
+    """Keep the model's random generators in step with the stage's backup.
+
+    A layer's ``save_own_variables`` leaves out its `keras.random.SeedGenerator` state, so
+    `keras.callbacks.BackupAndRestore` restores weights, optimizer and epoch but not the
+    dropout masks to come. Placed before the backup, this callback writes the generator states
+    at every epoch end, keeping the last two epochs (a kill between this write and the
+    backup's leaves the backup's epoch here too), and sets them back at the first epoch of a
+    resumed fit.
+
+    Parameters
+    ----------
+    backup_dir:
+        The backup directory of `keras.callbacks.BackupAndRestore`.
+
+    Raises
+    ------
+    RuntimeError
+        When a fit resumes at an epoch whose states were not saved (a backup from before this
+        callback existed): its results would differ from an uninterrupted run.
+    """
+
+    KEPT = 2
+
+    def __init__(self, backup_dir: str | Path):
+        super().__init__()
+        self.path = Path(backup_dir) / RANDOM_STATES
+        self._first_epoch = True
+
+    def _states(self) -> list:
+        """The model's generator states, in the model's variable order (names of layers may
+        differ from one process to the next)."""
+        weights = {id(v) for v in self.model.weights}
+        return [v for v in self.model.variables if id(v) not in weights]
+
+    def _saved(self) -> dict[str, list]:
+        return json.loads(self.path.read_text()) if self.path.is_file() else {}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        if not self._first_epoch:
+            return
+        self._first_epoch = False
+        if epoch == 0:
+            return
+        saved = self._saved().get(str(epoch))
+        states = self._states()
+        if saved is None or len(saved) != len(states):
+            raise RuntimeError(
+                f"{self.path} holds no random state for epoch {epoch}, where the backup "
+                "resumes: the resumed run would not equal an uninterrupted one; start it again "
+                "in a new --model_dir"
+            )
+        for variable, value in zip(states, saved, strict=True):
+            variable.assign(np.asarray(value, dtype=variable.dtype))
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        saved = self._saved()
+        saved[str(epoch + 1)] = [keras.ops.convert_to_numpy(v).tolist() for v in self._states()]
+        kept = sorted(saved, key=int)[-self.KEPT :]
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.path, json.dumps({key: saved[key] for key in kept}) + "\n")
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
@@ -202,6 +274,7 @@ def training_callbacks(
     backup_dir = stage_dir / "backup"
     callbacks = [
         NonFiniteLossStop(backup_dir),
+        RandomStateBackup(backup_dir),
         keras.callbacks.BackupAndRestore(
             str(backup_dir), save_freq="epoch", delete_checkpoint=False, double_checkpoint=True
         ),

@@ -8,6 +8,7 @@ receives a `TrainConfig` and never reads flags.
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,10 @@ def _field(default: Any, help: str, choices: tuple[str, ...] | None = None) -> A
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ValueError(message)
+
+
+def _check_positive(name: str, value: float) -> None:
+    _check(math.isfinite(value) and value > 0, f"--{name}={value} must be a finite number > 0")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -93,10 +98,7 @@ class DataConfig:
         _check_choice("data_source", self.data_source, DATA_SOURCES)
         _check_choice("synth_difficulty", self.synth_difficulty, SYNTH_DIFFICULTIES)
         _check_choice("augmentation", self.augmentation, AUGMENTATIONS)
-        _check(
-            self.synth_lesion_size > 0,
-            f"--synth_lesion_size={self.synth_lesion_size} must be > 0",
-        )
+        _check_positive("synth_lesion_size", self.synth_lesion_size)
         if self.data_source == "tfrecords":
             _check(bool(self.data_dir), "--data_source=tfrecords needs --data_dir")
             _check(
@@ -201,11 +203,11 @@ class OptimizerConfig:
     l2: float = _field(5e-4, "L2 coefficient on kernels.")
 
     def __post_init__(self):
-        _check(self.learning_rate > 0, f"--learning_rate={self.learning_rate} must be > 0")
+        _check_positive("learning_rate", self.learning_rate)
         _check_choice("schedule", self.schedule, SCHEDULES)
         _check_choice("optimizer", self.optimizer, OPTIMIZERS)
         _check(0 <= self.momentum < 1, f"--momentum={self.momentum} must be in [0, 1)")
-        _check(self.l2 >= 0, f"--l2={self.l2} must be >= 0")
+        _check(0 <= self.l2 < math.inf, f"--l2={self.l2} must be a finite number >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -224,7 +226,10 @@ class HeatmapConfig:
     heatmap_penalty: str = _field("sparsity", "sparsity, total_variation, entropy.")
 
     def __post_init__(self):
-        _check(self.heatmap_weight >= 0, f"--heatmap_weight={self.heatmap_weight} must be >= 0")
+        _check(
+            0 <= self.heatmap_weight < math.inf,
+            f"--heatmap_weight={self.heatmap_weight} must be a finite number >= 0",
+        )
         _check_choice("heatmap_penalty", self.heatmap_penalty, tuple(PENALTIES))
 
 

@@ -59,7 +59,7 @@ class DataSplits:
 
 def synthetic_dir(config: DataConfig, model_dir: str | Path) -> Path:
     """Folder of the synthetic benchmark: ``data_dir``, or ``RUN_DIR/data`` when empty."""
-    return Path(config.data_dir) if config.data_dir else Path(model_dir) / "data"
+    return Path(config.data_dir) if config.data_dir else RunDirectory(model_dir).synthetic_data_dir
 
 
 def _synth_workers(n: int) -> int:
@@ -129,7 +129,7 @@ def _run_split(config: DataConfig, folder: Path, seed: int) -> Splits:
             ) from None
     records = read_dataset("synthetic", folder)
     return Splits.by_patient(
-        records, config.val_fraction, config.test_fraction, seed, made_by=SPLIT_MADE_BY
+        records, config.val_fraction, config.test_fraction, seed, SPLIT_MADE_BY, folder
     )
 
 
@@ -219,8 +219,15 @@ def _without_autoshard(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.with_options(options)
 
 
-def batches(source: Source, config: pipeline.PipelineConfig, training: bool) -> tf.data.Dataset:
-    """``(images, grades)`` batches of one split; training batches repeat forever."""
+def batches(
+    source: Source, config: pipeline.PipelineConfig, training: bool, replayed: int = 0
+) -> tf.data.Dataset:
+    """``(images, grades)`` batches of one split; training batches repeat forever.
+
+    ``replayed`` batches are drawn and dropped first: a resumed stage continues the seeded
+    stream where its checkpoint left it, so it trains on the batches an uninterrupted run
+    would (every random choice of the pipeline is in the stream, none is restored otherwise).
+    """
     if isinstance(source, PreparedSplit):
         if source.image_ids is not None:
             raise ValueError(f"{source.folder}: training reads whole prepare splits, not ids")
@@ -231,6 +238,8 @@ def batches(source: Source, config: pipeline.PipelineConfig, training: bool) -> 
         dataset = pipeline.dataset_from_records(source, config, training)
     if training and dataset.cardinality() != tf.data.INFINITE_CARDINALITY:
         dataset = dataset.repeat()
+    if replayed:
+        dataset = dataset.skip(replayed)
     return _without_autoshard(dataset)
 
 

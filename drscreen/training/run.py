@@ -29,7 +29,10 @@ Run directory (file names owned by `drscreen.models.runs.RunDirectory`; all writ
     metrics.json         the final evaluation of best.keras: `drscreen.evaluation.
                          model_evaluation.evaluate_model` on the test split, thresholds and
                          calibration from the validation split (the student's lesion map a
-                         row of its own, ``lesions``), plus a ``run`` section
+                         row of its own, ``lesions``), plus a ``run`` section; its
+                         curves' points in curves.csv (`drscreen.evaluation.report.write_metrics`)
+    model_card.json      what the model is, was trained and validated on, and is for
+                         (`drscreen.models.model_card`), written last
 """
 
 import json
@@ -44,13 +47,15 @@ import numpy as np
 import tensorflow as tf
 
 from drscreen.data.sources import has_lesion_masks
+from drscreen.data.staging import OutOfSpaceError, folder_bytes, is_out_of_space
 from drscreen.evaluation.lesion_student import lesion_function
 from drscreen.evaluation.model_evaluation import evaluate_model
-from drscreen.evaluation.report import json_safe
+from drscreen.evaluation.report import json_safe, write_metrics
 from drscreen.evaluation.runner import RunnerConfig, heatmap_function, keras_functions
 from drscreen.models import build
 from drscreen.models.calibration import Calibration
 from drscreen.models.lesion_map import LESIONS
+from drscreen.models.model_card import write_model_card
 from drscreen.models.runs import RunDirectory
 from drscreen.training import data as run_data
 from drscreen.training.callbacks import BACKUP_METADATA, training_callbacks
@@ -140,6 +145,7 @@ def train_stage(
         splits.train,
         run_data.pipeline_config(config.data, size, seed, steps, True, shard),
         training=True,
+        replayed=done_epochs * steps,
     )
     validation = run_data.batches(
         splits.validation,
@@ -165,7 +171,10 @@ def train_stage(
         wrapper.compile(optimizer=wrap_optimizer(_optimizer(config, rate), policy))
         wrapper.build_for_training(size)
     if done_epochs:
-        _log(f"resuming stage {name} from epoch {done_epochs} of {config.epochs}")
+        _log(
+            f"resuming stage {name} from epoch {done_epochs} of {config.epochs} (replaying the "
+            f"data stream of {done_epochs * steps} batches first, without training on them)"
+        )
     else:
         _log(f"training stage {name}: {config.epochs} epochs of {steps} steps, policy {policy}")
     callbacks = training_callbacks(
@@ -291,7 +300,8 @@ def run(config: TrainConfig) -> dict:
 
     Returns
     -------
-    The metrics written to ``metrics.json``: `final_metrics` (test screening metrics with
+    The metrics written to ``metrics.json`` (curve points in ``curves.csv``): `final_metrics`
+    (test screening metrics with
     thresholds from validation, the referable-DR calibration, also written to
     ``calibration.json`` when it could be fitted, and lesion figures when the data has masks)
     plus the ``run`` section.
@@ -304,6 +314,9 @@ def run(config: TrainConfig) -> dict:
         generated into ``RUN_DIR/data`` aside).
     drscreen.training.callbacks.NonFiniteLossError
         The loss became NaN/Inf; the last good checkpoint is kept.
+    drscreen.data.staging.OutOfSpaceError
+        The disk filled up (saying about how much space one more checkpoint needs); the last
+        complete checkpoint is kept, so the same command resumes once there is space.
     """
     strategy = make_strategy(config.distribution)
     run_dir = RunDirectory(writable_dir(config.model_dir, strategy))
@@ -318,12 +331,40 @@ def run(config: TrainConfig) -> dict:
     config.write(run_dir.config_file)
     if not run_dir.splits_file.is_file():
         splits.splits.write(run_dir.splits_file)
+    free = shutil.disk_usage(run_dir.path).free
+    try:
+        return _train_and_evaluate(config, strategy, run_dir, splits)
+    except Exception as error:
+        if not is_out_of_space(error, str(run_dir.path)):
+            raise
+        written = folder_bytes(str(run_dir.path))
+        backups = run_dir.path.glob("stages/*/backup")
+        checkpoint = max((folder_bytes(str(p)) for p in backups), default=0)
+        raise OutOfSpaceError(
+            str(run_dir.path),
+            written,
+            written + checkpoint,
+            free,
+            "the last complete checkpoint is kept: free some space and run the same command "
+            "again to resume",
+        ) from error
+
+
+def _train_and_evaluate(
+    config: TrainConfig,
+    strategy: tf.distribute.Strategy,
+    run_dir: RunDirectory,
+    splits: run_data.DataSplits,
+) -> dict:
+    """The stages, the final evaluation and the run's last files (see `run`)."""
     previous = keras.saving.load_model(config.init_from) if config.init_from else None
     best_path = None
     for index, size in enumerate(config.model.stage_sizes):
         best_path = train_stage(config, strategy, splits, run_dir, index, size, previous)
         previous = keras.saving.load_model(best_path)
-    shutil.copyfile(best_path, run_dir.model_file)
+    partial = run_dir.model_file.with_name(f".{RunDirectory.MODEL}.partial")
+    shutil.copyfile(best_path, partial)
+    os.replace(partial, run_dir.model_file)
     keras.config.set_dtype_policy("float32")
     student = None
     if config.student.student_enabled:
@@ -340,6 +381,7 @@ def run(config: TrainConfig) -> dict:
     }
     metrics = json_safe(metrics)
     write_calibration(run_dir, metrics)
-    run_dir.metrics_file.write_text(json.dumps(metrics, indent=2, allow_nan=False) + "\n")
+    summary = write_metrics(str(run_dir.metrics_file), str(run_dir.curves_file), metrics)
+    write_model_card(run_dir)
     print(f"drscreen.training: {_summary(metrics)}", flush=True)
-    return metrics
+    return summary

@@ -65,6 +65,7 @@ def test_a_unet_is_randomised_layer_by_layer_inside_its_skips():
     copy = sanity.randomised_copy(model, 0.5, seed=1)
     names = [layer.name for layer in sanity._weighted_layers(model)]
     assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "conv6", "evidence", "grade"]
+
     def kernels(network):
         return {layer.name: layer.kernel.numpy() for layer in sanity._weighted_layers(network)}
 

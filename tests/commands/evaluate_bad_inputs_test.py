@@ -87,3 +87,18 @@ def test_evaluate_gives_each_case_its_outcome(result, name):
     if case.same_as:
         reference = result["ids"][case.same_as]
         assert result["grades"][image_id] == pytest.approx(result["grades"][reference], abs=1e-5)
+
+
+def test_a_latin1_label_file_is_named(tmp_path):
+    """A label file saved as Latin-1: the error names the file and says what is wrong."""
+    build("small", input_size=64, width=4).save(str(tmp_path / "model.keras"))
+    data = tmp_path / "kaggle"
+    (data / "train").mkdir(parents=True)
+    (data / "trainLabels.csv").write_bytes("image,level\nélodie_left,2\n".encode("latin-1"))
+    argv = ["drscreen", "evaluate", f"--model={tmp_path / 'model.keras'}", f"--data={data}"]
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([*argv, "--dataset=kaggle", "--split=all", f"--out={tmp_path / 'out'}"])
+    assert str(exit_info.value.code) == (
+        f"drscreen evaluate: {data / 'trainLabels.csv'}: not UTF-8 text (byte 0xe9 at offset "
+        "12); save the label file as UTF-8"
+    )

@@ -145,7 +145,7 @@ def test_a_split_across_prepare_shards_is_read_by_image_id(prepared, tmp_path):
     run_dir.mkdir()
     keras.utils.set_random_seed(3)
     models.build("small", input_size=SIZE, width=2).save(run_dir / "best.keras")
-    splits = Splits.by_patient(read_dataset("synthetic", raw), 0.25, 0.25, 9, made_by="test")
+    splits = Splits.by_patient(read_dataset("synthetic", raw), 0.25, 0.25, 9, "test", raw)
     splits.write(run_dir)
     prepare_splits = Splits.load(folder)
     held_out = set(splits.ids("test"))

@@ -2,8 +2,10 @@
 
 import os
 
+import pytest
+
 from drscreen.data import pipeline
-from drscreen.data.prepare import PrepareConfig, prepare_dataset
+from drscreen.data.prepare import PrepareConfig, PrepareError, prepare_dataset
 from drscreen.data.sources import PreparedSplit
 from tests import bad_inputs
 
@@ -42,7 +44,8 @@ def test_prepare_gives_each_case_its_outcome(tmp_path):
 
 
 def test_pixel_limit_flag_is_honoured(tmp_path):
-    """max_image_pixels below a photograph's size skips it, naming the limit."""
+    """max_image_pixels below a photograph's size skips it, naming the limit (here the only
+    photograph, so the run fails, writing nothing)."""
     train = tmp_path / "kaggle" / "train"
     train.mkdir(parents=True)
     (train / "1_left.jpeg").write_bytes(bad_inputs.cases()["JPEG"].data)
@@ -51,5 +54,6 @@ def test_pixel_limit_flag_is_honoured(tmp_path):
         "kaggle", str(tmp_path / "kaggle"), str(tmp_path / "out"), image_size=32,
         max_image_pixels=10_000,
     )  # fmt: skip
-    (skipped,) = prepare_dataset(config).skipped
-    assert "above the limit of 10000" in skipped["reason"]
+    with pytest.raises(PrepareError, match="1_left.jpeg: .* above the limit of 10000"):
+        prepare_dataset(config)
+    assert not (tmp_path / "out").exists()

@@ -57,7 +57,7 @@ def test_bad_fractions_are_refused():
 def test_splits_file_round_trip_and_selection(tmp_path):
     """splits.json keeps ids, seed and fractions; `select` returns exactly a split's records."""
     records = _records(20)
-    splits = Splits.by_patient(records, 0.2, 0.25, seed=3, made_by="test")
+    splits = Splits.by_patient(records, 0.2, 0.25, seed=3, made_by="test", folder=str(tmp_path))
     expected = split_by_patient(records, 0.2, 0.25, seed=3)
     for name in SPLITS:
         assert splits.select(records, name, "here") == expected[name]
@@ -70,7 +70,7 @@ def test_splits_file_round_trip_and_selection(tmp_path):
 def test_missing_and_repeated_ids_are_named(tmp_path):
     """Records lacking a split's id, an id in two splits, or a broken file: clear errors."""
     records = _records(10)
-    splits = Splits.by_patient(records, 0.2, 0.2, seed=0, made_by="test")
+    splits = Splits.by_patient(records, 0.2, 0.2, seed=0, made_by="test", folder=str(tmp_path))
     lost = splits.ids("test")[0]
     with pytest.raises(ValueError, match=f"data: 1 of the .* test images .* e.g. '{lost}'"):
         splits.select([r for r in records if r.image_id != lost], "test", "data")

@@ -25,15 +25,17 @@ def predicted(tmp_path_factory):
         cli.main([*argv, f"--out={out}", "--batch_size=4"])
     assert exit_info.value.code in (0, None)
     with open(out / "predictions.csv", encoding="utf-8") as f:
-        grades = {os.path.basename(r["image"]): float(r["grade"]) for r in csv.DictReader(f)}
-    with open(out / "failures.csv", encoding="utf-8") as f:
-        failures = {os.path.basename(r["image"]): r["reason"] for r in csv.DictReader(f)}
+        rows = {os.path.basename(r["image"]): r for r in csv.DictReader(f)}
+    assert set(rows) == {case.file_name for case in bad_inputs.cases().values()}
+    # raw_grade: the network's grade of every decoded photograph, whatever the gate says
+    grades = {name: float(r["raw_grade"]) for name, r in rows.items() if r["raw_grade"]}
+    failures = {name: r["reason"] for name, r in rows.items() if not r["raw_grade"]}
     return grades, failures
 
 
 @pytest.mark.parametrize("name", sorted(bad_inputs.cases()))
 def test_predict_gives_each_case_its_outcome(predicted, name):
-    """Rejected cases are listed with their reason; accepted ones are graded, and a
+    """Every case has a row; rejected ones have their reason; accepted ones are graded, and a
     photograph stored differently (trailing bytes, 16 bits, alpha, EXIF, unicode name)
     gets the grade of the original."""
     grades, failures = predicted

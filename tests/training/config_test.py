@@ -6,6 +6,7 @@ import pytest
 
 from drscreen.training.config import (
     DataConfig,
+    HeatmapConfig,
     ModelConfig,
     OptimizerConfig,
     StudentConfig,
@@ -26,7 +27,12 @@ from drscreen.training.config import (
             lambda: ModelConfig(normalization="zscore"),
             "--normalization='zscore' is not one of oO, graham",
         ),
-        (lambda: OptimizerConfig(learning_rate=-1.0), "--learning_rate=-1.0 must be > 0"),
+        (lambda: OptimizerConfig(learning_rate=-1.0), "--learning_rate=-1.0 must be a finite"),
+        (lambda: OptimizerConfig(learning_rate=float("inf")), "--learning_rate=inf must be a"),
+        (lambda: OptimizerConfig(learning_rate=float("nan")), "--learning_rate=nan must be a"),
+        (lambda: OptimizerConfig(l2=float("inf")), "--l2=inf must be a finite number >= 0"),
+        (lambda: HeatmapConfig(heatmap_weight=float("inf")), "--heatmap_weight=inf must be a"),
+        (lambda: DataConfig(synth_lesion_size=float("inf")), "--synth_lesion_size=inf must be"),
         (lambda: OptimizerConfig(schedule="step"), "--schedule='step' is not one of oO, cosine"),
         (lambda: TrainConfig(model_dir="r", epochs=0), "--epochs=0 must be at least 1"),
         (lambda: TrainConfig(model_dir="r", precision="fp8"), "--precision='fp8'"),

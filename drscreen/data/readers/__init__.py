@@ -84,18 +84,42 @@ def read_dataset(
     """
     module, data_dir = _reader(name, data_dir)
     found: list[Problem] = []
-    records, seen = [], set()
-    for record in module.read(data_dir, found):
-        if record.image_id in seen:
-            found.append(Problem(record.image_path, f"duplicate image_id {record.image_id!r}"))
-            continue
-        seen.add(record.image_id)
-        records.append(record)
+    records = _without_duplicates(module.read(data_dir, found), found)
     if problems is None and found:
         raise DatasetProblemsError(name, found)
     if problems is not None:
         problems.extend(found)
     return sort_records(records)
+
+
+def _without_duplicates(records: list[FundusRecord], problems: list[Problem]) -> list[FundusRecord]:
+    """``records`` with each image id once: a repeated row with the same grade is a problem
+    and left out; an id listed with different grades is left out altogether (which grade is
+    true cannot be known), the problem naming both grades."""
+    first: dict[str, FundusRecord] = {}
+    conflicting: set[str] = set()
+    for record in records:
+        kept = first.setdefault(record.image_id, record)
+        if kept is record:
+            continue
+        if record.grade == kept.grade:
+            problems.append(
+                Problem(
+                    record.image_path,
+                    f"duplicate image_id {record.image_id!r} (listed again with the same "
+                    f"grade {record.grade})",
+                )
+            )
+        else:
+            conflicting.add(record.image_id)
+            problems.append(
+                Problem(
+                    record.image_path,
+                    f"duplicate image_id {record.image_id!r} with conflicting grades "
+                    f"{kept.grade} and {record.grade}: left out",
+                )
+            )
+    return [record for record in first.values() if record.image_id not in conflicting]
 
 
 def official_split(name: str, data_dir: str | Path) -> dict[str, str]:

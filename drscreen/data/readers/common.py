@@ -67,38 +67,75 @@ def read_csv_rows(path: Path, columns: Iterable[str], delimiter: str = ",") -> l
     Raises
     ------
     ValueError
-        When the header lacks one of ``columns``.
+        Naming the file: it is not UTF-8 text, it is empty, its header lacks one of
+        ``columns`` (saying so when it looks separated by another character), or it is not
+        a readable CSV file.
     """
-    with path.open(newline="", encoding="utf-8-sig") as file:
-        reader = csv.reader(file, delimiter=delimiter)
-        header = [name.strip() for name in next(reader, [])]
-        missing = [name for name in columns if name not in header]
-        if missing:
-            raise ValueError(f"{path}: header {header} lacks column(s) {missing}")
-        rows = []
-        for line, cells in enumerate(reader, start=2):
-            if not any(cell.strip() for cell in cells):
-                continue
-            values = dict(zip(header, (cell.strip() for cell in cells), strict=False))
-            rows.append(CsvRow(f"{path}:{line}", values))
+    columns = tuple(columns)
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            reader = csv.reader(file, delimiter=delimiter)
+            header = [name.strip() for name in next(reader, [])]
+            _check_header(path, header, columns, delimiter)
+            rows = []
+            for line, cells in enumerate(reader, start=2):
+                if not any(cell.strip() for cell in cells):
+                    continue
+                values = dict(zip(header, (cell.strip() for cell in cells), strict=False))
+                rows.append(CsvRow(f"{path}:{line}", values))
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte 0x{error.object[error.start]:02x} at offset "
+            f"{error.start}); save the label file as UTF-8"
+        ) from None
+    except csv.Error as error:
+        raise ValueError(f"{path}: not a readable CSV file ({error})") from None
     return rows
 
 
+_OTHER_DELIMITERS = (",", ";", "\t", "|")
+
+
+def _check_header(path: Path, header: list[str], columns: tuple[str, ...], delimiter: str):
+    """Raise ValueError naming ``path`` unless ``header`` holds every one of ``columns``."""
+    if not any(header):
+        raise ValueError(
+            f"{path}: empty file; expected a header row with {delimiter.join(columns)}"
+        )
+    missing = [name for name in columns if name not in header]
+    if not missing:
+        return
+    hint = ""
+    separators = [d for d in _OTHER_DELIMITERS if d != delimiter and d in header[0]]
+    if len(header) == 1 and separators:
+        hint = f" (its header is separated by {separators[0]!r}, expected {delimiter!r})"
+    raise ValueError(f"{path}: header {header} lacks column(s) {missing}{hint}")
+
+
+_GRADE_TEXT = re.compile(r"-?[0-9]+(?:\.0+)?")
+"""A grade as label files write it: ASCII digits, optionally ``.0``."""
+
+
 def parse_grade(text: str | None) -> int:
-    """Parse an ICDR grade 0-4 written as ``"3"`` or ``"3.0"``.
+    """Parse an ICDR grade 0-4 written as ``"3"`` or ``"3.0"`` (ASCII digits).
 
     Raises
     ------
     ValueError
-        With the reason (missing, not a number, not an integer, out of range).
+        With the reason (missing, not a number, not an integer, out of range). A value that
+        only rounds to an integer (``"2.9999999999999999"``) and digits of other scripts
+        (``"٣"``) are refused: what the file says must be what is read.
     """
     if text is None or not text.strip():
         raise ValueError("missing grade")
+    stripped = text.strip()
+    if not stripped.isascii():
+        raise ValueError(f"grade {text!r} is not written with the digits 0-9")
     try:
-        value = float(text)
+        value = float(stripped)
     except ValueError:
         raise ValueError(f"grade {text!r} is not a number") from None
-    if not value.is_integer():
+    if not _GRADE_TEXT.fullmatch(stripped):
         raise ValueError(f"grade {text!r} is not an integer")
     if not 0 <= value < NUM_GRADES:
         raise ValueError(f"grade {text!r} is not an ICDR grade 0-{NUM_GRADES - 1}")

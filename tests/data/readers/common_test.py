@@ -19,6 +19,10 @@ def test_parse_grade_accepts_integral_values(text, grade):
         ("2.5", "not an integer"),
         ("7", "not an ICDR grade"),
         ("-1", "not an ICDR grade"),
+        ("2.9999999999999999", "not an integer"),  # float() rounds it to 3.0
+        ("1e0", "not an integer"),
+        ("\u0663", "not written with the digits 0-9"),  # ARABIC-INDIC DIGIT THREE
+        ("\uff13", "not written with the digits 0-9"),  # FULLWIDTH DIGIT THREE
     ],
 )
 def test_parse_grade_rejects_with_reason(text, reason):
@@ -40,6 +44,25 @@ def test_read_csv_rows_names_missing_columns(tmp_path):
     path = tmp_path / "labels.csv"
     path.write_text("image,grade\n")
     with pytest.raises(ValueError, match=r"labels.csv: header \['image', 'grade'\] lacks.*'level'"):
+        read_csv_rows(path, ("image", "level"))
+
+
+@pytest.mark.parametrize(
+    "content, encoding, message",
+    [
+        ("", "utf-8", r"labels.csv: empty file; expected a header row with image,level"),
+        ("image;level\n1_left;2\n", "utf-8", r"lacks column\(s\) \['image', 'level'\] \(its "
+         r"header is separated by ';', expected ','\)"),
+        ("image,level\nélodie_left,2\n", "latin-1", r"labels.csv: not UTF-8 text \(byte 0xe9 at "
+         r"offset 12\); save the label file as UTF-8"),
+        ("image,level\n" + "x" * 200_000, "utf-8", r"labels.csv: not a readable CSV file \(field"),
+    ],
+)  # fmt: skip
+def test_read_csv_rows_names_the_file_and_what_is_wrong(tmp_path, content, encoding, message):
+    """An empty, ';'-separated, Latin-1 or oversized label file is a ValueError naming it."""
+    path = tmp_path / "labels.csv"
+    path.write_bytes(content.encode(encoding))
+    with pytest.raises(ValueError, match=message):
         read_csv_rows(path, ("image", "level"))
 
 

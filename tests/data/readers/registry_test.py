@@ -24,11 +24,18 @@ def test_missing_directory_names_it_and_layout(tmp_path, name):
 
 
 def test_duplicate_image_id_is_a_problem(tmp_path):
-    build_kaggle(tmp_path, "image,level\n1_left,0\n1_left,2\n", ["1_left"])
+    """A row repeated with its grade is left out once; an id listed with two grades is left
+    out altogether, the problem naming both grades."""
+    build_kaggle(
+        tmp_path, "image,level\n1_left,0\n1_left,0\n2_left,1\n2_left,3\n", ["1_left", "2_left"]
+    )
     problems = []
     records = read_dataset("kaggle", tmp_path, problems)
     assert [(r.image_id, r.grade) for r in records] == [("1_left", 0)]
-    assert "duplicate image_id '1_left'" in problems[0].reason
+    assert [p.reason for p in problems] == [
+        "duplicate image_id '1_left' (listed again with the same grade 0)",
+        "duplicate image_id '2_left' with conflicting grades 1 and 3: left out",
+    ]
 
 
 def test_order_is_natural_and_independent_of_file_order(tmp_path):

@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from drscreen.data.staging import write_atomically
+from drscreen.evaluation.streaming import DIAGNOSTIC_TARGETS
 
 # (key in a comparison row, column header); the keys are those of
 # `drscreen.evaluation.sections.method_summary`, rows come from `comparison_row`.
@@ -169,10 +170,11 @@ def _summary_rows(metrics: Mapping) -> list[tuple[str, str]]:
         if "froc_score" in entry:
             rows.append(
                 (
-                    f"FROC score, {target.replace('_', ' ')}",
+                    f"FROC score, {target.replace('_', ' ')}"
+                    + (" (a diagnostic, not a result)" if target in DIAGNOSTIC_TARGETS else ""),
                     f"{_cell(entry['froc_score'])} (sens. @ 1 FP/image "
                     f"{_cell(entry['sensitivity_at_fp']['1'])}, image AUC "
-                    f"{_cell(entry['image_auc'])}, relevance mass "
+                    f"{_cell(entry.get('image_auc'))}, relevance mass "
                     f"{_cell(entry.get('relevance_mass'))})",
                 )
             )

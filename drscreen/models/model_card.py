@@ -168,6 +168,11 @@ def build_model_card(run_or_model: str) -> dict:
             f"{settings.get('image_size', '?')} px square, RGB in [0, 255]"
         ),
         "output": "ICDR grade regression, a calibrated referable-DR probability, a heatmap",
+        "lesions": (
+            "the lesion student's per-pixel lesion probability (lesions.keras)"
+            if run.lesions_file.is_file()
+            else "the heatmap (no lesion student was trained)"
+        ),
         "training": {key: config.get(key) for key in ("epochs", "seed") if key in config}
         | {"heatmap_weight": config.get("heatmap", {}).get("heatmap_weight")},
     }

@@ -17,7 +17,7 @@ from typing import Any
 import grpc
 import numpy as np
 import tensorflow as tf
-from google.protobuf import json_format
+from google.protobuf import json_format, wrappers_pb2
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -117,7 +117,26 @@ class GrpcClient:
             "signature_name": response.model_spec.signature_name,
             "version": str(response.model_spec.version.value),
         }
-        return {"model_spec": spec, "metadata": {"signature_def": {"signature_def": signatures}}}
+        metadata: dict[str, Any] = {"signature_def": {"signature_def": signatures}}
+        card = self.model_card(version)
+        if card is not None:
+            metadata["model_card"] = card
+        return {"model_spec": spec, "metadata": metadata}
+
+    def model_card(self, version: int | None = None) -> dict | None:
+        """The version's model card (drscreen's ``model_card`` metadata field); None when the
+        version has none or the server (TensorFlow Serving itself) does not know the field."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["model_card"])
+        self._spec(request.model_spec, version)
+        try:
+            response = self._call(self._prediction.GetModelMetadata, request)
+        except ServingError as error:
+            if error.code in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
+                return None
+            raise
+        card = wrappers_pb2.StringValue()
+        response.metadata["model_card"].Unpack(card)
+        return json.loads(card.value)
 
     def status(self, version: int | None = None) -> dict:
         """Version states as the REST API returns them (``model_version_status``)."""
@@ -182,6 +201,10 @@ class RestClient:
     def metadata(self, version: int | None = None) -> dict:
         """``GET /v1/models/<name>[/versions/<v>]/metadata``."""
         return self._request(f"{self._model_path(version)}/metadata")
+
+    def model_card(self, version: int | None = None) -> dict | None:
+        """The version's model card from its metadata (None when it has none)."""
+        return self.metadata(version)["metadata"].get("model_card")
 
     def status(self, version: int | None = None) -> dict:
         """``GET /v1/models/<name>[/versions/<v>]``."""

@@ -20,13 +20,14 @@ unary stubs call them unchanged.
 
 import asyncio
 import concurrent.futures
+import json
 import logging
 import queue
 import threading
 from collections.abc import Callable
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import wrappers_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -40,6 +41,7 @@ from drscreen.serving.tensors import DEFAULT_SIGNATURE, proto_tensor, to_tensor_
 
 _LOG = logging.getLogger(__name__)
 _STATE = get_model_status_pb2.ModelVersionStatus.State
+METADATA_FIELDS = ("signature_def", "model_card")
 _STREAMS_PER_CONNECTION = 100
 
 
@@ -75,23 +77,34 @@ def predict_response(
 def metadata_response(
     predictor: Predictor, request: get_model_metadata_pb2.GetModelMetadataRequest
 ) -> get_model_metadata_pb2.GetModelMetadataResponse:
-    """Answer a `GetModelMetadataRequest` (``signature_def`` is the one metadata field)."""
-    unsupported = [field for field in request.metadata_field if field != "signature_def"]
-    if unsupported or not request.metadata_field:
+    """Answer a `GetModelMetadataRequest`: ``signature_def`` as TensorFlow Serving does, and
+    ``model_card`` (drscreen's addition: the version's card as JSON text in a
+    ``google.protobuf.StringValue``)."""
+    fields = list(request.metadata_field)
+    unsupported = [field for field in fields if field not in METADATA_FIELDS]
+    if unsupported or not fields:
         raise ServingError(
             grpc.StatusCode.INVALID_ARGUMENT,
-            f"metadata_field must be ['signature_def'], got {list(request.metadata_field)}",
+            f"metadata_field must name some of {list(METADATA_FIELDS)}, got {fields}",
         )
     model = predictor.resolve(request.model_spec.name, _version_of(request.model_spec))
-    signature_map = get_model_metadata_pb2.SignatureDefMap()
-    for name, signature in model.signature_defs.items():
-        signature_map.signature_def[name].CopyFrom(signature)
-    packed = any_pb2.Any()
-    packed.Pack(signature_map)
     response = get_model_metadata_pb2.GetModelMetadataResponse()
     response.model_spec.name = request.model_spec.name
     response.model_spec.version.value = model.version
-    response.metadata["signature_def"].CopyFrom(packed)
+    if "signature_def" in fields:
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        for name, signature in model.signature_defs.items():
+            signature_map.signature_def[name].CopyFrom(signature)
+        response.metadata["signature_def"].Pack(signature_map)
+    if "model_card" in fields:
+        if model.model_card is None:
+            raise ServingError(
+                grpc.StatusCode.NOT_FOUND,
+                f"version {model.version} of '{request.model_spec.name}' has no model card "
+                f"({model.path}/model_card.json)",
+            )
+        card = wrappers_pb2.StringValue(value=json.dumps(model.model_card))
+        response.metadata["model_card"].Pack(card)
     return response
 
 

@@ -15,7 +15,8 @@ does (``max_num_load_retries`` more attempts, ``load_retry_interval_micros`` apa
 retries stop early when a newer version appears or the directory disappears, and once they
 are spent the version stays failed until its files change. No failure stops the poll thread.
 Models are loaded with `tf.saved_model.load` only (no pickles); signature metadata is read
-from the SavedModel proto. Knows nothing about the network protocols.
+from the SavedModel proto, and the version's model card (``model_card.json``, written by
+``drscreen export``) with it. Knows nothing about the network protocols.
 """
 
 import dataclasses
@@ -38,6 +39,8 @@ _LOG = logging.getLogger(__name__)
 # What a drscreen export computes (`drscreen.export.saved_model.DESCRIPTION_FILE`; not imported,
 # so serving does not need the export converters installed).
 EXPORT_DESCRIPTION_FILE = "drscreen_export.json"
+MODEL_CARD_FILE = "model_card.json"
+"""`drscreen.models.model_card.MODEL_CARD_FILE`, as the export writes it in a version."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +72,8 @@ class ModelVersion:
         `version_fingerprint` of the directory, taken before it was loaded.
     input_range:
         The range the export's description declares for its float image input, if any.
+    model_card:
+        The version's ``model_card.json`` (None for an export without one).
     """
 
     version: int
@@ -78,6 +83,7 @@ class ModelVersion:
     loaded: Any
     fingerprint: tuple
     input_range: InputRange | None = None
+    model_card: Mapping[str, Any] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,6 +144,7 @@ def load_version(base_path: str, version: int) -> ModelVersion:
     if len(proto.meta_graphs) != 1:
         raise ValueError(f"{path}: expected one MetaGraph, found {len(proto.meta_graphs)}")
     input_range = read_input_range(path)
+    model_card = read_model_card(path)
     loaded = tf.saved_model.load(path)
     return ModelVersion(
         version=version,
@@ -147,6 +154,7 @@ def load_version(base_path: str, version: int) -> ModelVersion:
         loaded=loaded,
         fingerprint=fingerprint,
         input_range=input_range,
+        model_card=model_card,
     )
 
 
@@ -162,6 +170,22 @@ def read_input_range(path: str) -> InputRange | None:
         return InputRange(str(declared["name"]), low, high)
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"{description_path}: no valid input name and range ({error})") from error
+
+
+def read_model_card(path: str) -> dict | None:
+    """``path/model_card.json`` (None without one); a card that is not a JSON object is a
+    load failure, as a half-copied version is."""
+    card_path = os.path.join(path, MODEL_CARD_FILE)
+    if not os.path.isfile(card_path):
+        return None
+    try:
+        with open(card_path, encoding="utf-8") as file:
+            card = json.load(file)
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"{card_path}: not a readable JSON model card ({error})") from error
+    if not isinstance(card, dict):
+        raise ValueError(f"{card_path}: a model card is a JSON object, got {type(card).__name__}")
+    return card
 
 
 class ModelStore:

@@ -108,10 +108,10 @@ class RestApp:
                 for key, value in model.signature_defs.items()
             }
             spec = {"name": name, "signature_name": "", "version": str(model.version)}
-            return 200, {
-                "model_spec": spec,
-                "metadata": {"signature_def": {"signature_def": signatures}},
-            }
+            metadata = {"signature_def": {"signature_def": signatures}}
+            if model.model_card is not None:
+                metadata["model_card"] = model.model_card
+            return 200, {"model_spec": spec, "metadata": metadata}
         raise _malformed("GET", path)
 
     def _post(self, name: str, version: int | None, tail: str | None, path: str, environ):

@@ -1,5 +1,6 @@
 """A run with a lesion student: predict's lesion panels and report, evaluate's row and gallery."""
 
+import csv
 import json
 import os
 
@@ -57,11 +58,11 @@ def test_predict_draws_the_lesion_probability_and_rings_probable_lesions(runs, d
     _command(
         "predict", f"--model={with_student.path}", f"--images={data_dir}/train", f"--out={out}"
     )
-    with open(out / "predictions.csv") as file:
-        rows = [line.split(",") for line in file.read().splitlines()[1:]]
+    with open(out / "predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
     ringed = 0
     for row in rows:
-        path, gradable = row[0], row[7] == "1"
+        path, gradable = row["image"], row["gradable"] == "1"
         original = load_rgb(path)
         image, fov = crop_to_field_of_view(original, SIZE)
         probability = student.predict(image.numpy()[np.newaxis], verbose=0)[0, ..., 0]

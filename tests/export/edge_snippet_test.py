@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from drscreen.data.fundus import crop_to_field_of_view
 from drscreen.data.image_io import load_rgb
-from tests.export.conftest import INPUT_SIZE
+from tests.fixture_model import INPUT_SIZE
 
 ROOT = Path(__file__).resolve().parents[2]
 MARKER = "<!-- edge snippet: run by tests/export/edge_snippet_test.py -->"
@@ -48,6 +48,7 @@ def _run_snippet(tflite_file: Path, photograph: Path) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(score|grade|quality) (-?[0-9.]+)", result.stdout)}
 
 
+@pytest.mark.xdist_group("shared_export")
 def test_the_readme_snippet_scores_a_photograph_as_the_saved_model_does(
     exported, photographs, tmp_path
 ):

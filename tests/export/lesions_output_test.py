@@ -24,8 +24,8 @@ from drscreen.export.signatures import ScreeningFunctions, SignatureConfig
 from drscreen.models.runs import RunDirectory
 from drscreen.models.segmentation import segmentation_net
 from drscreen.serving.client import GrpcClient
-from tests.export.conftest import INPUT_SIZE
 from tests.export.served import drscreen_serve
+from tests.fixture_model import INPUT_SIZE
 from tests.students import scaled_student
 
 FLOAT_VARIANTS = ("float32", "float16", "int8_weights", "dynamic_int8")
@@ -133,6 +133,7 @@ def test_descriptions_say_the_lesions_are_the_students_probability(student_expor
         assert lesions["agreement_with_float32"] == tflite.VARIANT_LESIONS_AGREEMENT[variant]
 
 
+@pytest.mark.xdist_group("shared_export")
 def test_without_a_student_the_lesions_are_the_heatmap(exported, photographs):
     """An export with no lesion student returns its heatmap as ``lesions`` in every format."""
     _, images, _ = photographs

@@ -77,6 +77,13 @@ def test_the_card_of_a_synthetic_run(synthetic_run):
     assert training["fingerprint"] == splits.fingerprint
     assert card["model_details"]["architecture"] == "small"
     assert card["model_details"]["training"]["epochs"] == 7
+    assert card["model_details"]["lesions"] == "the heatmap (no lesion student was trained)"
+    (run.lesions_file).write_bytes(b"")
+    try:
+        with_student = model_card(str(run.path))["model_details"]["lesions"]
+    finally:
+        run.lesions_file.unlink()
+    assert with_student.startswith("the lesion student's per-pixel lesion probability")
     evaluation = card["evaluation"]
     assert evaluation["test_referable_dr_auc"] == {
         "value": 0.83, "ci": [0.61, 0.97], "ci_level": 0.95, "bootstrap_unit": "patient"
@@ -108,6 +115,7 @@ def test_a_model_file_alone_says_its_data_is_unknown(tmp_path):
     assert card["training_data"] == {"source": "unknown"}
 
 
+@pytest.mark.xdist_group("shared_export")
 def test_the_fixture_export_carries_an_unknown_data_card(exported):
     """An export of a model without its run: the card says its training data is unknown, in
     the version directory, beside the .tflite and .onnx files, in drscreen_export.json and in

@@ -19,8 +19,7 @@ from drscreen.data.fundus import field_of_view_mask
 from drscreen.export import ExportConfig, SignatureConfig, export, read_description, tflite
 from drscreen.heatmaps.backprop import forward
 from drscreen.models import build
-
-from .conftest import INPUT_SIZE
+from tests.fixture_model import INPUT_SIZE
 
 METHODS = (pytest.param("sensitivity", marks=pytest.mark.slow), "gradcam")
 """Grad-CAM (the evidence map as the exported heatmap) in the default run; the sensitivity

@@ -12,7 +12,7 @@ is checked on whole chains in `export_test.py`; the zoo models run their own bat
 
 import contextlib
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import keras
 import numpy as np
@@ -38,6 +38,11 @@ class LayerCase:
     output_shape: tuple[int, ...]
     params: int
     input_shape: tuple[int, ...] = (16, 16, 3)
+    mixed_l2: Mapping[str, float] | None = None
+    """For a composite whose float16/bfloat16 rounding can flip a ReLU sign or a pooling
+    choice inside it (rerouting that pixel's gradient): per policy, the largest relative L2
+    distance of each image's mixed backward from float32's, instead of `MIXED_POLICIES`'
+    element-wise bound (another image's backward must be at least 3 times further)."""
 
     def __str__(self) -> str:
         return self.name
@@ -164,7 +169,17 @@ def check_mixed_precision(case: LayerCase, policy: str) -> None:
         keras.config.set_dtype_policy(previous)
     assert grad.shape == (2, *case.input_shape)
     assert_close(mixed_output, output, rtol)
-    assert_close(grad, expected, rtol)
+    if case.mixed_l2 is None:
+        assert_close(grad, expected, rtol)
+        return
+    grad, expected = np.asarray(grad, "float64"), np.asarray(expected, "float64")
+    distances = [
+        np.linalg.norm(grad[i] - expected[i]) / np.linalg.norm(expected[i]) for i in (0, 1)
+    ]
+    swapped = [
+        np.linalg.norm(grad[i] - expected[1 - i]) / np.linalg.norm(expected[1 - i]) for i in (0, 1)
+    ]
+    assert max(distances) <= case.mixed_l2[policy] <= min(swapped) / 3, (distances, swapped)
 
 
 def check_backward_matches_tape(case: LayerCase, alone: bool, training: bool = False) -> None:

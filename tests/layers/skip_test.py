@@ -44,6 +44,10 @@ def _unet_level() -> layers.SkipConcat:
     )
 
 
+MIXED_L2 = {"mixed_float16": 0.15, "mixed_bfloat16": 0.3}
+"""Measured: float16 0.0005-0.10, bfloat16 0.005-0.10 (a LeakyReLU sign or a
+pooling choice flipped by rounding inside the skip); another image's backward 1.35-1.45 away."""
+
 # Parameters by hand: conv 3·3·3·4 + 4 = 112; nested: 112 + (3·3·4·5 + 5 = 185) + (9·4 + 4 =
 # 40) = 337.
 CASES = [
@@ -54,8 +58,9 @@ CASES = [
         lambda: layers.SkipConcat([layers.Conv2D(4, 3), layers.LeakyReLU(0.1)]),
         (16, 16, 7),
         112,
+        mixed_l2=MIXED_L2,
     ),
-    LayerCase("skip_concat_nested", _unet_level, (16, 16, 7), 337),
+    LayerCase("skip_concat_nested", _unet_level, (16, 16, 7), 337, mixed_l2=MIXED_L2),
 ]
 
 

@@ -7,6 +7,8 @@ import threading
 import grpc
 import pytest
 
+from drscreen.models import model_card
+from drscreen.serving import model_store
 from drscreen.serving.errors import ServingError
 from drscreen.serving.model_store import ModelStore, VersionStatus, list_versions
 
@@ -133,3 +135,25 @@ def test_empty_base_path_has_no_available_version(tmp_path):
     with pytest.raises(ServingError, match="no available version") as raised:
         store.get(None)
     assert raised.value.code == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_versions_model_card_is_read_and_a_truncated_one_fails_the_load(exports, tmp_path):
+    """The card a version carries is served with it (the file name is the exporter's); a card
+    cut short fails that version by name and version 1 stays served."""
+    assert model_store.MODEL_CARD_FILE == model_card.MODEL_CARD_FILE
+    base = str(tmp_path)
+    _add(exports, base, 1)
+    with open(os.path.join(base, "1", model_store.MODEL_CARD_FILE), "w") as file:
+        file.write('{"warning": "not for clinical use"}')
+    store = ModelStore("drscreen", base, poll_wait_seconds=0, max_num_load_retries=0)
+    store.start()
+    assert store.get(None).model_card == {"warning": "not for clinical use"}
+    _add(exports, base, 2)
+    with open(os.path.join(base, "2", model_store.MODEL_CARD_FILE), "w") as file:
+        file.write('{"warning": "not for cli')
+    store.poll_once()
+    assert store.get(None).version == 1
+    (status,) = store.statuses(2)
+    assert status.state == "END"
+    assert "model_card.json: not a readable JSON model card" in status.error
+    store.stop()

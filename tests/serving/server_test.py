@@ -21,6 +21,7 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
+from google.protobuf import wrappers_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -30,6 +31,7 @@ from tensorflow_serving.apis import (
 from bench.server_load import run_load
 from drscreen.serving.client import GrpcClient, RestClient
 from drscreen.serving.errors import ServingError
+from drscreen.serving.model_store import MODEL_CARD_FILE
 from tests.serving.served_process import REPO, copy_version, start_served
 
 MAX_REQUEST_BYTES = 256 * 1024
@@ -52,10 +54,16 @@ def _http(request: urllib.request.Request) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
+MODEL_CARD = {"model_details": {"architecture": "fake"}, "warning": "not for clinical use"}
+"""Written as version 1's model_card.json, as `drscreen export` does."""
+
+
 @pytest.fixture(scope="module")
 def server(exports, tmp_path_factory):
     base = str(tmp_path_factory.mktemp("base"))
     copy_version(exports, 1, base, 1)
+    with open(os.path.join(base, "1", MODEL_CARD_FILE), "w", encoding="utf-8") as file:
+        json.dump(MODEL_CARD, file)
     batching_file = os.path.join(base, "..", "batching.txt")
     with open(batching_file, "w") as file:
         file.write("max_batch_size { value: 8 }\nbatch_timeout_micros { value: 20000 }\n")
@@ -181,6 +189,29 @@ def test_metadata_describes_the_signatures(server):
     assert response.metadata["signature_def"].Unpack(signature_map)
     assert signature_map.signature_def["predict_float"].inputs["images"].dtype == tf.float32
     assert response.model_spec.version.value == 1
+
+
+def test_metadata_carries_the_versions_model_card(server):
+    """REST metadata and the gRPC ``model_card`` field return the card on disk; both clients
+    read it; an unknown field is refused by name."""
+    status, body = _get(f"{server.url}/drscreen/metadata")
+    assert status == 200 and body["metadata"]["model_card"] == MODEL_CARD
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["model_card"])
+    request.model_spec.name = "drscreen"
+    response = server.predictions.GetModelMetadata(request, timeout=30)
+    card = wrappers_pb2.StringValue()
+    assert response.metadata["model_card"].Unpack(card)
+    assert json.loads(card.value) == MODEL_CARD
+    assert "signature_def" not in response.metadata
+    assert RestClient(server.rest_base, "drscreen").model_card() == MODEL_CARD
+    with GrpcClient(server.target, "drscreen") as grpc_client:
+        assert grpc_client.model_card() == MODEL_CARD
+    request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=["weights"])
+    request.model_spec.name = "drscreen"
+    with pytest.raises(grpc.RpcError) as raised:
+        server.predictions.GetModelMetadata(request, timeout=30)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "weights" in raised.value.details()
 
 
 def test_status_reports_the_available_version(server):

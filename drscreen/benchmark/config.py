@@ -60,7 +60,8 @@ class BenchmarkConfig:
         The reference tuning's first width (its width step doubles it) and the epochs after
         which each configuration of its search is measured; the chosen one then trains
         through doublings of the last until its validation curve flattens
-        (`drscreen.benchmark.tuning`).
+        (`drscreen.benchmark.tuning`), at most ``reference_max_epochs`` (a curve still rising
+        there makes the reference a lower bound).
     references:
         Train and measure the references (the tuning study runs once, on the first seed):
         ``--noreferences`` for a recipe group run beside a full run into the same folder.
@@ -106,6 +107,9 @@ class BenchmarkConfig:
     reference_checkpoints: tuple[int, ...] = _field(
         (10, 20, 40), "Epochs after which the reference search measures a configuration."
     )
+    reference_max_epochs: int = _field(
+        320, "Longest training of the reference's length phase (doublings of the last checkpoint)."
+    )
     references: bool = _field(True, "Train and measure the pixel-supervised references.")
     student: bool = _field(True, "Train and measure the lesion student.")
     batch_size: int = _field(32, "Evaluation batch.")
@@ -147,6 +151,11 @@ class BenchmarkConfig:
             and checkpoints[0] >= 1
             and list(checkpoints) == sorted(set(checkpoints)),
             f"--reference_checkpoints={checkpoints} must be increasing epochs >= 1",
+        )
+        check(
+            self.reference_max_epochs >= checkpoints[-1],
+            f"--reference_max_epochs={self.reference_max_epochs} must be >= the last "
+            f"--reference_checkpoints ({checkpoints[-1]})",
         )
         check(self.batch_size >= 1, f"--batch_size={self.batch_size} must be >= 1")
 

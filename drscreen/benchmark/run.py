@@ -344,11 +344,20 @@ def reference_config(
             folder / "reference_tuning",
             start=tuning.start_config(config.reference_width),
             checkpoints=config.reference_checkpoints,
+            max_epochs=config.reference_max_epochs,
             log=_log,
         )
         _saved_model(folder / REFERENCE / "model.keras", lambda: model)
         write_json(path, result.to_dict())
     chosen = json.loads(path.read_text())
+    made_with = (chosen.get("checkpoints"), chosen.get("max_epochs"))
+    asked = (list(config.reference_checkpoints), config.reference_max_epochs)
+    if made_with != asked:
+        raise ValueError(
+            f"{path} was tuned with checkpoints {made_with[0]} and at most {made_with[1]} "
+            f"epochs, not the --reference_checkpoints {asked[0]} and --reference_max_epochs "
+            f"{asked[1]} asked for: remove it (and seed*/reference_tuning/) to tune again"
+        )
     return tuning.config_from_dict(chosen["chosen"]["config"]), tuple(chosen["blocks"])
 
 

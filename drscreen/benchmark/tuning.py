@@ -122,6 +122,8 @@ class TuningResult:
             "chosen": self.chosen.to_dict(),
             "flattened": self.flattened,
             "blocks": list(schedule(self.checkpoints, self.chosen.config.epochs)),
+            "checkpoints": list(self.checkpoints),
+            "max_epochs": self.max_epochs,
         }
 
 
@@ -153,10 +155,13 @@ def _trial(
     return Trial(chosen, curve, best_froc), best_weights
 
 
-def _cached_trial(folder: Path, config: reference.ReferenceConfig, run_trial) -> Trial:
-    """A search trial read back from ``folder`` when a killed study measured it, else run and
-    written there."""
-    path = folder / f"{config.label.replace(' ', '_')}.json"
+def _cached_trial(
+    folder: Path, config: reference.ReferenceConfig, run_trial, checkpoints: tuple[int, ...]
+) -> Trial:
+    """A search trial read back from ``folder`` when a killed study measured it at the same
+    ``checkpoints`` (they name the file), else run and written there."""
+    measured_at = "-".join(str(epochs) for epochs in checkpoints)
+    path = folder / f"{config.label.replace(' ', '_')}_at_{measured_at}.json"
     if path.is_file():
         return Trial.from_dict(json.loads(path.read_text()))
     trial, _ = run_trial(config)
@@ -186,11 +191,11 @@ def tune_reference(
     def run_trial(config, blocks=checkpoints):
         return _trial(train, validation_source, config, runner_config, sigmas, seed, blocks, log)
 
-    best = _cached_trial(folder, start, run_trial)
+    best = _cached_trial(folder, start, run_trial, checkpoints)
     trials = [best]
     for setting, value in steps(start):
         trial = _cached_trial(
-            folder, dataclasses.replace(best.config, **{setting: value}), run_trial
+            folder, dataclasses.replace(best.config, **{setting: value}), run_trial, checkpoints
         )
         trials.append(trial)
         if trial.froc > best.froc + MIN_GAIN:

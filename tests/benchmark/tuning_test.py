@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from drscreen.benchmark import reference, tuning
+from drscreen.benchmark import reference, run, tuning
+from drscreen.benchmark.config import BenchmarkConfig
 from drscreen.data.readers import read_dataset
 from drscreen.data.synthetic import SynthConfig, write_dataset
 from drscreen.evaluation.runner import RunnerConfig
@@ -76,3 +77,26 @@ def test_search_keeps_only_changes_that_help_and_resumes_from_its_cache(splits, 
     tuning.tune_reference(train, validation, config, (0.0,), 0, tmp_path / "trials", **kwargs)
     measured = {line.split(",")[0] for line in lines}
     assert measured == {f"reference {chosen.config.label}"}  # only the length phase trains
+    assert (written["checkpoints"], written["max_epochs"]) == ([1, 2], 4)
+    lines.clear()
+    other = kwargs | {"checkpoints": (1,), "max_epochs": 2}
+    tuning.tune_reference(train, validation, config, (0.0,), 0, tmp_path / "trials", **other)
+    assert len(list((tmp_path / "trials").glob("*.json"))) == 10  # measured again at (1,)
+
+
+def test_a_tuning_made_with_other_checkpoints_is_refused_by_name(tmp_path):
+    """``reference_tuning.json`` from another --reference_checkpoints or
+    --reference_max_epochs is not used for this run's references: the message names both."""
+    (tmp_path / "reference_tuning.json").write_text(
+        json.dumps({"checkpoints": [10, 20, 40], "max_epochs": 320, "chosen": {}, "blocks": []})
+    )
+    config = BenchmarkConfig(
+        out=str(tmp_path), reference_checkpoints=(10, 20), reference_max_epochs=80
+    )
+    with pytest.raises(ValueError, match=r"\[10, 20, 40\].*320.*\[10, 20\].*80"):
+        run.reference_config(config, sources={})
+
+
+def test_reference_max_epochs_below_the_last_checkpoint_is_refused():
+    with pytest.raises(ValueError, match="--reference_max_epochs=20 must be >= the last"):
+        BenchmarkConfig(out="x", reference_checkpoints=(10, 40), reference_max_epochs=20)

@@ -68,6 +68,9 @@ class BenchmarkConfig:
     student:
         Train the lesion student of the first recipe (`drscreen.training.student`) per seed,
         its teacher the first recipe's method with the best validation grade separation.
+    student_positive_quantile:
+        The student's lesion level (`drscreen.training.config.StudentConfig`): the smoke run
+        lowers it, its 1-epoch teacher separating nothing at 0.99.
     batch_size:
         Evaluation batch.
     """
@@ -112,6 +115,9 @@ class BenchmarkConfig:
     )
     references: bool = _field(True, "Train and measure the pixel-supervised references.")
     student: bool = _field(True, "Train and measure the lesion student.")
+    student_positive_quantile: float = _field(
+        0.99, "The student's lesion level: this quantile of grade-0 images' teacher maxima."
+    )
     batch_size: int = _field(32, "Evaluation batch.")
 
     def __post_init__(self):
@@ -156,6 +162,11 @@ class BenchmarkConfig:
             self.reference_max_epochs >= checkpoints[-1],
             f"--reference_max_epochs={self.reference_max_epochs} must be >= the last "
             f"--reference_checkpoints ({checkpoints[-1]})",
+        )
+        check(
+            0.5 <= self.student_positive_quantile <= 1.0,
+            f"--student_positive_quantile={self.student_positive_quantile} must be in [0.5, 1] "
+            "(the background level is the median)",
         )
         check(self.batch_size >= 1, f"--batch_size={self.batch_size} must be >= 1")
 

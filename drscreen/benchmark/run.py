@@ -471,12 +471,13 @@ def student_teacher(measured: dict, config: BenchmarkConfig) -> str:
 def student_config(
     config: BenchmarkConfig, recipe: TrainConfig, method: str, sigma: float
 ) -> StudentConfig:
-    """The student of the plain recipe, with the benchmark's teacher and σ."""
+    """The student of the plain recipe, with the benchmark's teacher, σ and lesion level."""
     return dataclasses.replace(
         recipe.student,
         student_enabled=True,
         student_teacher_method=method,
         student_sigma=float(sigma),
+        student_positive_quantile=config.student_positive_quantile,
         student_epochs=config.epochs or recipe.student.student_epochs,
     )
 

@@ -35,6 +35,7 @@ def test_smoke_benchmark_fills_every_table_and_resumes(tmp_path):
         "benchmark_plain · sensitivity",
         "benchmark_plain · gradcam",
         "benchmark_evidence · sensitivity",
+        "benchmark_unet_evidence · sensitivity",
         "benchmark_heatmap_aware_sparsity · sensitivity",
         "pixel-supervised reference (tuned)",
         "few-shot reference (validation masks only)",

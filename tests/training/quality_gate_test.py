@@ -62,13 +62,17 @@ def test_config_refuses_half_a_data_pair():
 
 @pytest.mark.slow
 def test_shipped_gate_is_reproduced_by_its_command(tmp_path):
-    """Rerunning the recorded fit (~7 min on 2 shared cores) writes the same gate."""
+    """Rerunning the recorded fit (~7 min on 2 shared cores) writes the same gate: the same
+    photographs, the same decisions (AUC and share caught equal), its numbers to 1e-3. Library
+    versions within setup.cfg's ranges move the features in their sixth digit (refit with
+    keras 3.15.1 / TensorFlow 2.21.0 on 2026-12-08: weights 1.8e-4 and threshold 6e-6 from
+    the shipped ones, every figure equal), so an exact match would test the versions."""
     out = tmp_path / "quality.json"
     fit_and_save(GateFitConfig(out=str(out), workers=2))
     refit = json.loads(out.read_text())
     for key in ("means", "scales", "weights"):
-        np.testing.assert_allclose(refit[key], SHIPPED[key], rtol=1e-5, atol=1e-6)
-    assert refit["threshold"] == pytest.approx(SHIPPED["threshold"], abs=1e-6)
+        np.testing.assert_allclose(refit[key], SHIPPED[key], rtol=1e-3, atol=1e-6)
+    assert refit["threshold"] == pytest.approx(SHIPPED["threshold"], abs=1e-4)
     assert refit["fitted_on"] == SHIPPED["fitted_on"]
     for split in ("fit", "validation"):
         for key in ("images", "ungradable"):

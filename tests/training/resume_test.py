@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 
 from drscreen.training import run as run_module
@@ -85,10 +86,16 @@ def test_interrupted_after_epoch_2_and_resumed_equals_the_uninterrupted_run(tmp_
     for name, (first, second) in files.items():
         assert _without_timings(first) == _without_timings(second), name
     history = [
-        (tmp_path / run_dir / "stages" / "0-64px" / "history.csv").read_text()
+        np.genfromtxt(tmp_path / run_dir / "stages" / "0-64px" / "history.csv", delimiter=",",
+                      names=True)
         for run_dir in ("whole", "resumed")
-    ]
-    assert history[0] == history[1]  # every epoch's losses, the resumed epoch 3 included
+    ]  # fmt: skip
+    # every epoch's losses, the resumed epoch 3 included: a logged loss once differed in its
+    # last float32 digit (4.1334982 vs 4.1334977: the order of a threaded sum) while the
+    # models and metrics stayed equal; a wrong data stream moves them in the 2nd digit
+    assert history[0].dtype.names == history[1].dtype.names
+    for column in history[0].dtype.names:
+        np.testing.assert_allclose(history[1][column], history[0][column], rtol=1e-6)
     card = json.loads((tmp_path / "whole" / "model_card.json").read_text())
     assert card["warning"] == "trained on synthetic photographs — not for clinical use"
     held_out = card["evaluation"]["test_referable_dr_auc"]

@@ -1,16 +1,33 @@
 """`drscreen serve` started on an export base for a test, stopped after it."""
 
 import contextlib
+import json
 import os
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.export.serve_test import REPO, _available, _free_port
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _available(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return json.loads(response.read())["model_version_status"][0]["state"] == "AVAILABLE"
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -100,3 +100,8 @@ def test_a_tuning_made_with_other_checkpoints_is_refused_by_name(tmp_path):
 def test_reference_max_epochs_below_the_last_checkpoint_is_refused():
     with pytest.raises(ValueError, match="--reference_max_epochs=20 must be >= the last"):
         BenchmarkConfig(out="x", reference_checkpoints=(10, 40), reference_max_epochs=20)
+
+
+def test_a_student_lesion_level_below_the_background_level_is_refused():
+    with pytest.raises(ValueError, match=r"--student_positive_quantile=0.3 must be in \[0.5, 1\]"):
+        BenchmarkConfig(out="x", student_positive_quantile=0.3)
